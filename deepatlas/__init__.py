@@ -1,0 +1,44 @@
+"""deepatlas: the classic deep-learning map, runnable and measured.
+
+Public API (imported lazily, so ``deepatlas --help`` does not pay for torch)::
+
+    from deepatlas import create_model, list_models, load, load_dataset
+    model = create_model("mlp", hidden_sizes=(128,)).fit(X, y)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": "deepatlas.registry",
+    "list_models": "deepatlas.registry",
+    "register_model": "deepatlas.registry",
+    "load_dataset": "deepatlas.data",
+    "list_datasets": "deepatlas.data",
+    "load": "deepatlas.runs",
+    "save_model": "deepatlas.runs",
+    "Perceptron": "deepatlas.models.perceptron",
+    "MLPClassifier": "deepatlas.models.mlp",
+    "MLPRegressor": "deepatlas.models.mlp",
+    "CNNClassifier": "deepatlas.models.cnn",
+    "CNNRegressor": "deepatlas.models.cnn",
+    "DeepAtlasError": "deepatlas.errors",
+    "InputError": "deepatlas.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'deepatlas' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

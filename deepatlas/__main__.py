@@ -1,0 +1,5 @@
+import sys
+
+from deepatlas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,269 @@
+"""Loaders for the user's own data: CSV, ``.npz``, MNIST IDX files and folders of images.
+
+Every problem is reported as one line that names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from deepatlas.data import Dataset, split
+from deepatlas.errors import InputError
+
+_EXTENSIONS = (".csv", ".npz", ".gz", ".idx", "-ubyte", ".txt", ".tsv")
+_IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def looks_like_path(spec: str) -> bool:
+    return os.path.exists(spec) or "/" in spec or os.sep in spec or spec.lower().endswith(_EXTENSIONS)
+
+
+def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Dataset:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"Data file {path!r} does not exist.")
+    if p.is_dir():
+        X, y, classes = read_image_folder(p)
+        return _make(p, X, y, "classification", seed, feature_names=None, target_name=None)
+    if not os.access(p, os.R_OK):
+        raise InputError(f"Data file {path!r} cannot be read (permission denied).")
+    if p.stat().st_size == 0:
+        raise InputError(f"Data file {path!r} is empty.")
+    name = p.name.lower()
+    if name.endswith(".csv") or name.endswith(".tsv") or name.endswith(".txt") and text is None:
+        features, X, labels, target_name = read_csv(p, target=target)
+        y, inferred = infer_task(labels, task)
+        return _make(p, X, y, inferred, seed, feature_names=features, target_name=target_name)
+    if name.endswith(".npz"):
+        X, labels = read_npz(p)
+        y, inferred = infer_task(labels, task)
+        return _make(p, X, y, inferred, seed)
+    if "idx3" in name or "images" in name and ("ubyte" in name or name.endswith(".idx")):
+        X, y = read_idx_pair(p)
+        return _make(p, X, y, "classification", seed)
+    raise InputError(
+        f"Data file {path!r} has an unsupported format; expected .csv, .npz, MNIST IDX files or a folder of images."
+    )
+
+
+def _make(p, X, y, task, seed, feature_names=None, target_name=None) -> Dataset:
+    if len(X) < 10:
+        raise InputError(
+            f"Data file {str(p)!r} has {len(X)} rows; at least 10 are needed to split train, validation and test."
+        )
+    parts = split(X, y, seed=seed, stratify=task == "classification")
+    return Dataset(
+        str(p), task, *parts, description=f"user data from {p}", feature_names=feature_names, target_name=target_name
+    )
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_csv(path: Path, target: str | None = None, require_target: bool = True):
+    """Read a CSV with a header row. Returns ``(feature_names, X, labels, target_name)``; labels
+    stay strings until :func:`infer_task` decides what they are."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            sample = f.read(4096)
+            f.seek(0)
+            delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
+            rows = [r for r in csv.reader(f, delimiter=delimiter) if any(c.strip() for c in r)]
+    except UnicodeDecodeError:
+        raise InputError(f"Data file {str(path)!r} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise InputError(f"Data file {str(path)!r} cannot be read: {exc.strerror}.") from None
+    if not rows:
+        raise InputError(f"Data file {str(path)!r} is empty.")
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    if not body:
+        raise InputError(f"Data file {str(path)!r} has a header but no data rows.")
+    if all(_number(h) is not None for h in header):
+        raise InputError(f"Data file {str(path)!r} has no header row; the first row must name the columns.")
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise InputError(
+                f"Data file {str(path)!r}: row {i} has {len(row)} fields, but the header has {len(header)}."
+            )
+    if require_target:
+        if target is None:
+            t = len(header) - 1
+        elif target in header:
+            t = header.index(target)
+        else:
+            raise InputError(f"Data file {str(path)!r} has no column {target!r}; its columns are: {', '.join(header)}.")
+        if len(header) < 2:
+            raise InputError(f"Data file {str(path)!r} has only one column; it needs features and a target.")
+    else:
+        t = header.index(target) if target in header else None
+    features = [h for j, h in enumerate(header) if j != t]
+    cols = [j for j in range(len(header)) if j != t]
+    X = np.empty((len(body), len(cols)), dtype=np.float32)
+    for i, row in enumerate(body):
+        for k, j in enumerate(cols):
+            cell = row[j].strip()
+            value = _number(cell)
+            if value is None:
+                if cell == "" or cell.lower() in ("na", "nan", "null", "none"):
+                    raise InputError(
+                        f"Data file {str(path)!r}: column {header[j]!r} has a missing value in row {i + 2}."
+                    )
+                raise InputError(
+                    f"Data file {str(path)!r}: feature column {header[j]!r} is not numeric (row {i + 2} has {cell!r})."
+                )
+            if not math.isfinite(value):
+                raise InputError(
+                    f"Data file {str(path)!r}: column {header[j]!r} has a non-finite value ({cell}) in row {i + 2}."
+                )
+            X[i, k] = value
+    labels = None
+    if t is not None:
+        labels = np.array([row[t].strip() for row in body], dtype=object)
+        blank = np.flatnonzero(labels == "")
+        if len(blank):
+            raise InputError(f"Data file {str(path)!r}: target column {header[t]!r} is empty in row {blank[0] + 2}.")
+    return features, X, labels, (header[t] if t is not None else None)
+
+
+def infer_task(labels: np.ndarray, task: str | None = None) -> tuple[np.ndarray, str]:
+    """Numbers with few distinct integer values are classes, other numbers a regression target,
+    text labels classes. ``task`` overrides the guess."""
+    labels = np.asarray(labels)
+    if labels.dtype == object:
+        numbers = [_number(str(v)) for v in labels]
+        numeric = all(v is not None for v in numbers)
+        values = np.array(numbers, dtype=np.float64) if numeric else labels.astype(str)
+    else:
+        numeric = np.issubdtype(labels.dtype, np.number)
+        values = labels if numeric else labels.astype(str)
+    if numeric:
+        values = np.asarray(values, dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise InputError("The target contains NaN or infinite values.")
+        integral = np.all(values == np.round(values))
+        guess = "classification" if integral and len(np.unique(values)) <= 20 else "regression"
+    else:
+        guess = "classification"
+    task = task or guess
+    if task == "classification":
+        return (values.astype(np.int64) if numeric and np.all(values == np.round(values)) else values), task
+    if task == "regression":
+        if not numeric:
+            raise InputError("task 'regression' needs a numeric target, but the target column holds text.")
+        return values.astype(np.float32), task
+    raise InputError(f"task must be 'classification' or 'regression'. Got {task!r} instead.")
+
+
+def read_npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.files)
+            if "X" not in keys:
+                raise InputError(f"Data file {str(path)!r} has no array 'X'; it holds: {', '.join(keys) or 'nothing'}.")
+            X = np.asarray(f["X"])
+            y = np.asarray(f["y"]) if "y" in keys else None
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(
+            f"Data file {str(path)!r} is not a valid .npz file (object arrays are refused): {exc}."
+        ) from None
+    except Exception as exc:  # zipfile.BadZipFile, OSError, ...
+        raise InputError(f"Data file {str(path)!r} is not a valid .npz file: {exc}.") from None
+    if y is None:
+        raise InputError(f"Data file {str(path)!r} has no array 'y' (the targets).")
+    if not np.issubdtype(X.dtype, np.number):
+        raise InputError(f"Data file {str(path)!r}: array 'X' must be numeric. Got dtype {X.dtype} instead.")
+    if len(X) != len(y):
+        raise InputError(f"Data file {str(path)!r}: 'X' has {len(X)} rows but 'y' has {len(y)}.")
+    X = X.astype(np.float32)
+    if not np.all(np.isfinite(X)):
+        raise InputError(f"Data file {str(path)!r}: array 'X' contains NaN or infinite values.")
+    return X, y
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one MNIST IDX file (optionally gzipped)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in dtypes:
+                raise InputError(f"Data file {str(path)!r} is not an IDX file (bad magic number).")
+            ndim = head[3]
+            shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
+            data = np.frombuffer(f.read(), dtype=dtypes[head[2]])
+    except (OSError, EOFError, struct.error) as exc:
+        raise InputError(f"Data file {str(path)!r} cannot be read as IDX: {exc}.") from None
+    if data.size != int(np.prod(shape)):
+        raise InputError(
+            f"Data file {str(path)!r} is truncated: expected {int(np.prod(shape))} values, found {data.size}."
+        )
+    return data.reshape(shape)
+
+
+def read_idx_pair(images_path: Path):
+    name = images_path.name
+    label_name = name.replace("images", "labels").replace("idx3", "idx1")
+    labels_path = images_path.with_name(label_name)
+    if label_name == name or not labels_path.exists():
+        raise InputError(f"Data file {str(images_path)!r}: the label file {label_name!r} was not found beside it.")
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3:
+        raise InputError(
+            f"Data file {str(images_path)!r} must hold images of shape (n, rows, cols). Got {images.shape} instead."
+        )
+    if len(images) != len(labels):
+        raise InputError(f"IDX files disagree: {len(images)} images but {len(labels)} labels.")
+    X = images.astype(np.float32)[:, None] / (255.0 if images.dtype == np.uint8 else 1.0)
+    return X, labels.astype(np.int64)
+
+
+def read_image_folder(root: Path):
+    """A folder with one sub-folder per class, each holding images of one common size."""
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise InputError(
+            f"Data folder {str(root)!r} has no class sub-folders; put each class's images in its own sub-folder."
+        )
+    images, labels, size, mode = [], [], None, None
+    files = [(c, f) for c in classes for f in sorted((root / c).iterdir()) if f.suffix.lower() in _IMAGE_EXTENSIONS]
+    if not files:
+        raise InputError(f"Data folder {str(root)!r} contains no images ({', '.join(sorted(_IMAGE_EXTENSIONS))}).")
+    try:
+        modes = {Image.open(f).mode for _, f in files[:50]}
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"Data folder {str(root)!r}: an image cannot be read: {exc}.") from None
+    mode = "L" if modes <= {"L", "1", "I", "I;16", "F"} else "RGB"
+    for label, f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert(mode)
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(f"Image {str(f)!r} cannot be read: {exc}.") from None
+        if size is None:
+            size = arr.shape
+        elif arr.shape != size:
+            raise InputError(
+                f"Image {str(f)!r} is {arr.shape[1]}x{arr.shape[0]}, but earlier images are {size[1]}x{size[0]}; resize them to one size."
+            )
+        images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+        labels.append(label)
+    return np.stack(images), np.array(labels), classes

@@ -1,0 +1,400 @@
+"""Shallow bases that own fitting for the gradient-trained supervised models.
+
+A family leaf is a dataclass that declares its hyperparameters and overrides
+:meth:`TorchEstimator._build_module`; fitting, validation, standardisation, seeding, the device,
+the training loop, saving and loading live here once.
+
+The estimators are dataclasses so that one declaration gives scikit-learn an explicit
+``__init__`` signature (``get_params``, ``clone``, ``GridSearchCV`` work), gives the CLI its
+parameter list, and gives ``config.json`` its content.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from torch import nn
+from torch.nn import functional as F
+
+from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
+from deepatlas.device import make_generator, resolve_device, seeded
+from deepatlas.errors import InputError
+from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, make_optimizer
+from deepatlas.training.callbacks import restore_checkpoint
+
+
+def check_features(X, owner: str, *, allow_nd: bool = True) -> np.ndarray:
+    """Numeric, finite, at least 2-D float32 array; one-line errors that name ``X``."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise InputError(f"{owner} does not accept sparse input X; convert it with X.toarray().")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:
+        raise InputError(f"X could not be read as an array: {exc}.") from None
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise InputError(
+                "X must hold numbers: argument must be a string or a number convertible to float."
+            ) from None
+    if np.iscomplexobj(arr):
+        raise InputError("Complex data not supported: X must be real-valued.")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(f"X must hold numbers. Got dtype {arr.dtype} instead.")
+    if arr.ndim < 2:
+        raise InputError(
+            f"Expected a 2-D array X of shape (n_samples, n_features). Got a {arr.ndim}-D array instead; "
+            "reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample."
+        )
+    if arr.ndim > 2 and not allow_nd:
+        raise InputError(f"{owner} expects a 2-D X. Got an array of shape {arr.shape} instead.")
+    if arr.shape[0] == 0:
+        raise InputError(f"X has 0 samples (shape {arr.shape}); at least 1 is required.")
+    if arr.shape[1] == 0:
+        raise InputError(f"X has 0 features (shape {arr.shape}); at least 1 is required.")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise InputError("X contains NaN or inf values; remove or impute them before fitting or predicting.")
+    return arr
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class TorchEstimator(BaseEstimator):
+    """Common hyperparameters and the fit machinery of every gradient-trained estimator."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    early_stopping: bool = True
+    patience: int = 10
+    validation_fraction: float = 0.1
+    standardize: bool = True
+    seed: int | None = 0
+    device: str = "auto"
+    verbose: bool = False
+
+    _parameter_constraints: ClassVar[dict] = {
+        "epochs": Interval(int, 1, None),
+        "batch_size": Interval(int, 1, None),
+        "lr": Interval(float, 0, None, "neither"),
+        "optimizer": Options(("adam", "adamw", "sgd")),
+        "weight_decay": Interval(float, 0, None),
+        "early_stopping": Boolean(),
+        "patience": Interval(int, 1, None),
+        "validation_fraction": Interval(float, 0, 1, "neither"),
+        "standardize": Boolean(),
+        "seed": SEED,
+        "device": Options(("auto", "cpu", "cuda", "mps")),
+        "verbose": Boolean(),
+    }
+    _task: ClassVar[str] = "classification"
+    _monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
+    _val_metrics: ClassVar[dict] = {}
+
+    # ---- hooks a family overrides -------------------------------------------------------------
+    def _build_module(self, sample_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _encode_targets(self, y) -> tuple[np.ndarray, int]:
+        """Validate ``y`` and turn it into training targets; returns (targets, n_outputs)."""
+        raise NotImplementedError
+
+    # ---- fitting ----------------------------------------------------------------------------
+    def fit(self, X, y, *, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False):
+        """Train on ``(X, y)``.
+
+        Parameters
+        ----------
+        validation_data : optional ``(X_val, y_val)``; otherwise, with ``early_stopping``, a
+            stratified ``validation_fraction`` of ``X`` is held out.
+        callbacks : extra :class:`~deepatlas.training.Callback` objects (e.g. tuner pruning).
+        checkpoint_dir : write a checkpoint there after every epoch.
+        resume : continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        """
+        validate_params(self)
+        name = type(self).__name__
+        X = check_features(X, name)
+        y = self._check_y(y, len(X))
+        targets, n_outputs = self._encode_targets(y)
+        X_val = y_val = None
+        if validation_data is not None:
+            X_val = check_features(validation_data[0], name)
+            y_val = self._encode_more(self._check_y(validation_data[1], len(X_val)))
+        elif self.early_stopping and len(X) >= 20:
+            X, targets, X_val, y_val = self._holdout(X, targets)
+
+        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        self.n_features_in_ = int(np.prod(self.input_shape_))
+        flat = X.reshape(len(X), -1)
+        if self.standardize:
+            self.mean_ = flat.mean(axis=0).astype(np.float32)
+            scale = flat.std(axis=0)
+            self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+        else:
+            self.mean_ = np.zeros(self.n_features_in_, np.float32)
+            self.scale_ = np.ones(self.n_features_in_, np.float32)
+        self.n_outputs_ = n_outputs
+
+        device = resolve_device(self.device)
+        self.device_ = device
+        # Everything random from here on (initial weights, dropout masks, batch order) is drawn
+        # under the seed, without touching the caller's global RNG.
+        with seeded(self.seed):
+            self._fit_tensors(X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume)
+        return self
+
+    def _fit_tensors(self, X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume) -> None:
+        name = type(self).__name__
+        module = self._build_module(self.input_shape_, n_outputs).to(device)
+        self.module_ = module
+        to_t = self._to_tensor
+        Xt, yt = to_t(self._standardized(X), device), self._target_tensor(targets, device)
+        Xv = (
+            to_t(self._standardized(X_val.reshape(len(X_val), *self.input_shape_)), device)
+            if X_val is not None
+            else None
+        )
+        yv = self._target_tensor(y_val, device) if y_val is not None else None
+
+        opt = make_optimizer(self.optimizer, module.parameters(), self.lr, self.weight_decay)
+        cbs = list(callbacks)
+        early = None
+        if self.early_stopping and Xv is not None:
+            early = EarlyStopping(self.patience, *self._monitor)
+            cbs.append(early)
+        if checkpoint_dir is not None:
+            cbs.append(Checkpoint(checkpoint_dir))
+        cbs.append(ProgressBar(name, enabled=None if self.verbose else False))
+        gen = make_generator(self.seed, "cpu")
+        loop = self._make_loop(module, opt, gen, cbs)
+        if resume and checkpoint_dir is not None:
+            restore_checkpoint(checkpoint_dir, loop)
+        start = time.perf_counter()
+        self.history_ = loop.run(Xt, yt, Xv, yv)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.n_epochs_ = len(self.history_)
+        self.best_epoch_ = getattr(loop, "best_epoch", self.n_epochs_)
+        module.eval()
+
+    def _make_loop(self, module, optimizer, generator, callbacks) -> TrainingLoop:
+        return TrainingLoop(
+            module,
+            self._loss,
+            optimizer,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            generator=generator,
+            callbacks=callbacks,
+            lr_for_messages=self.lr,
+            val_metrics=self._val_metrics,
+        )
+
+    def _holdout(self, X, targets):
+        from sklearn.model_selection import train_test_split
+
+        strat = None
+        if self._task == "classification":
+            _, counts = np.unique(targets, return_counts=True)
+            n_val = int(round(self.validation_fraction * len(X)))
+            if counts.min() >= 2 and n_val >= len(counts):
+                strat = targets
+        tr, va = train_test_split(
+            np.arange(len(X)), test_size=self.validation_fraction, random_state=self.seed, stratify=strat
+        )
+        return X[tr], targets[tr], X[va], targets[va]
+
+    def _check_y(self, y, n: int) -> np.ndarray:
+        if y is None:
+            raise InputError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1 and self._task == "classification":
+            y = y.ravel()
+        if len(y) != n:
+            raise InputError(f"X and y have inconsistent numbers of samples: X has {n}, y has {len(y)}.")
+        return y
+
+    def _encode_more(self, y):
+        return self._encode_targets(y)[0]
+
+    # ---- inference ----------------------------------------------------------------------------
+    @staticmethod
+    def _to_tensor(X: np.ndarray, device) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
+            )
+
+    def _check_input(self, X) -> np.ndarray:
+        self._check_fitted()
+        X = check_features(X, type(self).__name__)
+        n_features = int(np.prod(X.shape[1:]))
+        if n_features != self.n_features_in_:
+            raise InputError(
+                f"X has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X.reshape((len(X), *self.input_shape_))
+
+    def _standardized(self, X: np.ndarray) -> np.ndarray:
+        flat = X.reshape(len(X), -1)
+        return ((flat - self.mean_) / self.scale_).reshape(X.shape).astype(np.float32)
+
+    @torch.no_grad()
+    def _forward(self, X, batch_size: int = 4096) -> np.ndarray:
+        """Raw network outputs for ``X`` (validated, standardised), batched, as NumPy."""
+        X = self._standardized(self._check_input(X))
+        self.module_.eval()
+        device = next(self.module_.parameters()).device
+        outs = [self.module_(self._to_tensor(X[i : i + batch_size], device)) for i in range(0, len(X), batch_size)]
+        return torch.cat(outs).float().cpu().numpy()
+
+    def _target_tensor(self, targets: np.ndarray, device) -> torch.Tensor:
+        return torch.as_tensor(targets, device=device)
+
+    # ---- persistence --------------------------------------------------------------------------
+    def _fitted_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors (weights, preprocessing) and JSON metadata that rebuild this fitted model."""
+        self._check_fitted()
+        tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
+        tensors["mean_"] = torch.from_numpy(self.mean_)
+        tensors["scale_"] = torch.from_numpy(self.scale_)
+        meta = {"input_shape_": list(self.input_shape_), "n_outputs_": self.n_outputs_, "n_epochs_": self.n_epochs_}
+        return tensors, meta
+
+    def _restore_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.input_shape_ = tuple(meta["input_shape_"])
+        self.n_features_in_ = int(np.prod(self.input_shape_))
+        self.n_outputs_ = int(meta["n_outputs_"])
+        self.n_epochs_ = meta.get("n_epochs_")
+        self.mean_ = tensors["mean_"].numpy()
+        self.scale_ = tensors["scale_"].numpy()
+        device = resolve_device(self.device)
+        self.device_ = device
+        with seeded(self.seed):
+            self.module_ = self._build_module(self.input_shape_, self.n_outputs_)
+        self.module_.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
+        self.module_.to(device).eval()
+
+
+def _correct(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Number of correct arg-max predictions in a batch (the loop divides by the total)."""
+    return (output.argmax(dim=1) == target).sum()
+
+
+class SupervisedClassifier(ClassifierMixin, TorchEstimator):
+    """Softmax classifier over any labels (ints, strings); ``classes_`` keeps them in order."""
+
+    _task: ClassVar[str] = "classification"
+    # Validation loss starts rising (over-confidence) while accuracy still improves; stopping on
+    # accuracy keeps the better model.
+    _monitor: ClassVar[tuple[str, str]] = ("val_accuracy", "max")
+    _val_metrics: ClassVar[dict] = {"val_accuracy": _correct}
+
+    def _encode_targets(self, y):
+        if y.ndim != 1:
+            raise InputError(f"y must be 1-D class labels for {type(self).__name__}. Got shape {y.shape} instead.")
+        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+            raise InputError("y contains NaN or inf values.")
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise InputError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class ({classes[0]!r}).")
+        self.classes_ = classes
+        return np.searchsorted(classes, y).astype(np.int64), len(classes)
+
+    def _encode_more(self, y):
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise InputError(f"validation labels {list(unknown)[:5]} do not occur in the training labels.")
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _loss(self, output, target):
+        return F.cross_entropy(output, target)
+
+    def _target_tensor(self, targets, device):
+        return torch.as_tensor(targets, dtype=torch.long, device=device)
+
+    def decision_function(self, X) -> np.ndarray:
+        logits = self._forward(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    def predict_proba(self, X) -> np.ndarray:
+        logits = torch.from_numpy(self._forward(X))
+        return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        return torch.log_softmax(torch.from_numpy(self._forward(X)), dim=1).numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self._forward(X).argmax(axis=1)]
+
+    def _fitted_state(self):
+        tensors, meta = super()._fitted_state()
+        meta["classes_"] = self.classes_.tolist()
+        return tensors, meta
+
+    def _restore_state(self, tensors, meta):
+        super()._restore_state(tensors, meta)
+        self.classes_ = np.array(meta["classes_"])
+
+
+class SupervisedRegressor(RegressorMixin, TorchEstimator):
+    """Mean-squared-error regression; targets are standardised for training and mapped back."""
+
+    _task: ClassVar[str] = "regression"
+
+    def _encode_targets(self, y):
+        y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.number):
+            raise InputError(f"y must be numeric for {type(self).__name__}. Got dtype {y.dtype} instead.")
+        y = y.astype(np.float32)
+        if not np.isfinite(y).all():
+            raise InputError("y contains NaN or inf values.")
+        self.y_ndim_ = y.ndim
+        Y = y.reshape(len(y), -1)
+        self.y_mean_ = Y.mean(axis=0).astype(np.float32)
+        std = Y.std(axis=0)
+        self.y_scale_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        return (Y - self.y_mean_) / self.y_scale_, Y.shape[1]
+
+    def _encode_more(self, y):
+        Y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+        return (Y - self.y_mean_) / self.y_scale_
+
+    def _loss(self, output, target):
+        return F.mse_loss(output, target)
+
+    def _target_tensor(self, targets, device):
+        return torch.as_tensor(np.asarray(targets, dtype=np.float32), device=device)
+
+    def predict(self, X) -> np.ndarray:
+        Y = self._forward(X) * self.y_scale_ + self.y_mean_
+        return Y.ravel().astype(np.float64) if self.y_ndim_ == 1 else Y.astype(np.float64)
+
+    def _fitted_state(self):
+        tensors, meta = super()._fitted_state()
+        tensors["y_mean_"] = torch.from_numpy(self.y_mean_)
+        tensors["y_scale_"] = torch.from_numpy(self.y_scale_)
+        meta["y_ndim_"] = self.y_ndim_
+        return tensors, meta
+
+    def _restore_state(self, tensors, meta):
+        super()._restore_state(tensors, meta)
+        self.y_mean_ = tensors["y_mean_"].numpy()
+        self.y_scale_ = tensors["y_scale_"].numpy()
+        self.y_ndim_ = int(meta["y_ndim_"])

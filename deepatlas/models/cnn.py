@@ -1,0 +1,104 @@
+"""Convolutional networks for 1-D signals and 2-D images, with global pooling at the end.
+
+Blocks of ``Conv -> BatchNorm -> ReLU -> MaxPool(2)`` learn local filters shared across
+positions (LeCun et al., 1998); a global average pool makes the head independent of the input
+size, so one trained network takes signals or images of any length or size (Lin et al., 2014,
+"Network in Network"). Batch norm: Ioffe & Szegedy (2015).
+
+Input shapes: ``(n, L)`` is read as one-channel signals, ``(n, C, L)`` as C-channel signals,
+``(n, C, H, W)`` as images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from torch import nn
+
+from deepatlas._validation import Interval, TupleOf
+from deepatlas.errors import InputError
+from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor, check_features
+from deepatlas.registry import register_model
+
+
+def conv_stack(sample_shape, channels, kernel_size: int, n_out: int, dropout: float) -> nn.Sequential:
+    """(B, C, *spatial) -> (B, n_out). A 1-D sample shape ``(L,)`` gets a channel axis first."""
+    spatial = len(sample_shape) - 1 if len(sample_shape) > 1 else 1
+    conv, norm, pool, gpool = (
+        (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d)
+        if spatial == 1
+        else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
+    )
+    layers: list[nn.Module] = []
+    if len(sample_shape) == 1:
+        layers.append(nn.Unflatten(1, (1, sample_shape[0])))  # (B, L) -> (B, 1, L)
+    c_in = 1 if len(sample_shape) == 1 else sample_shape[0]
+    for c in channels:
+        layers += [conv(c_in, c, kernel_size, padding=kernel_size // 2), norm(c), nn.ReLU(), pool(2, ceil_mode=True)]
+        c_in = c
+    layers += [gpool(1), nn.Flatten()]  # (B, C, *) -> (B, C): any input size works
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(c_in, n_out))
+    return nn.Sequential(*layers)
+
+
+class _CNNMixin:
+    _parameter_constraints: ClassVar[dict] = {
+        "channels": TupleOf(),
+        "kernel_size": Interval(int, 1, None),
+        "dropout": Interval(float, 0, 1, "left"),
+    }
+
+    def _build_module(self, sample_shape, n_outputs):
+        if len(sample_shape) > 3:
+            raise InputError(
+                f"{type(self).__name__} takes (n, L), (n, C, L) or (n, C, H, W) inputs. Got sample shape {sample_shape} instead."
+            )
+        channels = (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
+        return conv_stack(sample_shape, channels, self.kernel_size, n_outputs, self.dropout)
+
+    def _check_input(self, X):
+        """2-D tables must match the training width; signals and images may be any size, since
+        global pooling makes the network size-independent (only channels must match)."""
+        self._check_fitted()
+        arr = check_features(X, type(self).__name__)
+        if arr.ndim == len(self.input_shape_) + 1 and arr.ndim >= 3:
+            if arr.shape[1] != self.input_shape_[0]:
+                raise InputError(
+                    f"X has {arr.shape[1]} channels, but {type(self).__name__} was trained on {self.input_shape_[0]}."
+                )
+            return arr
+        return super()._check_input(arr)
+
+    def _standardized(self, X):
+        if tuple(X.shape[1:]) == tuple(self.input_shape_):
+            return super()._standardized(X)
+        # Another size: per-position statistics do not apply; use their overall mean and scale.
+        return ((X - float(np.mean(self.mean_))) / float(np.mean(self.scale_))).astype(np.float32)
+
+
+@register_model("cnn", task="classification", description="convolutional network (1-D or 2-D, global pooling)")
+@dataclass(eq=False, repr=False, kw_only=True)
+class CNNClassifier(_CNNMixin, SupervisedClassifier):
+    """Convolutional classifier for signals ``(n, L)``/``(n, C, L)`` and images ``(n, C, H, W)``."""
+
+    channels: tuple = (32, 64, 128)
+    kernel_size: int = 3
+    dropout: float = 0.0
+    epochs: int = 60
+    batch_size: int = 64
+
+
+@register_model("cnn", task="regression")
+@dataclass(eq=False, repr=False, kw_only=True)
+class CNNRegressor(_CNNMixin, SupervisedRegressor):
+    """Convolutional regressor (same network, mean squared error)."""
+
+    channels: tuple = (32, 64, 128)
+    kernel_size: int = 3
+    dropout: float = 0.0
+    epochs: int = 60
+    batch_size: int = 64

@@ -1,0 +1,80 @@
+"""Multilayer perceptron: stacked affine layers with a non-linearity between them.
+
+References: Rumelhart, Hinton & Williams (1986), "Learning representations by back-propagating
+errors"; Glorot & Bengio (2010) and He et al. (2015) for the initialisations torch uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from deepatlas._validation import Interval, Options, TupleOf
+from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor
+from deepatlas.registry import register_model
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU}
+
+
+def mlp_stack(n_in: int, hidden_sizes, n_out: int, activation: str = "relu", dropout: float = 0.0) -> nn.Sequential:
+    """``Flatten -> [Linear -> act -> Dropout] * len(hidden_sizes) -> Linear``; (B, *) -> (B, n_out)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = n_in
+    for h in hidden_sizes:
+        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class _MLPMixin:
+    _parameter_constraints: ClassVar[dict] = {
+        "hidden_sizes": TupleOf(),
+        "activation": Options(tuple(ACTIVATIONS)),
+        "dropout": Interval(float, 0, 1, "left"),
+    }
+
+    def _build_module(self, sample_shape, n_outputs):
+        n_in = 1
+        for s in sample_shape:
+            n_in *= s
+        hidden = (self.hidden_sizes,) if isinstance(self.hidden_sizes, int) else tuple(self.hidden_sizes)
+        return mlp_stack(n_in, hidden, n_outputs, self.activation, self.dropout)
+
+
+@register_model("mlp", task="classification", description="multilayer perceptron (dense layers, softmax output)")
+@dataclass(eq=False, repr=False, kw_only=True)
+class MLPClassifier(_MLPMixin, SupervisedClassifier):
+    """Multilayer perceptron classifier.
+
+    Any input shape is flattened, so images work as they are.
+
+    >>> from deepatlas.data import load_dataset
+    >>> ds = load_dataset("digits")
+    >>> MLPClassifier(hidden_sizes=(100,)).fit(ds.X_train, ds.y_train).score(ds.X_test, ds.y_test) > 0.9
+    True
+    """
+
+    hidden_sizes: tuple = (256, 256)
+    activation: str = "relu"
+    dropout: float = 0.3
+    epochs: int = 200
+    batch_size: int = 64
+    patience: int = 20
+
+
+@register_model("mlp", task="regression")
+@dataclass(eq=False, repr=False, kw_only=True)
+class MLPRegressor(_MLPMixin, SupervisedRegressor):
+    """Multilayer perceptron regressor (mean squared error on standardised targets)."""
+
+    hidden_sizes: tuple = (256, 256)
+    activation: str = "relu"
+    dropout: float = 0.3
+    epochs: int = 200
+    batch_size: int = 64
+    patience: int = 20

@@ -1,0 +1,151 @@
+"""The shared training loop.
+
+Data that fits in memory stays as two tensors on the device; each epoch permutes them once and
+slices mini-batches (no per-sample DataLoader, no collation). The step does exactly what a
+hand-written torch loop does — forward, loss, ``zero_grad``, ``backward``, ``step`` — and keeps
+the batch loss on the device, so no step waits for a ``.item()``. Everything else (validation,
+early stopping, progress, checkpoints, tuner pruning) happens once per epoch in callbacks.
+
+Families with other steps (GANs: two players, two optimisers) subclass :class:`TrainingLoop` and
+override :meth:`TrainingLoop.train_step`, returning a dict of named losses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from deepatlas.errors import InputError, TrainingDiverged
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (fused kernel where available), AdamW or SGD with Nesterov momentum 0.9."""
+    params = list(params)
+    fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {}
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    raise InputError(f"The 'optimizer' parameter must be one of 'adam', 'adamw', 'sgd'. Got {name!r} instead.")
+
+
+class TrainingLoop:
+    """Train ``module`` on in-memory tensors.
+
+    Parameters
+    ----------
+    module : the network; ``module(xb)`` gives what ``loss_fn`` expects.
+    loss_fn : ``loss_fn(output, yb) -> scalar tensor``.
+    optimizer : a torch optimiser over ``module``'s parameters.
+    epochs, batch_size : the budget.
+    generator : the torch generator that orders the batches (seeded by the estimator).
+    callbacks : objects with ``on_train_begin/on_epoch_end/on_train_end`` hooks.
+    lr_for_messages : the learning rate, named in the divergence message.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        *,
+        epochs: int,
+        batch_size: int,
+        generator: torch.Generator,
+        callbacks: Sequence = (),
+        lr_for_messages: float | None = None,
+        val_metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
+    ) -> None:
+        self.module = module
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.generator = generator
+        self.callbacks = list(callbacks)
+        self.lr_for_messages = lr_for_messages
+        self.val_metrics = val_metrics or {}
+        self.history: list[dict[str, float]] = []
+        self.start_epoch = 0
+        self.stop_training = False
+
+    # -- one step ---------------------------------------------------------------------------
+    def train_step(self, xb: torch.Tensor, yb: torch.Tensor):
+        """One optimiser step on one batch; returns the batch loss (a detached tensor) or a dict
+        of them. Override for models with several players or optimisers."""
+        loss = self.loss_fn(self.module(xb), yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> dict[str, float]:
+        """Mean loss (``val_loss``) and the ``val_metrics`` over ``(X, y)`` in evaluation mode;
+        each metric returns a per-batch sum."""
+        was_training = self.module.training
+        self.module.eval()
+        sums = {"val_loss": torch.zeros((), device=X.device)}
+        sums.update({k: torch.zeros((), device=X.device) for k in self.val_metrics})
+        for i in range(0, len(X), batch_size):
+            xb, yb = X[i : i + batch_size], y[i : i + batch_size]
+            out = self.module(xb)
+            sums["val_loss"] += self.loss_fn(out, yb) * len(xb)
+            for k, fn in self.val_metrics.items():
+                sums[k] += fn(out, yb)
+        self.module.train(was_training)
+        return {k: float(v) / max(len(X), 1) for k, v in sums.items()}
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(
+        self, X: torch.Tensor, y: torch.Tensor, X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None
+    ):
+        self.X_val, self.y_val = X_val, y_val
+        n = len(X)
+        bs = min(self.batch_size, n)
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        try:
+            for epoch in range(self.start_epoch, self.epochs):
+                self.module.train()
+                perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
+                if perm.device != X.device:
+                    perm = perm.to(X.device)
+                Xp, yp = X[perm], y[perm]
+                sums: dict[str, torch.Tensor] = {}
+                for i in range(0, n, bs):
+                    out = self.train_step(Xp[i : i + bs], yp[i : i + bs])
+                    weight = min(bs, n - i)
+                    if isinstance(out, dict):
+                        for k, v in out.items():
+                            sums[k] = sums[k] + v * weight if k in sums else v * weight
+                    else:
+                        sums["loss"] = sums["loss"] + out * weight if "loss" in sums else out * weight
+                logs = {k: float(v) / n for k, v in sums.items()}
+                self._check_finite(epoch, logs)
+                if X_val is not None and y_val is not None and len(X_val):
+                    logs.update(self.evaluate(X_val, y_val))
+                logs["epoch"] = epoch + 1
+                self.history.append(logs)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        return self.history
+
+    def _check_finite(self, epoch: int, logs: dict[str, float]) -> None:
+        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+        if bad:
+            lr = f" (lr={self.lr_for_messages:g} now)" if self.lr_for_messages else ""
+            raise TrainingDiverged(
+                f"Training diverged: the {bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}. "
+                f"Try a lower learning rate{lr}."
+            )
