@@ -1,0 +1,31 @@
+"""Shared test helpers: run the CLI in a subprocess, small seeded datasets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_threads():
+    # Two cores on CI: keep torch from oversubscribing when pytest-xdist runs workers.
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    yield
+
+
+def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m deepatlas ARGS`` and capture text output."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", "deepatlas", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
