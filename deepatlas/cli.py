@@ -121,7 +121,7 @@ def cmd_train(args) -> int:
         raise InputError("--resume needs --out DIR: the run directory whose checkpoint to continue.")
     if (out / "metrics.json").exists() and not args.resume:
         raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
-    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
+    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed, text=args.text)
     model = build_model(args.model, ds.task, params)
     if not args.quiet and hasattr(model, "verbose"):
         model.set_params(verbose=True)
