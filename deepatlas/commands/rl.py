@@ -1,0 +1,200 @@
+"""``deepatlas rl train|evaluate|record``: train an agent on a Gymnasium environment, score it, film it.
+
+    deepatlas rl train dqn --env CartPole-v1 --preset zoo --seed 1 --out runs/dqn-cartpole
+    deepatlas rl evaluate runs/dqn-cartpole --episodes 20
+    deepatlas rl record runs/dqn-cartpole --out cartpole.gif
+
+A run directory has the layout of ``deepatlas train``'s: ``config.json`` and ``model.safetensors``
+(``deepatlas.load(RUN)`` gives the agent back), ``history.json`` (one record per training
+episode), ``updates.json`` (one per update), ``plots/returns.png`` and, written last,
+``metrics.json`` with ``mean_reward`` over the evaluation episodes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from deepatlas.errors import InputError
+
+DEFAULT_STEPS = 50_000
+
+
+def _positive(flag: str, value) -> None:
+    if value is not None and value <= 0:
+        raise InputError(f"{flag} must be a positive int. Got {value} instead.")
+
+
+def _agent_class(name: str):
+    from deepatlas.registry import get_entry, model_entries
+
+    entry = get_entry(name)
+    if "rl" not in entry.classes:
+        agents = ", ".join(e.name for e in model_entries() if "rl" in e.classes) or "none"
+        raise InputError(f"Model {name!r} is not a reinforcement-learning agent; agents: {agents}.")
+    return entry.classes["rl"]
+
+
+def plot_returns(history: list[dict], path, title: str, eval_mean: float | None = None):
+    """Each training episode's return against the step it ended at, with a moving mean of 20."""
+    import numpy as np
+
+    from deepatlas.plotting import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(6, 3.6))
+    if history:
+        steps = np.array([h["step"] for h in history])
+        returns = np.array([h["return"] for h in history])
+        ax.plot(steps, returns, ".", markersize=2, alpha=0.35, color="tab:blue", label="episode return")
+        k = min(20, len(returns))
+        smooth = np.convolve(returns, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, color="tab:blue", label=f"mean of last {k}")
+    if eval_mean is not None:
+        ax.axhline(eval_mean, linestyle="--", color="tab:green", label=f"evaluation {eval_mean:.1f}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return save_figure(fig, path)
+
+
+def cmd_train(args) -> int:
+    from deepatlas import __version__
+    from deepatlas.cli import _params_from_set
+    from deepatlas.registry import create_model
+    from deepatlas.rl.base import env_id_of, make_env
+    from deepatlas.runs import save_model, write_json
+
+    _positive("--steps", args.steps)
+    _positive("--eval-episodes", args.eval_episodes)
+    if args.seed < 0:
+        raise InputError(f"--seed must be a non-negative int. Got {args.seed} instead.")
+    cls = _agent_class(args.algo)
+    make_env(args.env).close()  # an unknown id fails here, before anything is written
+    params, steps = {}, DEFAULT_STEPS
+    if args.preset == "zoo":
+        params, steps = cls.zoo_params(args.env)
+    params.update(_params_from_set(args.set))
+    params["seed"] = args.seed
+    if args.steps is not None:
+        steps = args.steps
+    out = Path(args.out) if args.out else Path("runs") / f"{args.algo}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "metrics.json").exists():
+        raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
+    agent = create_model(args.algo, "rl", env=args.env, **params)
+    if not args.quiet:
+        agent.set_params(verbose=True)
+    agent.learn(steps)
+    agent.set_params(verbose=False)
+    evaluation = agent.evaluate(args.eval_episodes)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").unlink(missing_ok=True)
+    save_model(
+        agent,
+        out,
+        extra_config={
+            "env": env_id_of(agent.env),
+            "seed": args.seed,
+            "total_timesteps": steps,
+            "preset": args.preset,
+            "package_version": __version__,
+        },
+    )
+    write_json(out / "history.json", agent.history_)
+    write_json(out / "updates.json", agent.train_history_)
+    title = f"{type(agent).__name__} on {args.env} (seed {args.seed})"
+    plot_returns(agent.history_, out / "plots" / "returns.png", title, evaluation["mean_reward"])
+    last = [h["return"] for h in agent.history_[-20:]]
+    metrics = {
+        "mean_reward": evaluation["mean_reward"],
+        "std_reward": evaluation["std_reward"],
+        "n_eval_episodes": args.eval_episodes,
+        "eval_returns": evaluation["episode_returns"],
+        "train_episodes": len(agent.history_),
+        "last_train_returns_mean": sum(last) / len(last) if last else None,
+        "total_timesteps": agent.num_timesteps_,
+        "fit_seconds": agent.fit_seconds_,
+    }
+    write_json(out / "metrics.json", metrics)
+    if args.quiet:
+        print(out)
+    else:
+        print(
+            f"{args.algo} on {args.env}: mean_reward {evaluation['mean_reward']:.1f} ± {evaluation['std_reward']:.1f} "
+            f"over {args.eval_episodes} episodes after {agent.num_timesteps_} steps "
+            f"(fit {agent.fit_seconds_:.1f} s) -> {out}"
+        )
+    return 0
+
+
+def _load_agent(run: str):
+    from deepatlas.rl.base import Agent
+    from deepatlas.runs import load
+
+    agent = load(run)
+    if not isinstance(agent, Agent):
+        raise InputError(f"Run {run!r} holds a {type(agent).__name__}, not a reinforcement-learning agent.")
+    return agent
+
+
+def cmd_evaluate(args) -> int:
+    _positive("--episodes", args.episodes)
+    agent = _load_agent(args.run)
+    result = agent.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    print(
+        f"{agent.env}: mean_reward {result['mean_reward']:.2f} ± {result['std_reward']:.2f} "
+        f"over {args.episodes} episodes"
+    )
+    return 0
+
+
+def cmd_record(args) -> int:
+    _positive("--episodes", args.episodes)
+    _positive("--every", args.every)
+    agent = _load_agent(args.run)
+    out = Path(args.out) if args.out else Path(args.run) / "episode.gif"
+    if out.suffix.lower() != ".gif":
+        raise InputError(f"--out must name a .gif file. Got {str(out)!r} instead.")
+    result = agent.record(out, n_episodes=args.episodes, seed=args.seed, every=args.every)
+    returns = ", ".join(f"{r:.1f}" for r in result["returns"])
+    print(f"wrote {out} ({result['frames']} frames; episode return {returns})")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("rl", help="reinforcement learning on Gymnasium: train, evaluate, record")
+    rl = p.add_subparsers(dest="rl_command", metavar="ACTION", parser_class=type(p))
+    rl.required = True
+
+    t = rl.add_parser("train", help="train an agent (dqn, reinforce, a2c, ppo) into a run directory")
+    t.add_argument("algo", help="agent name: dqn, reinforce, a2c, ppo")
+    t.add_argument("--env", default="CartPole-v1", help="Gymnasium environment id (default CartPole-v1)")
+    t.add_argument("--steps", type=int, help=f"environment steps (default: the preset's, else {DEFAULT_STEPS:,})")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set any agent parameter (a Python/JSON literal); repeatable",
+    )
+    t.add_argument("--preset", choices=("zoo",), help="start from the rl-baselines3-zoo hyperparameters for --env")
+    t.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes after training (default 20)")
+    t.add_argument("--out", metavar="DIR", help="run directory (default runs/<algo>-<env>-<time>)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar; print only the run directory")
+    t.set_defaults(func=cmd_train)
+
+    e = rl.add_parser("evaluate", help="mean return of a trained agent over fresh episodes")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
+    e.add_argument("--seed", type=int, default=None, help="seed of the first episode (default: agent seed + 10000)")
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = rl.add_parser("record", help="write an animated GIF of the trained agent playing")
+    r.add_argument("run", help="run directory")
+    r.add_argument("--out", metavar="FILE", help="GIF to write (default RUN/episode.gif)")
+    r.add_argument("--episodes", type=int, default=1, help="episodes to film (default 1)")
+    r.add_argument("--every", type=int, default=2, help="keep every N-th frame (default 2)")
+    r.add_argument("--seed", type=int, default=None, help="seed of the first episode")
+    r.set_defaults(func=cmd_record)

@@ -1,0 +1,580 @@
+"""What every agent shares: Gymnasium glue, the ``learn`` loop, evaluation, saving and recording.
+
+An agent is a dataclass over scikit-learn's ``BaseEstimator`` (``get_params``/``clone`` work and
+``config.json`` stores the parameters), built as ``Agent(env, **params)``. :meth:`Agent.learn`
+owns the interaction with a ``gymnasium.vector`` environment; an algorithm overrides four hooks:
+
+* ``_build(device)``: its networks and optimiser, from ``self.obs_shape_`` and the action space;
+* ``_act(obs) -> (actions, extra)``: the actions to play now (exploration included);
+* ``_observe(obs, actions, rewards, next_obs, terminated, truncated, extra)``: store a transition;
+* ``_maybe_train(next_obs) -> dict | None``: update when its schedule says so; return the logs.
+
+Truncation (a time limit) is not termination: the transition keeps the true final observation
+(``autoreset_mode=SAME_STEP`` hands it over in ``info["final_obs"]``), so value targets bootstrap
+through a time limit instead of treating it as the end of the world (Pardo et al., 2018, "Time
+Limits in Reinforcement Learning").
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from deepatlas._validation import SEED, Boolean, Constraint, Options, TupleOf, validate_params
+from deepatlas.device import make_generator, resolve_device, seeded
+from deepatlas.errors import InputError, InputTypeError
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+# ---- environments ------------------------------------------------------------------------------
+class EnvSpec(Constraint):
+    """A registered Gymnasium id (a string) or a ``gymnasium.Env`` instance."""
+
+    description = "a Gymnasium environment id (str) or a gymnasium.Env"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return True
+        import gymnasium as gym
+
+        return isinstance(value, gym.Env)
+
+
+def env_id_of(env) -> str:
+    """The id under which ``env`` (a string or an Env with a spec) can be built again."""
+    if isinstance(env, str):
+        return env
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+def make_env(env, *, render_mode: str | None = None):
+    """Build one environment from an id, with a one-line error that lists close ids."""
+    import gymnasium as gym
+
+    if not isinstance(env, str):
+        if render_mode is None:
+            return env
+        env = env_id_of(env)
+    if env not in gym.envs.registry:
+        import difflib
+
+        close = difflib.get_close_matches(env, list(gym.envs.registry), n=3, cutoff=0.5)
+        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        raise InputError(f"Unknown Gymnasium environment {env!r}.{hint}")
+    try:
+        return gym.make(env, render_mode=render_mode) if render_mode else gym.make(env)
+    except gym.error.DependencyNotInstalled as exc:
+        raise InputError(f"Environment {env!r} needs a package that is not installed: {exc}") from None
+
+
+def make_vec_env(env, n_envs: int):
+    """``n_envs`` copies in a ``gymnasium.vector.SyncVectorEnv`` that resets finished copies in the
+    same step (the final observation is in ``info["final_obs"]``)."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    first = make_env(env)
+    fns = [lambda: first] + [lambda: make_env(env_id_of(env))] * (n_envs - 1)
+    return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def describe_space(space) -> str:
+    return repr(space)
+
+
+# ---- networks ------------------------------------------------------------------------------------
+def mlp(n_in: int, hidden_sizes, n_out: int, activation: str = "relu") -> nn.Sequential:
+    """``[Linear -> act] * len(hidden_sizes) -> Linear``; (B, n_in) -> (B, n_out)."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden_sizes:
+        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+        width = h
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+# ---- buffers -------------------------------------------------------------------------------------
+class ReplayBuffer:
+    """A circular store of transitions in NumPy arrays (off-policy agents).
+
+    Rows go in one vector step at a time; :meth:`sample` draws ``n`` batches at once and moves them
+    to the device in one copy, since the buffer does not change during a training phase.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, action_dtype=np.int64, action_dim: int = 1) -> None:
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        shape = (capacity,) if action_dtype == np.int64 else (capacity, action_dim)
+        self.actions = np.zeros(shape, action_dtype)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.dones = np.zeros(capacity, np.float32)  # 1 only where the episode truly terminated
+        self.pos = 0
+        self.full = False
+
+    def __len__(self) -> int:
+        return self.capacity if self.full else self.pos
+
+    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+        n = len(obs)
+        idx = (self.pos + np.arange(n)) % self.capacity
+        self.obs[idx] = obs
+        self.next_obs[idx] = next_obs
+        self.actions[idx] = actions
+        self.rewards[idx] = rewards
+        self.dones[idx] = terminated
+        self.pos = (self.pos + n) % self.capacity
+        self.full = self.full or self.pos < n
+
+    def sample(self, n_batches: int, batch_size: int, rng: np.random.Generator, device) -> tuple:
+        """``n_batches`` uniform batches as tensors of shape (n_batches, batch_size, ...)."""
+        idx = rng.integers(0, len(self), size=(n_batches, batch_size))
+
+        def t(a):
+            return torch.from_numpy(a[idx]).to(device, non_blocking=True)
+
+        return t(self.obs), t(self.actions), t(self.rewards), t(self.next_obs), t(self.dones)
+
+
+class RolloutBuffer:
+    """``n_steps`` vector steps of on-policy experience, then returns and advantages by GAE.
+
+    Generalised advantage estimation (Schulman et al., 2016, "High-Dimensional Continuous Control
+    Using Generalized Advantage Estimation"): ``A_t = sum_k (gamma*lam)^k delta_{t+k}`` with
+    ``delta_t = r_t + gamma V(s_{t+1}) (1 - done_t) - V(s_t)``; ``lam = 1`` is the Monte Carlo
+    return minus the baseline, ``lam = 0`` the one-step TD error.
+    """
+
+    def __init__(self, n_steps: int, n_envs: int, obs_dim: int, action_shape: tuple, action_dtype) -> None:
+        self.n_steps, self.n_envs = n_steps, n_envs
+        self.obs = np.zeros((n_steps, n_envs, obs_dim), np.float32)
+        self.actions = np.zeros((n_steps, n_envs, *action_shape), action_dtype)
+        self.rewards = np.zeros((n_steps, n_envs), np.float32)
+        self.dones = np.zeros((n_steps, n_envs), np.float32)  # the episode ended after this step
+        self.values = np.zeros((n_steps, n_envs), np.float32)
+        self.log_probs = np.zeros((n_steps, n_envs), np.float32)
+        self.pos = 0
+
+    @property
+    def full(self) -> bool:
+        return self.pos == self.n_steps
+
+    def add(self, obs, actions, rewards, dones, values, log_probs) -> None:
+        p = self.pos
+        self.obs[p], self.actions[p], self.rewards[p] = obs, actions, rewards
+        self.dones[p], self.values[p], self.log_probs[p] = dones, values, log_probs
+        self.pos += 1
+
+    def returns_and_advantages(self, last_values: np.ndarray, gamma: float, lam: float):
+        """(returns, advantages), each (n_steps, n_envs)."""
+        adv = np.zeros_like(self.rewards)
+        gae = np.zeros(self.n_envs, np.float32)
+        next_values = last_values.astype(np.float32)
+        for t in reversed(range(self.n_steps)):
+            not_done = 1.0 - self.dones[t]
+            delta = self.rewards[t] + gamma * next_values * not_done - self.values[t]
+            gae = delta + gamma * lam * not_done * gae
+            adv[t] = gae
+            next_values = self.values[t]
+        self.pos = 0
+        return adv + self.values, adv
+
+
+# ---- the agent base --------------------------------------------------------------------------------
+def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
+    """``start`` -> ``end`` linearly over the first ``fraction`` of training, then ``end``."""
+    if fraction <= 0:
+        return end
+    return start + (end - start) * min(1.0, progress / fraction)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class Agent(BaseEstimator):
+    """Common parameters and the interaction loop of every agent.
+
+    Parameters shared by all agents: ``env`` (a Gymnasium id such as ``"CartPole-v1"``, or an
+    Env), ``gamma`` (discount), ``lr``, ``hidden_sizes``, ``seed``, ``device``, ``verbose``.
+    """
+
+    env: Any = field(default="CartPole-v1", kw_only=False)
+    gamma: float = 0.99
+    lr: float = 1e-3
+    hidden_sizes: tuple = (64, 64)
+    seed: int | None = 0
+    device: str = "auto"
+    verbose: bool = False
+
+    _parameter_constraints: ClassVar[dict] = {
+        "env": EnvSpec(),
+        "hidden_sizes": TupleOf(),
+        "seed": SEED,
+        "device": Options(("auto", "cpu", "cuda", "mps")),
+        "verbose": Boolean(),
+    }
+    _continuous_actions: ClassVar[bool] = False  # whether Box action spaces are supported
+    _task: ClassVar[str] = "rl"
+    _zoo: ClassVar[dict] = {}  # env id -> rl-baselines3-zoo hyperparameters (plus "n_timesteps")
+    n_envs: int = 1
+
+    # ---- hooks an algorithm overrides ----------------------------------------------------------
+    def _build(self, device: torch.device) -> None:
+        raise NotImplementedError
+
+    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def _observe(self, obs, actions, rewards, next_obs, terminated, truncated, extra) -> None:
+        raise NotImplementedError
+
+    def _maybe_train(self, next_obs: np.ndarray) -> dict | None:
+        raise NotImplementedError
+
+    def _networks(self) -> dict[str, nn.Module]:
+        """The modules saved in ``model.safetensors``, by prefix."""
+        raise NotImplementedError
+
+    def _policy_action(self, obs_t: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """(B, obs_dim) -> (B,) discrete actions or (B, act_dim) continuous ones (unclipped)."""
+        raise NotImplementedError
+
+    # ---- spaces ------------------------------------------------------------------------------------
+    def _read_spaces(self, env) -> None:
+        import gymnasium as gym
+
+        name = type(self).__name__
+        obs_space, act_space = env.single_observation_space, env.single_action_space
+        env_id = env_id_of(self.env)
+        if not isinstance(obs_space, gym.spaces.Box):
+            raise InputError(
+                f"{name} needs a Box observation space; environment {env_id!r} has {describe_space(obs_space)}."
+            )
+        self.obs_shape_ = tuple(int(s) for s in obs_space.shape)
+        if isinstance(act_space, gym.spaces.Discrete):
+            self.action_kind_, self.n_actions_, self.action_dim_ = "discrete", int(act_space.n), 1
+            self.action_low_ = self.action_high_ = None
+        elif isinstance(act_space, gym.spaces.Box) and self._continuous_actions and len(act_space.shape) == 1:
+            self.action_kind_, self.n_actions_, self.action_dim_ = "continuous", 0, int(act_space.shape[0])
+            self.action_low_ = np.asarray(act_space.low, np.float32)
+            self.action_high_ = np.asarray(act_space.high, np.float32)
+        else:
+            kinds = "Discrete or 1-D Box" if self._continuous_actions else "Discrete"
+            extra = "" if self._continuous_actions else " Use PPO, A2C or REINFORCE for continuous actions."
+            raise InputError(
+                f"{name} supports {kinds} action spaces; environment {env_id!r} has {describe_space(act_space)}.{extra}"
+            )
+
+    @property
+    def obs_dim_(self) -> int:
+        return int(np.prod(self.obs_shape_))
+
+    def _env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Continuous actions are clipped into the box before they reach the environment."""
+        if self.action_kind_ == "continuous":
+            return np.clip(actions, self.action_low_, self.action_high_)
+        return actions
+
+    # ---- learning ----------------------------------------------------------------------------------
+    def _check_timesteps(self, total_timesteps) -> int:
+        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)):
+            raise InputTypeError(
+                f"total_timesteps must be a positive int. Got {type(total_timesteps).__name__} {total_timesteps!r} instead."
+            )
+        if total_timesteps <= 0:
+            raise InputError(f"total_timesteps must be a positive int. Got {total_timesteps} instead.")
+        return int(total_timesteps)
+
+    def learn(self, total_timesteps: int, *, callback=None) -> Agent:
+        """Interact with the environment for ``total_timesteps`` steps (summed over the copies)
+        and train; returns ``self``. ``callback(agent, logs)`` is called after every episode and
+        every update; it may return ``False`` to stop."""
+        validate_params(self)
+        total = self._check_timesteps(total_timesteps)
+        envs = make_vec_env(self.env, self.n_envs)
+        self._read_spaces(envs)
+        device = resolve_device(self.device)
+        self.device_ = device
+        self.total_timesteps_ = total
+        self.num_timesteps_ = 0
+        self.history_: list[dict] = []  # one record per finished episode
+        self.train_history_: list[dict] = []  # one record per update
+        self._rng = np.random.default_rng(self.seed)
+        bar = self._progress_bar(total)
+        start = time.perf_counter()
+        try:
+            # Everything random (initial weights, exploration, sampled actions, minibatch order)
+            # comes from the seed, without touching the caller's global RNG.
+            with seeded(self.seed):
+                self._gen = make_generator(self.seed, device)
+                self._build(device)
+                self._run(envs, total, bar, callback)
+        finally:
+            envs.close()
+            if bar is not None:
+                bar.close()
+        self.fit_seconds_ = time.perf_counter() - start
+        for m in self._networks().values():
+            m.eval()
+        return self
+
+    def _run(self, envs, total: int, bar, callback) -> None:
+        seed = None if self.seed is None else int(self.seed)
+        obs, _ = envs.reset(seed=seed)
+        n = self.n_envs
+        ep_return = np.zeros(n)
+        ep_length = np.zeros(n, np.int64)
+        recent: list[float] = []
+        t = 0
+        while t < total:
+            actions, extra = self._act(obs)
+            next_obs, rewards, terminated, truncated, info = envs.step(self._env_actions(actions))
+            t += n
+            self.num_timesteps_ = t
+            done = terminated | truncated
+            real_next = next_obs
+            if done.any():
+                real_next = next_obs.copy()
+                for i in np.flatnonzero(done):
+                    real_next[i] = info["final_obs"][i]
+            self._observe(obs, actions, rewards, real_next, terminated, truncated, extra)
+            ep_return += rewards
+            ep_length += 1
+            obs = next_obs
+            stop = False
+            for i in np.flatnonzero(done):
+                rec = {"step": t, "return": float(ep_return[i]), "length": int(ep_length[i])}
+                self.history_.append(rec)
+                recent = (recent + [rec["return"]])[-20:]
+                ep_return[i], ep_length[i] = 0.0, 0
+                if callback is not None and callback(self, rec) is False:
+                    stop = True
+            logs = self._maybe_train(obs)
+            if logs is not None:
+                logs["step"] = t
+                self.train_history_.append(logs)
+                self._check_finite(logs)
+                if callback is not None and callback(self, logs) is False:
+                    stop = True
+            if bar is not None:
+                bar.update(min(n, total - bar.n))
+                if recent:
+                    bar.set_postfix(
+                        {"ep_return": f"{np.mean(recent):.1f}", "episodes": len(self.history_)}, refresh=False
+                    )
+            if stop:
+                break
+
+    def _check_finite(self, logs: dict) -> None:
+        from deepatlas.errors import TrainingDiverged
+
+        bad = [k for k, v in logs.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"Training diverged: the {bad[0]} became {logs[bad[0]]} at step {logs['step']}. "
+                f"Try a lower learning rate (lr={self.lr:g} now)."
+            )
+
+    def _progress_bar(self, total: int):
+        if not (self.verbose and sys.stderr.isatty()):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"{type(self).__name__} {env_id_of(self.env)}", unit="step", leave=False)
+
+    def _progress(self) -> float:
+        """Fraction of the training budget spent, in [0, 1]."""
+        return self.num_timesteps_ / self.total_timesteps_
+
+    # ---- inference ---------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "obs_shape_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not trained yet. Call 'learn' with appropriate arguments first."
+            )
+
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs, np.float32).reshape(len(obs), -1), device=self.device_)
+
+    def predict(self, obs, deterministic: bool = True) -> np.ndarray:
+        """The action for one observation (shape ``obs_shape``) or a batch ``(n, *obs_shape)``.
+
+        Discrete actions come back as ints (shape ``()`` or ``(n,)``), continuous ones clipped into
+        the action box (shape ``(act_dim,)`` or ``(n, act_dim)``).
+        """
+        self._check_fitted()
+        arr = np.asarray(obs, dtype=np.float32)
+        single = arr.shape == self.obs_shape_
+        if not single and arr.shape[1:] != self.obs_shape_:
+            raise InputError(
+                f"obs must have shape {self.obs_shape_} or (n, *{self.obs_shape_}). Got shape {arr.shape} instead."
+            )
+        batch = arr[None] if single else arr
+        with torch.no_grad():
+            actions = self._policy_action(self._obs_tensor(batch), deterministic).cpu().numpy()
+        actions = self._env_actions(actions)
+        return actions[0] if single else actions
+
+    def evaluate(self, n_episodes: int = 20, *, deterministic: bool = True, seed: int | None = None) -> dict:
+        """Play ``n_episodes`` episodes side by side (episode ``i`` seeded with ``seed + i``;
+        default seed: the agent's seed plus 10,000, so they differ from the training episodes).
+
+        Returns ``{"mean_reward", "std_reward", "episode_returns", "episode_lengths"}``.
+        """
+        self._check_fitted()
+        if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes <= 0:
+            raise InputError(f"n_episodes must be a positive int. Got {n_episodes!r} instead.")
+        base = (0 if self.seed is None else int(self.seed)) + 10_000 if seed is None else int(seed)
+        envs = [make_env(env_id_of(self.env)) for _ in range(n_episodes)]
+        obs = np.stack([np.asarray(e.reset(seed=base + i)[0], np.float32) for i, e in enumerate(envs)])
+        returns = np.zeros(n_episodes)
+        lengths = np.zeros(n_episodes, np.int64)
+        active = np.ones(n_episodes, bool)
+        while active.any():
+            idx = np.flatnonzero(active)
+            acts = self.predict(obs[idx], deterministic=deterministic)
+            for j, i in enumerate(idx):
+                o, r, term, trunc, _ = envs[i].step(acts[j].item() if self.action_kind_ == "discrete" else acts[j])
+                obs[i] = o
+                returns[i] += r
+                lengths[i] += 1
+                if term or trunc:
+                    active[i] = False
+        for e in envs:
+            e.close()
+        return {
+            "mean_reward": float(returns.mean()),
+            "std_reward": float(returns.std()),
+            "episode_returns": returns.tolist(),
+            "episode_lengths": lengths.tolist(),
+        }
+
+    def record(self, out, *, n_episodes: int = 1, seed: int | None = None, every: int = 2, width: int = 300) -> dict:
+        """Write an animated GIF of ``n_episodes`` deterministic episodes (frames from
+        ``render_mode="rgb_array"``, every ``every``-th frame, scaled to ``width`` pixels)."""
+        from pathlib import Path
+
+        from PIL import Image
+
+        self._check_fitted()
+        if n_episodes <= 0 or every <= 0:
+            raise InputError(f"n_episodes and every must be positive. Got {n_episodes} and {every} instead.")
+        env = make_env(env_id_of(self.env), render_mode="rgb_array")
+        base = (0 if self.seed is None else int(self.seed)) + 10_000 if seed is None else int(seed)
+        from gymnasium.error import DependencyNotInstalled
+
+        try:
+            frames, returns = self._film(env, n_episodes, base, every)
+        except DependencyNotInstalled as exc:  # pygame draws the classic-control environments
+            raise InputError(
+                f"Rendering {env_id_of(self.env)!r} needs a package that is not installed: {exc}"
+            ) from None
+        finally:
+            env.close()
+        images = []
+        for f in frames:
+            img = Image.fromarray(np.asarray(f, np.uint8))
+            if img.width > width:
+                img = img.resize((width, round(img.height * width / img.width)))
+            images.append(img)
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.tmp{out.suffix or '.gif'}")
+        fps = env.metadata.get("render_fps", 30) / every
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        tmp.replace(out)
+        return {"frames": len(images), "returns": returns}
+
+    def _film(self, env, n_episodes: int, base: int, every: int) -> tuple[list, list]:
+        frames, returns = [], []
+        for ep in range(n_episodes):
+            obs, _ = env.reset(seed=base + ep)
+            total, done, k = 0.0, False, 0
+            while not done:
+                if k % every == 0:
+                    frames.append(env.render())
+                act = self.predict(obs)
+                obs, r, term, trunc, _ = env.step(act.item() if self.action_kind_ == "discrete" else act)
+                total += float(r)
+                done = term or trunc
+                k += 1
+            frames.append(env.render())
+            returns.append(total)
+        return frames, returns
+
+    # ---- persistence -------------------------------------------------------------------------------
+    def _fitted_state(self):
+        self._check_fitted()
+        tensors = {}
+        for prefix, module in self._networks().items():
+            for k, v in module.state_dict().items():
+                tensors[f"{prefix}.{k}"] = v.detach().cpu()
+        meta = {
+            "env_id": env_id_of(self.env),
+            "obs_shape_": list(self.obs_shape_),
+            "action_kind_": self.action_kind_,
+            "n_actions_": self.n_actions_,
+            "action_dim_": self.action_dim_,
+            "action_low_": None if self.action_low_ is None else self.action_low_.tolist(),
+            "action_high_": None if self.action_high_ is None else self.action_high_.tolist(),
+            "num_timesteps_": int(getattr(self, "num_timesteps_", 0)),
+            "n_episodes_": len(getattr(self, "history_", [])),
+        }
+        return tensors, meta
+
+    def _restore_state(self, tensors, meta) -> None:
+        if not isinstance(self.env, str) or self.env != meta["env_id"]:
+            self.env = meta["env_id"]
+        self.obs_shape_ = tuple(meta["obs_shape_"])
+        self.action_kind_ = meta["action_kind_"]
+        self.n_actions_ = int(meta["n_actions_"])
+        self.action_dim_ = int(meta["action_dim_"])
+        lo, hi = meta.get("action_low_"), meta.get("action_high_")
+        self.action_low_ = None if lo is None else np.asarray(lo, np.float32)
+        self.action_high_ = None if hi is None else np.asarray(hi, np.float32)
+        self.num_timesteps_ = int(meta.get("num_timesteps_", 0))
+        self.total_timesteps_ = max(self.num_timesteps_, 1)
+        self.device_ = resolve_device(self.device)
+        self._rng = np.random.default_rng(self.seed)
+        with seeded(self.seed):
+            self._gen = make_generator(self.seed, self.device_)
+            self._build(self.device_)
+        for prefix, module in self._networks().items():
+            state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            module.load_state_dict(state)
+            module.eval()
+
+    def save(self, directory) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (the run-directory format)."""
+        from deepatlas.runs import save_model
+
+        save_model(self, directory, extra_config={"env": env_id_of(self.env)})
+
+    @classmethod
+    def load(cls, directory) -> Agent:
+        """Rebuild an agent saved with :meth:`save` (or by ``deepatlas rl train``)."""
+        from deepatlas.runs import load
+
+        agent = load(directory)
+        if not isinstance(agent, cls):
+            raise InputError(f"Run {str(directory)!r} holds a {type(agent).__name__}, not a {cls.__name__}.")
+        return agent
+
+    @classmethod
+    def zoo_params(cls, env_id: str) -> tuple[dict, int]:
+        """The rl-baselines3-zoo hyperparameters for ``env_id`` and their training budget."""
+        if env_id not in cls._zoo:
+            known = ", ".join(sorted(cls._zoo)) or "none"
+            raise InputError(f"No zoo preset for {cls.__name__} on {env_id!r}; presets exist for: {known}.")
+        params = dict(cls._zoo[env_id])
+        return params, int(params.pop("n_timesteps"))

@@ -1,0 +1,287 @@
+"""Policy-gradient agents: the network outputs a policy and climbs the gradient of the return.
+
+References: Williams (1992), "Simple statistical gradient-following algorithms for connectionist
+reinforcement learning" (REINFORCE, with a baseline to cut the variance); Mnih et al. (2016),
+"Asynchronous Methods for Deep Reinforcement Learning" (advantage actor-critic, here in its
+synchronous form, A2C, over ``gymnasium.vector`` copies of the environment); Sutton et al. (2000),
+"Policy Gradient Methods for Reinforcement Learning with Function Approximation".
+
+All three share :class:`ActorCritic` (a policy network and a separate value network) and
+:class:`OnPolicyAgent`, which fills a rollout buffer from the shared ``learn`` loop; each agent
+only says when to update and what loss to follow. PPO (``ppo.py``) builds on the same base.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepatlas._validation import Boolean, Interval, Options
+from deepatlas.registry import register_model
+from deepatlas.rl.base import ACTIVATIONS, Agent, RolloutBuffer, mlp
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class ActorCritic(nn.Module):
+    """A policy head (logits for Discrete actions, a Gaussian mean plus a learned, state-independent
+    log standard deviation for Box actions) and a separate value network, with orthogonal
+    initialisation (hidden gain sqrt 2, policy output 0.01, value output 1) as in Stable-Baselines3."""
+
+    def __init__(
+        self, obs_dim: int, hidden_sizes, n_out: int, continuous: bool, activation: str, log_std_init: float
+    ) -> None:
+        super().__init__()
+        self.continuous = continuous
+        self.actor = mlp(obs_dim, hidden_sizes, n_out, activation)
+        self.critic = mlp(obs_dim, hidden_sizes, 1, activation)
+        if continuous:
+            self.log_std = nn.Parameter(torch.full((n_out,), float(log_std_init)))
+        for net, last_gain in ((self.actor, 0.01), (self.critic, 1.0)):
+            linears = [m for m in net if isinstance(m, nn.Linear)]
+            for i, layer in enumerate(linears):
+                nn.init.orthogonal_(layer.weight, gain=last_gain if i == len(linears) - 1 else math.sqrt(2))
+                nn.init.zeros_(layer.bias)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)  # (B,)
+
+    def log_prob_entropy(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``actions`` and the entropy, each (B,), from the actor output ``out``."""
+        if self.continuous:
+            log_std = self.log_std.expand_as(out)  # (B, D)
+            z = (actions - out) * torch.exp(-log_std)
+            log_prob = (-0.5 * z.pow(2) - log_std - _LOG_SQRT_2PI).sum(-1)
+            entropy = (0.5 + _LOG_SQRT_2PI + log_std).sum(-1)
+            return log_prob, entropy
+        logp_all = F.log_softmax(out, dim=-1)  # (B, A)
+        log_prob = logp_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        return log_prob, entropy
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator):
+        """(actions, log_probs, values) for a batch of observations."""
+        out = self.actor(obs)
+        if self.continuous:
+            noise = torch.randn(out.shape, generator=generator, device=out.device)
+            actions = out + torch.exp(self.log_std) * noise  # (B, D)
+        else:
+            actions = torch.multinomial(F.softmax(out, dim=-1), 1, generator=generator).squeeze(1)  # (B,)
+        log_prob, _ = self.log_prob_entropy(out, actions)
+        return actions, log_prob, self.value(obs)
+
+    def act(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator) -> torch.Tensor:
+        if not deterministic:
+            return self.sample(obs, generator)[0]
+        out = self.actor(obs)
+        return out if self.continuous else out.argmax(dim=-1)
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor):
+        """(log_probs, entropies, values) of stored actions under the current networks."""
+        log_prob, entropy = self.log_prob_entropy(self.actor(obs), actions)
+        return log_prob, entropy, self.value(obs)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class OnPolicyAgent(Agent):
+    """Rollouts of ``n_steps`` vector steps over ``n_envs`` copies, then an update (``_update``)."""
+
+    hidden_sizes: tuple = (64, 64)
+    activation: str = "tanh"
+    n_envs: int = 1
+    n_steps: int = 5
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = False
+    linear_decay: bool = False
+    log_std_init: float = 0.0
+
+    _parameter_constraints: ClassVar[dict] = {
+        "gamma": Interval(float, 0, 1, "both"),
+        "lr": Interval(float, 0, None, "neither"),
+        "activation": Options(tuple(ACTIVATIONS)),
+        "n_envs": Interval(int, 1, None),
+        "n_steps": Interval(int, 1, None),
+        "gae_lambda": Interval(float, 0, 1, "both"),
+        "ent_coef": Interval(float, 0, None),
+        "vf_coef": Interval(float, 0, None),
+        "max_grad_norm": Interval(float, 0, None, "neither"),
+        "normalize_advantage": Boolean(),
+        "linear_decay": Boolean(),
+        "log_std_init": Interval(float, None, None),
+    }
+    _continuous_actions: ClassVar[bool] = True
+
+    def _make_optimizer(self, params) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def _update(self, obs, actions, old_log_probs, returns, advantages) -> dict:
+        """One update on a flattened rollout (tensors of N = n_steps * n_envs rows)."""
+        raise NotImplementedError
+
+    # ---- building and acting -------------------------------------------------------------------
+    def _build(self, device) -> None:
+        continuous = self.action_kind_ == "continuous"
+        n_out = self.action_dim_ if continuous else self.n_actions_
+        self.policy_ = ActorCritic(
+            self.obs_dim_, tuple(self.hidden_sizes), n_out, continuous, self.activation, self.log_std_init
+        ).to(device)
+        self._opt = self._make_optimizer(self.policy_.parameters())
+        act_shape = (self.action_dim_,) if continuous else ()
+        act_dtype = np.float32 if continuous else np.int64
+        self._buffer = RolloutBuffer(self.n_steps, self.n_envs, self.obs_dim_, act_shape, act_dtype)
+
+    def _networks(self):
+        return {"policy": self.policy_}
+
+    def _policy_action(self, obs_t, deterministic):
+        return self.policy_.act(obs_t, deterministic, self._gen)
+
+    def _act(self, obs):
+        with torch.no_grad():
+            actions, log_probs, values = self.policy_.sample(self._obs_tensor(obs), self._gen)
+        return actions.cpu().numpy(), (values.cpu().numpy(), log_probs.cpu().numpy())
+
+    def _values(self, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.policy_.value(self._obs_tensor(obs)).cpu().numpy()
+
+    def _observe(self, obs, actions, rewards, next_obs, terminated, truncated, extra):
+        values, log_probs = extra
+        rewards = rewards.astype(np.float32)
+        cut = truncated & ~terminated
+        if cut.any():  # a time limit, not an end: bootstrap from the value of the final observation
+            rewards[cut] += self.gamma * self._values(next_obs[cut])
+        n = len(obs)
+        self._buffer.add(obs.reshape(n, -1), actions, rewards, terminated | truncated, values, log_probs)
+
+    def _maybe_train(self, next_obs):
+        if not self._buffer.full:
+            return None
+        buf = self._buffer
+        returns, adv = buf.returns_and_advantages(self._values(next_obs), self.gamma, self.gae_lambda)
+        if self.linear_decay:
+            for group in self._opt.param_groups:
+                group["lr"] = self.lr * (1.0 - self._progress())
+
+        def flat(a, dtype=torch.float32):
+            t = torch.from_numpy(a.reshape(-1, *a.shape[2:]))
+            return t.to(self.device_, dtype=dtype)
+
+        act_dtype = torch.float32 if self.action_kind_ == "continuous" else torch.long
+        return self._update(flat(buf.obs), flat(buf.actions, act_dtype), flat(buf.log_probs), flat(returns), flat(adv))
+
+    def _step(self, loss: torch.Tensor) -> None:
+        self._opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.policy_.parameters(), self.max_grad_norm, foreach=True)
+        self._opt.step()
+
+
+@register_model("a2c", task="rl", description="advantage actor-critic (synchronous, gymnasium.vector)")
+@dataclass(eq=False, repr=False, kw_only=True)
+class A2C(OnPolicyAgent):
+    """Synchronous advantage actor-critic: one RMSprop step on every ``n_steps`` x ``n_envs`` rollout.
+
+    Defaults are Stable-Baselines3's (lr 7e-4, n_steps 5, RMSprop with alpha 0.99 and eps 1e-5).
+    """
+
+    lr: float = 7e-4
+    n_steps: int = 5
+    gae_lambda: float = 1.0
+    n_envs: int = 1
+    _zoo: ClassVar[dict] = {
+        "CartPole-v1": dict(n_timesteps=500_000, n_envs=8, ent_coef=0.0),
+        "Acrobot-v1": dict(n_timesteps=500_000, n_envs=16, ent_coef=0.0),
+    }
+
+    def _make_optimizer(self, params):
+        return torch.optim.RMSprop(params, lr=self.lr, alpha=0.99, eps=1e-5)
+
+    def _update(self, obs, actions, old_log_probs, returns, advantages):
+        log_prob, entropy, values = self.policy_.evaluate_actions(obs, actions)
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = -(advantages * log_prob).mean()
+        value_loss = F.mse_loss(values, returns)
+        entropy_loss = -entropy.mean()
+        self._step(policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss)
+        return {
+            "policy_loss": float(policy_loss),
+            "value_loss": float(value_loss),
+            "entropy": float(-entropy_loss),
+        }
+
+
+@register_model("reinforce", task="rl", description="REINFORCE policy gradient with a learned value baseline")
+@dataclass(eq=False, repr=False, kw_only=True)
+class REINFORCE(OnPolicyAgent):
+    """Monte Carlo policy gradient with a learned baseline: after ``episodes_per_update`` whole
+    episodes, one Adam step on ``-(G_t - V(s_t)) log pi(a_t|s_t)`` plus the baseline's squared
+    error. Returns ``G_t`` run to the end of each episode (a time-limit cut bootstraps from V)."""
+
+    lr: float = 1e-3
+    episodes_per_update: int = 4
+    normalize_advantage: bool = True
+    gae_lambda: float = 1.0
+    n_steps: int = 1
+
+    _parameter_constraints: ClassVar[dict] = {
+        "episodes_per_update": Interval(int, 1, None),
+        "n_envs": Interval(int, 1, 1),
+        "gae_lambda": Interval(float, 1, 1),
+    }
+
+    def _make_optimizer(self, params):
+        fused = {"fused": True} if self.device_.type in ("cpu", "cuda") else {}
+        return torch.optim.Adam(params, lr=self.lr, **fused)
+
+    def _build(self, device) -> None:
+        super()._build(device)
+        self._episode: list[tuple] = []  # this batch's steps: (obs, action, reward, done)
+        self._episodes_done = 0
+
+    def _observe(self, obs, actions, rewards, next_obs, terminated, truncated, extra):
+        reward = float(rewards[0])
+        if truncated[0] and not terminated[0]:
+            reward += self.gamma * float(self._values(next_obs)[0])
+        done = bool(terminated[0] or truncated[0])
+        self._episode.append((obs[0].reshape(-1), actions[0], reward, done))
+        self._episodes_done += done
+
+    def _maybe_train(self, next_obs):
+        if self._episodes_done < self.episodes_per_update:
+            return None
+        obs = np.stack([s[0] for s in self._episode]).astype(np.float32)
+        actions = np.stack([s[1] for s in self._episode])
+        returns = np.zeros(len(self._episode), np.float32)
+        g = 0.0
+        for t in reversed(range(len(self._episode))):  # returns-to-go, restarting at each episode end
+            _, _, r, done = self._episode[t]
+            g = r + self.gamma * g * (not done)
+            returns[t] = g
+        self._episode, self._episodes_done = [], 0
+        if self.linear_decay:
+            for group in self._opt.param_groups:
+                group["lr"] = self.lr * (1.0 - self._progress())
+        act_dtype = torch.float32 if self.action_kind_ == "continuous" else torch.long
+        obs_t = torch.from_numpy(obs).to(self.device_)
+        act_t = torch.from_numpy(actions).to(self.device_, dtype=act_dtype)
+        ret_t = torch.from_numpy(returns).to(self.device_)
+        log_prob, entropy, values = self.policy_.evaluate_actions(obs_t, act_t)
+        advantages = ret_t - values.detach()  # the baseline removes what the state alone predicts
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = -(advantages * log_prob).mean()
+        value_loss = F.mse_loss(values, ret_t)
+        entropy_loss = -entropy.mean()
+        self._step(policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss)
+        return {"policy_loss": float(policy_loss), "value_loss": float(value_loss), "entropy": float(-entropy_loss)}
