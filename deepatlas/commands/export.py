@@ -1,0 +1,47 @@
+"""``deepatlas export RUN``: write the run's model as ONNX (or OpenVINO IR), checked for parity.
+
+Prints the exporter used, the largest difference between onnxruntime and torch on the run's
+held-out data and on random inputs, and where the file and its JSON sidecar went. Exit status 1
+(one line, no traceback) when a parity check fails; 2 on a user error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def cmd_export(args) -> int:
+    from deepatlas.export import ParityError, export
+
+    try:
+        result = export(
+            args.run,
+            args.out,
+            format=args.format,
+            opset=args.opset,
+            part=args.part,
+            exporter=args.exporter,
+            tolerance=args.tolerance,
+        )
+    except ParityError as exc:
+        print(f"deepatlas export: parity check failed: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a trained run to ONNX (or OpenVINO) with parity checks")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", choices=("onnx", "openvino"), default="onnx", help="file format (default onnx)")
+    p.add_argument("--out", metavar="FILE", help="file to write (default RUN/model.onnx, or RUN/model.xml)")
+    p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
+    p.add_argument("--part", help="inference path for models with several (e.g. encoder, decoder)")
+    p.add_argument(
+        "--exporter",
+        choices=("dynamo", "torchscript"),
+        default="dynamo",
+        help="torch.onnx exporter (default dynamo, falling back to torchscript with a note)",
+    )
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |onnxruntime - torch| (1e-4)")
+    p.set_defaults(func=cmd_export)

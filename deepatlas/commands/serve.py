@@ -1,0 +1,64 @@
+"""``deepatlas serve RUN|MODEL.onnx``: an HTTP model server (FastAPI on uvicorn).
+
+Binds to 127.0.0.1 unless ``--host`` says otherwise. See :mod:`deepatlas.serving.app` for the
+endpoints and the request checks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+from deepatlas.errors import InputError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args) -> int:
+    from deepatlas.serving import create_app
+
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port must be an int in the range [0, 65535]. Got {args.port} instead.")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be a positive int. Got {args.threads} instead.")
+    app = create_app(
+        args.source,
+        backend=args.backend,
+        max_batch=args.max_batch,
+        max_body_bytes=args.max_body_bytes,
+        threads=args.threads,
+    )
+    if not _is_loopback(args.host):
+        print(f"warning: --host {args.host} makes the model reachable from other machines", file=sys.stderr)
+    import uvicorn
+
+    print(f"serving {args.source} with {args.backend} on http://{args.host}:{args.port}/v1/predict", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
+    return 0
+
+
+def add_parser(sub) -> None:
+    from deepatlas.serving.limits import MAX_BATCH, MAX_BODY_BYTES
+
+    p = sub.add_parser("serve", help="serve a run or an ONNX file over HTTP (POST /v1/predict)")
+    p.add_argument("source", metavar="RUN|MODEL.onnx", help="run directory or exported .onnx file")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime", help="default onnxruntime")
+    p.add_argument("--max-batch", type=int, default=MAX_BATCH, help=f"most instances per request ({MAX_BATCH})")
+    p.add_argument(
+        "--max-body-bytes", type=int, default=MAX_BODY_BYTES, help=f"largest request body ({MAX_BODY_BYTES})"
+    )
+    p.add_argument("--threads", type=int, help="threads for the model's runtime (default: the runtime's)")
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=cmd_serve)

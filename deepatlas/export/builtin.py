@@ -1,0 +1,166 @@
+"""Inference modules for the spine's estimators (Perceptron, MLP, CNN), registered by class name.
+
+Each module takes raw inputs ``(B, *input_shape_)``, applies the saved standardisation
+``(x - mean_) / scale_`` inside the graph and returns what the estimator's public methods return:
+classifiers give ``logits`` and ``probabilities`` (softmax, as ``predict_proba``), regressors give
+``prediction`` in the original target units (as ``predict``), the perceptron gives ``scores``
+(as ``decision_function``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepatlas.export.protocol import ExportSpec, register_exporter
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / scale`` per flattened feature; (B, *S) -> (B, *S)."""
+
+    def __init__(self, mean, scale):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))
+        self.register_buffer("scale", torch.as_tensor(np.asarray(scale, np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.flatten(1) - self.mean) / self.scale).view_as(x)
+
+
+class ClassifierModule(nn.Module):
+    """Raw input -> (logits (B, K), probabilities (B, K))."""
+
+    def __init__(self, net: nn.Module, mean, scale):
+        super().__init__()
+        self.standardize = Standardize(mean, scale)
+        self.net = net
+
+    def forward(self, x: torch.Tensor):
+        logits = self.net(self.standardize(x))  # (B, K)
+        return logits, torch.softmax(logits, dim=1)
+
+
+class RegressorModule(nn.Module):
+    """Raw input -> prediction in target units, (B,) for a 1-D target else (B, n_outputs)."""
+
+    def __init__(self, net: nn.Module, mean, scale, y_mean, y_scale, squeeze: bool):
+        super().__init__()
+        self.standardize = Standardize(mean, scale)
+        self.net = net
+        self.register_buffer("y_mean", torch.as_tensor(np.asarray(y_mean, np.float32)))
+        self.register_buffer("y_scale", torch.as_tensor(np.asarray(y_scale, np.float32)))
+        self.squeeze = squeeze
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.net(self.standardize(x)) * self.y_scale + self.y_mean  # (B, n_outputs)
+        return y.flatten() if self.squeeze else y
+
+
+class PerceptronModule(nn.Module):
+    """Raw input -> scores: (B,) for two classes (positive means ``classes[1]``), else (B, K)."""
+
+    def __init__(self, W: np.ndarray, mean, scale, fit_intercept: bool):
+        super().__init__()
+        self.standardize = Standardize(mean, scale)
+        W = np.asarray(W, np.float32)
+        self.linear = nn.Linear(W.shape[1] - int(fit_intercept), W.shape[0], bias=fit_intercept)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.from_numpy(W[:, :-1] if fit_intercept else W))
+            if fit_intercept:
+                self.linear.bias.copy_(torch.from_numpy(W[:, -1]))
+        self.binary = W.shape[0] == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.linear(self.standardize(x))  # (B, rows)
+        return scores.flatten() if self.binary else scores
+
+
+def _preprocessing(est) -> dict:
+    return {
+        "in_graph": True,
+        "standardize": bool(getattr(est, "standardize", True)),
+        "mean": np.asarray(est.mean_, np.float64).ravel().tolist(),
+        "scale": np.asarray(est.scale_, np.float64).ravel().tolist(),
+    }
+
+
+def _example_and_random(est, shape):
+    """A fixed example batch and a sampler of raw inputs on the training data's scale."""
+    mean = np.asarray(est.mean_, np.float32).reshape(shape)
+    scale = np.asarray(est.scale_, np.float32).reshape(shape)
+
+    def random_input(rng: np.random.Generator, n: int) -> np.ndarray:
+        return (mean + scale * rng.standard_normal((n, *shape))).astype(np.float32)
+
+    return torch.from_numpy(random_input(np.random.default_rng(0), 4)), random_input
+
+
+def _check_fitted(est) -> None:
+    if not hasattr(est, "mean_"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(f"This {type(est).__name__} instance is not fitted yet; fit it before exporting.")
+
+
+@register_exporter("Perceptron")
+def perceptron_spec(est, part=None) -> ExportSpec:
+    _check_fitted(est)
+    shape = (int(est.n_features_in_),)
+    module = PerceptronModule(est._W, est.mean_, est.scale_, est.fit_intercept).eval()
+    example, random_input = _example_and_random(est, shape)
+    binary = len(est.classes_) == 2
+    return ExportSpec(
+        module=module,
+        example_input=example,
+        output_names=("scores",),
+        metadata={
+            "kind": "classifier",
+            "classes": est.classes_.tolist(),
+            "decision": "sign" if binary else "argmax",
+            "preprocessing": _preprocessing(est),
+        },
+        reference=lambda X: {"scores": est.decision_function(X)},
+        random_input=random_input,
+    )
+
+
+def supervised_spec(est, part=None) -> ExportSpec:
+    """Any :class:`~deepatlas.models.base.SupervisedClassifier`/``Regressor`` whose network takes
+    the standardised input as it is (the MLP and the CNN, at the training input size)."""
+    est._check_fitted()
+    shape = tuple(int(s) for s in est.input_shape_)
+    net = copy.deepcopy(est.module_).cpu().eval()
+    example, random_input = _example_and_random(est, shape)
+    meta = {"preprocessing": _preprocessing(est)}
+    if hasattr(est, "classes_"):
+        module = ClassifierModule(net, est.mean_, est.scale_).eval()
+        meta.update(kind="classifier", classes=est.classes_.tolist(), decision="argmax")
+        names = ("logits", "probabilities")
+
+        def reference(X):
+            return {"probabilities": est.predict_proba(X)}
+
+    else:
+        squeeze = int(est.y_ndim_) == 1
+        module = RegressorModule(net, est.mean_, est.scale_, est.y_mean_, est.y_scale_, squeeze).eval()
+        meta.update(kind="regressor")
+        names = ("prediction",)
+
+        def reference(X):
+            return {"prediction": est.predict(X)}
+
+    return ExportSpec(
+        module=module,
+        example_input=example,
+        output_names=names,
+        metadata=meta,
+        reference=reference,
+        random_input=random_input,
+    )
+
+
+for _name in ("MLPClassifier", "MLPRegressor", "CNNClassifier", "CNNRegressor"):
+    register_exporter(_name)(supervised_spec)

@@ -1,0 +1,145 @@
+"""The inference-module protocol: what a family provides so that its models can be exported and served.
+
+A fitted estimator describes its inference path as an :class:`ExportSpec`: a plain ``nn.Module``
+that maps raw inputs (before any preprocessing) to the outputs a user wants, with the saved
+preprocessing inside the graph, plus an example input and metadata. Two ways to provide one:
+
+* the estimator defines ``_export_module(self, part=None)`` returning an :class:`ExportSpec`, or
+  the short form ``(module, example_input, metadata)``; families with several inference paths
+  (an autoencoder's encoder and decoder) list them in a class attribute ``_export_parts`` and
+  receive the chosen name as ``part``;
+* or an exporter function is registered here for the class name with :func:`register_exporter`
+  (how the spine's Perceptron, MLP and CNN are covered without editing their files).
+
+:func:`inference_spec` dispatches: the estimator's own ``_export_module`` first, then the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepatlas.errors import InputError
+
+DOCS = "docs/results-deployment.md"
+
+
+@dataclass
+class ExportSpec:
+    """One exportable inference path.
+
+    module : maps ``example_input``-like tensors (raw, un-preprocessed) to one tensor or a tuple
+        of tensors, one per name in ``output_names``. It is run in ``eval()`` mode on the CPU.
+    example_input : a small batch (``B >= 2``, so that the batch axis is not specialised to 1).
+    metadata : JSON-able facts for the sidecar and the server, e.g. ``kind`` (``classifier``,
+        ``regressor``, ``encoder``, ``decoder``, ``generator``, ``policy``, ``transform``),
+        ``classes`` (labels in output order), ``decision`` (``argmax`` over ``probabilities`` or
+        ``scores``; ``sign`` for a single score), ``preprocessing``.
+    dynamic_axes : input axes that vary, ``{0: "batch"}`` always, plus e.g. ``{1: "time"}``.
+    reference : the estimator's own public outputs on raw inputs, ``X -> {output name: array}``
+        (e.g. ``predict_proba``); the module must reproduce them, which catches a wrong wrapper.
+    random_input : ``(rng, n) -> array`` of ``n`` random raw inputs on the data's scale; default:
+        standard normal in the example's shape and dtype.
+    """
+
+    module: nn.Module
+    example_input: torch.Tensor
+    metadata: dict[str, Any] = field(default_factory=dict)
+    input_name: str = "input"
+    output_names: tuple[str, ...] = ("output",)
+    dynamic_axes: dict[int, str] = field(default_factory=lambda: {0: "batch"})
+    reference: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+    random_input: Callable[[np.random.Generator, int], np.ndarray] | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.example_input.shape[1:])
+
+    def random_inputs(self, rng: np.random.Generator, n: int, grow: int = 0) -> np.ndarray:
+        """``n`` random inputs; ``grow`` lengthens the dynamic non-batch axes (default sampler only)."""
+        if self.random_input is not None:
+            return np.asarray(self.random_input(rng, n))
+        dtype = self.example_input.numpy().dtype
+        if not np.issubdtype(dtype, np.floating):
+            raise InputError(
+                f"ExportSpec.random_input is required for {dtype} inputs (a standard normal cannot be drawn)."
+            )
+        shape = [s + grow if ax + 1 in self.dynamic_axes else s for ax, s in enumerate(self.sample_shape)]
+        return rng.standard_normal((n, *shape)).astype(dtype)
+
+
+_EXPORTERS: dict[str, Callable[..., ExportSpec]] = {}
+
+
+def register_exporter(class_name: str):
+    """Decorator: ``fn(estimator, part) -> ExportSpec`` exports instances of ``class_name``."""
+
+    def decorate(fn):
+        _EXPORTERS[class_name] = fn
+        return fn
+
+    return decorate
+
+
+def export_parts(estimator) -> tuple[str, ...]:
+    return tuple(getattr(estimator, "_export_parts", ()) or ())
+
+
+def _load_builtin() -> None:
+    from deepatlas.export import builtin  # noqa: F401  (registers the spine's exporters)
+
+
+def has_inference_path(estimator) -> bool:
+    _load_builtin()
+    return hasattr(estimator, "_export_module") or type(estimator).__name__ in _EXPORTERS
+
+
+def inference_spec(estimator, part: str | None = None) -> ExportSpec:
+    """The :class:`ExportSpec` of a fitted estimator (``part`` picks one of ``_export_parts``)."""
+    _load_builtin()
+    name = type(estimator).__name__
+    parts = export_parts(estimator)
+    if part is not None and part not in parts:
+        known = f"one of {', '.join(repr(p) for p in parts)}" if parts else "none (it has one inference path)"
+        raise InputError(f"--part {part!r} is not an inference path of {name}; expected {known}.")
+    if hasattr(estimator, "_export_module"):
+        spec = estimator._export_module(part) if parts else estimator._export_module()
+    elif name in _EXPORTERS:
+        spec = _EXPORTERS[name](estimator, part)
+    else:
+        raise InputError(
+            f"{name} has no inference path to export: it defines no _export_module() and no exporter is "
+            f"registered for it (see {DOCS})."
+        )
+    return as_spec(spec, name)
+
+
+def as_spec(spec, owner: str = "model") -> ExportSpec:
+    """Accept an :class:`ExportSpec` or the short form ``(module, example_input, metadata)``."""
+    if isinstance(spec, ExportSpec):
+        out = spec
+    elif isinstance(spec, tuple) and len(spec) == 3:
+        module, example, meta = spec
+        meta = dict(meta or {})
+        kwargs = {k: meta.pop(k) for k in ("input_name", "output_names", "dynamic_axes") if k in meta}
+        if "output_names" in kwargs:
+            kwargs["output_names"] = tuple(kwargs["output_names"])
+        if "dynamic_axes" in kwargs:
+            kwargs["dynamic_axes"] = {int(k): str(v) for k, v in kwargs["dynamic_axes"].items()}
+        out = ExportSpec(module=module, example_input=example, metadata=meta, **kwargs)
+    else:
+        raise InputError(
+            f"{owner}._export_module() must return an ExportSpec or (module, example_input, metadata). "
+            f"Got {type(spec).__name__} instead."
+        )
+    if not isinstance(out.module, nn.Module):
+        raise InputError(f"{owner}'s export module must be a torch nn.Module. Got {type(out.module).__name__} instead.")
+    if not isinstance(out.example_input, torch.Tensor) or out.example_input.ndim < 1:
+        raise InputError(f"{owner}'s example_input must be a batched torch.Tensor.")
+    out.dynamic_axes = {0: "batch", **out.dynamic_axes}
+    return out

@@ -1,0 +1,249 @@
+"""The HTTP model server: FastAPI, the KServe v1 / TF-Serving ``{"instances": [...]}`` convention.
+
+Endpoints::
+
+    POST /v1/predict    {"instances": [x1, x2, ...]}  ->  {"predictions": [p1, p2, ...]}
+    GET  /v1/health     {"status": "ok", ...}
+    GET  /v1/metadata   input name, shape, dtype; kind; class labels; limits; versions
+    GET  /openapi.json  the schema (and /docs)
+
+Each instance is one sample in the model's sample shape (e.g. 64 numbers, or ``[[[...8]...8]]``
+for a 1x8x8 image), or, for a fixed multi-axis shape, the same values flattened. The request
+schema is built from the model's input shape, so every request is checked before the model runs:
+the shape, the type (JSON numbers only, no strings or booleans), finite values within float32's
+range, the batch size (``max_batch``) and the body size (``max_body_bytes``, 413 when larger).
+Wrong requests get a 4xx with a message; no request names a file on the server.
+
+A classifier's prediction is ``{"label": ..., "probabilities": {label: p, ...}}`` (a perceptron
+gives ``scores``); a regressor's is ``{"value": ...}``; other models give their named outputs.
+"""
+
+# No ``from __future__ import annotations``: FastAPI must see the request model built at run time.
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+
+from deepatlas.serving.backends import Loaded, load_source
+from deepatlas.serving.limits import F32_MAX, MAX_BATCH, MAX_BODY_BYTES, MAX_DYNAMIC_LENGTH
+
+
+class BodySizeLimit:
+    """ASGI middleware: read the body up to ``max_bytes``; beyond it answer 413 without parsing."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _send_error(send, 400, "Content-Length must be a non-negative integer.")
+                return
+            if int(length) > self.max_bytes:
+                await _send_error(send, 413, self._message(int(length)))
+                return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await _send_error(send, 413, self._message(len(body), at_least=True))
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _message(self, size: int, at_least: bool = False) -> str:
+        more = "more than " if at_least else ""
+        return f"The request body is {more}{size} bytes; the limit is {self.max_bytes} bytes (--max-body-bytes)."
+
+
+async def _send_error(send, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _leaf(dtype: str):
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(np.dtype(dtype))
+        return Annotated[int, Strict(), Field(ge=int(info.min), le=int(info.max))]
+    return Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-F32_MAX, le=F32_MAX)]
+
+
+def _nested(leaf, shape) -> Any:
+    t = leaf
+    for d in reversed(shape):
+        if isinstance(d, int) and d > 0:
+            t = Annotated[list[t], Field(min_length=d, max_length=d)]
+        else:  # a dynamic axis (e.g. sequence length)
+            t = Annotated[list[t], Field(min_length=1, max_length=MAX_DYNAMIC_LENGTH)]
+    return t
+
+
+def _fixed(shape) -> bool:
+    return all(isinstance(d, int) and d > 0 for d in shape)
+
+
+def request_model(sample_shape, dtype: str, max_batch: int) -> type[BaseModel]:
+    """``{"instances": [...]}`` with each instance in ``sample_shape`` (or flattened)."""
+    leaf = _leaf(dtype)
+    instance = _nested(leaf, sample_shape)
+    if len(sample_shape) > 1 and _fixed(sample_shape):
+        instance = instance | _nested(leaf, [int(np.prod(sample_shape))])
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        instances=(
+            Annotated[list[instance], Field(min_length=1, max_length=max_batch)],
+            Field(description=f"one to {max_batch} samples, each of shape {list(sample_shape)} ({dtype})"),
+        ),
+    )
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+
+
+class Health(BaseModel):
+    status: str
+    model: str | None = None
+    backend: str
+
+
+def _labels(info: dict, n: int) -> list:
+    classes = info.get("classes")
+    return list(classes) if classes and len(classes) == n else list(range(n))
+
+
+def format_predictions(info: dict, outputs: dict[str, np.ndarray], n: int) -> list[Any]:
+    """Turn output arrays into one JSON-able prediction per instance."""
+    kind = info.get("kind")
+    if kind == "classifier" and "probabilities" in outputs:
+        proba = np.asarray(outputs["probabilities"], np.float64).reshape(n, -1)
+        labels = _labels(info, proba.shape[1])
+        keys = [str(c) for c in labels]
+        return [{"label": labels[int(row.argmax())], "probabilities": dict(zip(keys, row.tolist()))} for row in proba]
+    if kind == "classifier" and "scores" in outputs:
+        scores = np.asarray(outputs["scores"], np.float64)
+        if info.get("decision") == "sign" or scores.ndim == 1:
+            labels = _labels(info, 2)
+            return [{"label": labels[int(s > 0)], "score": float(s)} for s in scores.reshape(n)]
+        labels = _labels(info, scores.shape[1])
+        keys = [str(c) for c in labels]
+        return [{"label": labels[int(row.argmax())], "scores": dict(zip(keys, row.tolist()))} for row in scores]
+    if kind == "regressor" and len(outputs) == 1:
+        (y,) = outputs.values()
+        y = np.asarray(y, np.float64)
+        return [{"value": v.tolist() if isinstance(v, np.ndarray) else float(v)} for v in y]
+    return [{name: np.asarray(arr)[i].tolist() for name, arr in outputs.items()} for i in range(n)]
+
+
+def create_app(
+    source=None,
+    *,
+    backend: str = "onnxruntime",
+    max_batch: int = MAX_BATCH,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    threads: int | None = None,
+    loaded: Loaded | None = None,
+) -> FastAPI:
+    """The FastAPI app for ``source`` (a run directory or a .onnx file), or for ``loaded``."""
+    from deepatlas import __version__
+    from deepatlas.errors import InputError
+
+    for name, value in (("max_batch", max_batch), ("max_body_bytes", max_body_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be a positive int. Got {value!r} instead.")
+    if loaded is None:
+        loaded = load_source(source, backend=backend, threads=threads)
+    info = loaded.info
+    model_name = info.get("model") or info.get("class")
+    dtype = (info.get("input") or {}).get("dtype", "float32")
+    sample_shape = list(info.get("sample_shape") or [])
+    Request = request_model(sample_shape, dtype, max_batch)
+    n_flat = int(np.prod(sample_shape)) if _fixed(sample_shape) else None
+
+    app = FastAPI(
+        title="deepatlas model server",
+        version=__version__,
+        description=f"Serves {model_name or 'a model'} ({info.get('kind')}) with {loaded.backend.name}.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    metadata = {
+        "model": model_name,
+        "class": info.get("class"),
+        "kind": info.get("kind"),
+        "task": info.get("task"),
+        "backend": loaded.backend.name,
+        "input": info.get("input"),
+        "outputs": info.get("outputs"),
+        "sample_shape": sample_shape,
+        "classes": info.get("classes"),
+        "decision": info.get("decision"),
+        "preprocessing_in_graph": bool((info.get("preprocessing") or {}).get("in_graph")),
+        "exported_with": info.get("exporter"),
+        "package_version": info.get("package_version"),
+        "server_version": __version__,
+        "limits": {"max_batch": max_batch, "max_body_bytes": max_body_bytes},
+    }
+
+    @app.get("/v1/health", response_model=Health, summary="Liveness: the model is loaded")
+    def health() -> Health:
+        return Health(status="ok", model=model_name, backend=loaded.backend.name)
+
+    @app.get("/v1/metadata", summary="What the model takes and returns")
+    def get_metadata() -> dict[str, Any]:
+        return metadata
+
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        summary="Predict a batch of instances",
+        responses={
+            413: {"description": "The request body is larger than the limit"},
+            422: {"description": "The instances do not fit the model's input (shape, type, finite values, batch size)"},
+        },
+    )
+    def predict(request: Request) -> PredictResponse:  # type: ignore[valid-type]
+        try:
+            X = np.asarray(request.instances, dtype=np.dtype(dtype))
+        except (ValueError, TypeError):
+            raise HTTPException(422, "All instances in a request must have the same shape.") from None
+        if n_flat is not None and X.ndim == 2 and len(sample_shape) > 1:
+            X = X.reshape(len(X), *sample_shape)
+        if X.ndim != 1 + len(sample_shape):
+            raise HTTPException(422, f"Each instance must have shape {sample_shape}. Got {list(X.shape[1:])}.")
+        n = len(X)
+        try:
+            outputs = loaded.backend.run(np.ascontiguousarray(X))
+        except Exception as exc:  # e.g. a dynamic axis the model cannot take: the input's fault
+            msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise HTTPException(422, f"The model cannot run on these instances: {msg}") from None
+        if not all(np.isfinite(np.asarray(v, np.float64)).all() for v in outputs.values()):
+            raise HTTPException(
+                422, "The model's outputs are not finite for these instances (input values too large?)."
+            )
+        return PredictResponse(predictions=format_predictions(info, outputs, n))
+
+    return app

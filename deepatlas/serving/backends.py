@@ -1,0 +1,163 @@
+"""What the server runs: an ONNX file in onnxruntime (default) or a run's inference module in torch.
+
+:func:`load_source` turns ``RUN`` or ``MODEL.onnx`` into a backend and a description of the model
+(the export sidecar's content: input name, shape and dtype, kind, class labels, decision rule).
+A corrupt, truncated or replaced ONNX file is refused with one line that says why.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepatlas.errors import InputError
+
+BACKENDS = ("onnxruntime", "torch")
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None, keep: Any = None):
+        from deepatlas.export import onnx as ox
+
+        self.session = ox.session(path, threads=threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._keep = keep  # a temporary directory that must live as long as the session
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.session.run(None, {self.input_name: X})
+        return dict(zip(self.output_names, outs))
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, spec, threads: int | None = None):
+        import torch
+
+        self.spec = spec
+        self.module = spec.module.eval()
+        self.output_names = list(spec.output_names)
+        if threads:
+            torch.set_num_threads(int(threads))
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        from deepatlas.export.onnx import run_torch
+
+        with torch.inference_mode():
+            return run_torch(self.spec, X)
+
+
+@dataclass
+class Loaded:
+    backend: Any
+    info: dict[str, Any]
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def describe_spec(spec, estimator) -> dict[str, Any]:
+    """The sidecar's fields for a model served straight from torch."""
+    from deepatlas import __version__
+
+    meta = dict(spec.metadata)
+    config = getattr(estimator, "run_config_", {}) or {}
+    shape: list[Any] = [None] * (1 + len(spec.sample_shape))
+    for ax in range(len(shape)):
+        shape[ax] = spec.dynamic_axes.get(ax, spec.sample_shape[ax - 1] if ax else "batch")
+    return {
+        "package_version": __version__,
+        "model": config.get("model"),
+        "class": type(estimator).__name__,
+        "task": config.get("task"),
+        "kind": meta.pop("kind", "transform"),
+        "input": {"name": spec.input_name, "shape": shape, "dtype": str(spec.example_input.numpy().dtype)},
+        "outputs": [{"name": n} for n in spec.output_names],
+        "sample_shape": list(spec.sample_shape),
+        "classes": meta.pop("classes", None),
+        "decision": meta.pop("decision", None),
+        "preprocessing": meta.pop("preprocessing", None),
+        "metadata": meta,
+    }
+
+
+def _read_sidecar(onnx_path: Path) -> dict | None:
+    from deepatlas.export import sidecar_path
+
+    side = sidecar_path(onnx_path)
+    if not side.exists():
+        return None
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"Sidecar {str(side)!r} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise InputError(f"Sidecar {str(side)!r} must hold a JSON object.")
+    return data
+
+
+def _load_onnx(path: Path, threads: int | None, keep=None) -> tuple[OnnxRuntimeBackend, dict]:
+    from deepatlas.export import onnx as ox
+
+    if path.stat().st_size == 0:
+        raise InputError(f"ONNX file {str(path)!r} is empty.")
+    sidecar = _read_sidecar(path)
+    if sidecar and sidecar.get("sha256") and sidecar["sha256"] != ox.sha256(path):
+        raise InputError(
+            f"ONNX file {str(path)!r} does not match the checksum in its sidecar (truncated or replaced?); "
+            "export it again with deepatlas export."
+        )
+    ox.check_file(path)
+    backend = OnnxRuntimeBackend(path, threads=threads, keep=keep)
+    inputs, outputs = ox.io_signature(path)
+    if len(inputs) != 1:
+        raise InputError(f"ONNX file {str(path)!r} has {len(inputs)} inputs; the server serves models with one.")
+    info = dict(sidecar or {"kind": "unknown", "classes": None, "decision": None})
+    info["input"], info["outputs"] = inputs[0], outputs
+    info["sample_shape"] = inputs[0]["shape"][1:]
+    return backend, info
+
+
+def load_source(source: str | Path, backend: str = "onnxruntime", threads: int | None = None) -> Loaded:
+    """``RUN`` (a run directory) or ``MODEL.onnx`` -> a ready backend and the model's description.
+
+    From a run with onnxruntime, ``RUN/model.onnx`` is used when it exists (and matches its
+    sidecar); otherwise the run is exported (with the parity checks) to a temporary file.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"--backend must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.")
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{str(source)!r} does not exist; expected a run directory or a .onnx file.")
+    if path.is_file():
+        if path.suffix.lower() != ".onnx":
+            raise InputError(f"{str(source)!r} is neither a run directory nor a .onnx file.")
+        if backend == "torch":
+            raise InputError("--backend torch needs a run directory; an ONNX file can only be served with onnxruntime.")
+        ort_backend, info = _load_onnx(path, threads)
+        return Loaded(ort_backend, info, str(path))
+
+    from deepatlas.export import export, inference_spec
+    from deepatlas.runs import load
+
+    estimator = load(path)
+    if backend == "torch":
+        spec = inference_spec(estimator)
+        return Loaded(TorchBackend(spec, threads), describe_spec(spec, estimator), str(path))
+    onnx_file = path / "model.onnx"
+    if onnx_file.exists():
+        ort_backend, info = _load_onnx(onnx_file, threads)
+        return Loaded(ort_backend, info, str(onnx_file))
+    tmp = tempfile.TemporaryDirectory(prefix="deepatlas-serve-")
+    result = export(estimator, Path(tmp.name) / "model.onnx")
+    ort_backend, info = _load_onnx(result.onnx_path, threads, keep=tmp)
+    return Loaded(ort_backend, info, str(path), notes=[f"exported {path} to a temporary ONNX file"] + result.notes)
