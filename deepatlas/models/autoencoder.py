@@ -337,11 +337,6 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
         X = self._check_input(X)
         return -float(np.mean((self.reconstruct(X) - X) ** 2))
 
-    def _check_input(self, X) -> np.ndarray:
-        X = super()._check_input(X)
-        self._check_values(X, "X")
-        return X
-
     # ---- run directories -------------------------------------------------------------------
     def fit_dataset(self, ds, *, checkpoint_dir=None, resume: bool = False):
         """``deepatlas train``: fit on the training split (labels unused), stop early on validation."""
@@ -383,7 +378,9 @@ def reconstruction_metrics(est, ds) -> dict[str, float]:
     out["pca_test_mse"] = float(np.mean((pca.inverse_transform(pca.transform(flat_te)) - flat_te) ** 2))
     out["test_mse_over_pca"] = out["test_mse"] / max(out["pca_test_mse"], 1e-12)
     if ds.task == "classification" and ds.y_train is not None and len(np.unique(ds.y_train)) > 1:
-        out["code_linear_accuracy"] = linear_probe(est.transform(ds.X_train), ds.y_train, est.transform(ds.X_test), ds.y_test)
+        out["code_linear_accuracy"] = linear_probe(
+            est.transform(ds.X_train), ds.y_train, est.transform(ds.X_test), ds.y_test
+        )
         out["pca_linear_accuracy"] = linear_probe(pca.transform(flat_tr), ds.y_train, pca.transform(flat_te), ds.y_test)
     return out
 
@@ -459,15 +456,27 @@ def write_pictures(est, ds, directory) -> None:
     X = ds.X_test[:10]
     orig, rec = _as_images(X), _as_images(est.reconstruct(X))
     if orig is not None:
-        image_grid(np.concatenate([orig, rec]), directory / "reconstructions.png", rows=2,
-                   title=f"{name}: originals (top), reconstructions (bottom)")
+        image_grid(
+            np.concatenate([orig, rec]),
+            directory / "reconstructions.png",
+            rows=2,
+            title=f"{name}: originals (top), reconstructions (bottom)",
+        )
         noisy = corrupt(torch.as_tensor(X), "gaussian", 0.3, torch.Generator().manual_seed(0)).numpy()
-        image_grid(np.concatenate([orig, _as_images(noisy), _as_images(est.reconstruct(noisy))]),
-                   directory / "denoising.png", rows=3, title=f"{name}: clean / noise 0.3 / reconstructed")
+        image_grid(
+            np.concatenate([orig, _as_images(noisy), _as_images(est.reconstruct(noisy))]),
+            directory / "denoising.png",
+            rows=3,
+            title=f"{name}: clean / noise 0.3 / reconstructed",
+        )
         Z = est.transform(ds.X_test[:2])
         line = np.linspace(0, 1, 10)[:, None]
-        image_grid(_as_images(est.inverse_transform((1 - line) * Z[0] + line * Z[1])),
-                   directory / "interpolation.png", rows=1, title=f"{name}: decoded codes on a line")
+        image_grid(
+            _as_images(est.inverse_transform((1 - line) * Z[0] + line * Z[1])),
+            directory / "interpolation.png",
+            rows=1,
+            title=f"{name}: decoded codes on a line",
+        )
     Z = est.transform(ds.X_test)
     if Z.shape[1] > 2:
         from sklearn.decomposition import PCA
@@ -633,4 +642,6 @@ class ConvAutoencoder(AutoencoderBase):
                 f"{type(self).__name__} takes images of shape (n, C, H, W) or (n, H, W). "
                 f"Got samples of shape {tuple(sample_shape)} instead."
             )
-        return ConvAutoencoderNet(sample_shape, _hidden(self.channels), self.kernel_size, code_size, self.output_activation)
+        return ConvAutoencoderNet(
+            sample_shape, _hidden(self.channels), self.kernel_size, code_size, self.output_activation
+        )
