@@ -1,0 +1,106 @@
+"""``deepatlas compare MODEL MODEL ... --data D``: the models on identical folds, mean ± std per
+measure with fit time, a box plot, and a corrected resampled t-test (Nadeau & Bengio, 2003) of
+every pair, Holm-adjusted, saying which differences are significant.
+
+``--set name=value`` goes to every model that has the parameter; ``--set MODEL.name=value``
+(a model's name, or its position 1, 2, ...) to one model only, so one model can be compared
+with itself under two settings: ``compare mlp mlp --set 2.dropout=0.5``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deepatlas.cli import add_data_args, add_param_args, build_model, collect_params
+from deepatlas.errors import InputError
+
+
+def _labels(names: list[str]) -> list[str]:
+    return [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def build_models(names: list[str], task: str, params: dict) -> dict:
+    """One estimator per name, with global and per-model (``MODEL.param``) settings."""
+    from deepatlas.registry import get_model_class
+
+    labels = _labels(names)
+    common = {k: v for k, v in params.items() if "." not in k}
+    own: list[dict] = [{} for _ in names]
+    for key, value in params.items():
+        if "." not in key:
+            continue
+        prefix, _, name = key.partition(".")
+        hits = [i for i, n in enumerate(names) if prefix in (n, labels[i], str(i + 1))]
+        if not hits:
+            raise InputError(
+                f"--set {key}=...: {prefix!r} names no model in the comparison; use one of "
+                f"{', '.join(labels)} or a position 1..{len(names)}."
+            )
+        for i in hits:
+            own[i][name] = value
+    models = {}
+    for i, name in enumerate(names):
+        valid = get_model_class(name, task)._get_param_names()
+        shared = {k: v for k, v in common.items() if k in valid or k in ("seed", "verbose")}
+        models[labels[i]] = build_model(name, task, {**shared, **own[i]})
+    unused = [
+        k for k in common if k not in ("seed", "verbose") and not any(k in m.get_params() for m in models.values())
+    ]
+    if unused:
+        build_model(names[0], task, {unused[0]: common[unused[0]]})  # raises the registry's "did you mean"
+    return models
+
+
+def cmd_compare(args) -> int:
+    from deepatlas.data import load_dataset
+    from deepatlas.evaluation import compare, development_data, save_compare
+    from deepatlas.evaluation.core import default_out, pm
+
+    if len(args.models) < 2:
+        raise InputError(f"compare needs at least 2 models. Got {len(args.models)}: {', '.join(args.models)}.")
+    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
+    models = build_models(args.models, ds.task, collect_params(args))
+    X, y = development_data(ds)
+    result = compare(
+        models, X, y, folds=args.folds, repeats=args.repeats, seed=args.seed, metric=args.metric, alpha=args.alpha
+    )
+    out = Path(args.out) if args.out else default_out("compare", "-".join(args.models), args.data)
+    save_compare(result, out, data=args.data)
+    shown = [
+        m
+        for m in ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss", "mse", "mae", "r2")
+        if m in next(iter(result["models"].values()))["scores"]
+    ]
+    if result["metric"] not in shown:
+        shown.insert(0, result["metric"])
+    width = max(len(label) for label in result["models"]) + 2
+    print(f"{len(models)} models on {ds.name}: {args.folds}-fold x {args.repeats}, identical folds, {len(y)} samples")
+    print(f"  {'model':<{width}}" + "".join(f"{m:>22}" for m in shown) + f"{'fit s':>18}")
+    for label, r in result["models"].items():
+        cells = "".join(f"{pm(r['summary'][m]):>22}" for m in shown)
+        print(f"  {label:<{width}}{cells}{pm(r['summary']['fit_time']):>18}")
+    print(f"paired tests on {result['metric']} ({result['test']}):")
+    for p in result["pairs"]:
+        print(
+            f"  {p['a']} - {p['b']}: difference {p['mean_difference']:+.4f}, t {p['t']:.3f}, "
+            f"p {p['p']:.4f}, Holm p {p['p_holm']:.4f}: {p['verdict']}"
+        )
+    print(f"wrote compare.json, plots and report.html -> {out}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("compare", help="compare models on identical folds with a corrected resampled t-test")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more registry names")
+    add_data_args(p)
+    add_param_args(p)
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds (default 5)")
+    p.add_argument("--repeats", type=int, default=1, metavar="R", help="repetitions with reshuffled folds (default 1)")
+    p.add_argument("--metric", help="measure to test (default accuracy for classifiers, r2 for regressors)")
+    p.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level after Holm's adjustment (default 0.05)"
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="where to write compare.json, plots, report.html (default runs/compare-...)"
+    )
+    p.set_defaults(func=cmd_compare)
