@@ -49,10 +49,9 @@ def run_ours(algo: str, env_id: str, seed: int, steps: int | None):
     cls = get_model_class(algo, "rl")
     params, n = cls.zoo_params(env_id)
     agent = cls(env_id, seed=seed, device="cpu", **params)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     agent.learn(steps or n)
-    seconds = time.perf_counter() - start
-    return seconds, lambda obs: agent.predict(obs)
+    return time.perf_counter() - start, time.process_time() - cpu, lambda obs: agent.predict(obs)
 
 
 def run_sb3(algo: str, env_id: str, seed: int, steps: int | None):
@@ -99,10 +98,9 @@ def run_sb3(algo: str, env_id: str, seed: int, steps: int | None):
         )
     else:
         raise SystemExit(f"no Stable-Baselines3 peer for {algo}")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.learn(steps or n)
-    seconds = time.perf_counter() - start
-    return seconds, lambda obs: model.predict(obs, deterministic=True)[0]
+    return time.perf_counter() - start, time.process_time() - cpu, lambda obs: model.predict(obs, deterministic=True)[0]
 
 
 def main() -> None:
@@ -113,6 +111,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="override the zoo budget (quick checks only)")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--no-peer", action="store_true", help="skip Stable-Baselines3")
+    ap.add_argument("--peer-seeds", nargs="+", type=int, help="run Stable-Baselines3 on these seeds only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log", default="bench_rl.jsonl", help="append one JSON line per run here")
     args = ap.parse_args()
@@ -123,7 +122,9 @@ def main() -> None:
     for algo in args.algos:
         for seed in args.seeds:
             for who, fn in runners:  # back to back, so both see the same machine load
-                seconds, predict = fn(algo, args.env, seed, args.steps)
+                if who == "sb3" and args.peer_seeds is not None and seed not in args.peer_seeds:
+                    continue
+                seconds, cpu_seconds, predict = fn(algo, args.env, seed, args.steps)
                 score = evaluate_policy(predict, args.env, args.episodes, 10_000 + seed)
                 rec = {
                     "algo": algo,
@@ -139,19 +140,23 @@ def main() -> None:
                 print(json.dumps(rec), flush=True)
                 with open(args.log, "a", encoding="utf-8") as f:
                     f.write(json.dumps(rec) + "\n")
-    print(f"\n{'algo':<5} {'who':<10} {'median s':>9} {'solved':>7}  returns")
+    print(f"\n{'algo':<5} {'who':<10} {'median wall s':>13} {'median cpu s':>12} {'solved':>7}  returns")
     for (algo, who), recs in results.items():
-        med = statistics.median(r["seconds"] for r in recs)
+        wall = statistics.median(r["seconds"] for r in recs)
+        cpu = statistics.median(r["cpu_seconds"] for r in recs)
         solved = sum(r["solved"] for r in recs)
         returns = " / ".join(f"{r['mean_reward']:.1f}" for r in recs)
-        print(f"{algo:<5} {who:<10} {med:>9.1f} {solved:>4}/{len(recs)}  {returns}")
+        print(f"{algo:<5} {who:<10} {wall:>13.1f} {cpu:>12.1f} {solved:>4}/{len(recs)}  {returns}")
     for algo in args.algos:
         if (algo, "sb3") in results:
-            ours = [r["seconds"] for r in results[(algo, "deepatlas")]]
-            peer = [r["seconds"] for r in results[(algo, "sb3")]]
-            per_seed = " ".join(f"{a / b:.2f}" for a, b in zip(ours, peer))
-            ratio = statistics.median(ours) / statistics.median(peer)
-            print(f"{algo}: wall-time ratio ours / SB3 = {ratio:.2f} (ratio of medians; per seed {per_seed})")
+            peer = {r["seed"]: r for r in results[(algo, "sb3")]}
+            ours = {r["seed"]: r for r in results[(algo, "deepatlas")] if r["seed"] in peer}
+            for key in ("seconds", "cpu_seconds"):
+                a = [ours[s][key] for s in peer]
+                b = [peer[s][key] for s in peer]
+                per_seed = " ".join(f"{x / y:.2f}" for x, y in zip(a, b))
+                ratio = statistics.median(a) / statistics.median(b)
+                print(f"{algo}: {key} ratio ours / SB3 = {ratio:.2f} (medians over paired seeds; per seed {per_seed})")
 
 
 if __name__ == "__main__":

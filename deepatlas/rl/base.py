@@ -68,7 +68,8 @@ def make_env(env, *, render_mode: str | None = None):
     if env not in gym.envs.registry:
         import difflib
 
-        close = difflib.get_close_matches(env, list(gym.envs.registry), n=3, cutoff=0.5)
+        ids = [k for k in gym.envs.registry if "/" not in k or "/" in env]  # namespaced ids only if asked
+        close = difflib.get_close_matches(env, ids, n=3, cutoff=0.5)
         hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
         raise InputError(f"Unknown Gymnasium environment {env!r}.{hint}")
     try:
@@ -417,7 +418,8 @@ class Agent(BaseEstimator):
         single = arr.shape == self.obs_shape_
         if not single and arr.shape[1:] != self.obs_shape_:
             raise InputError(
-                f"obs must have shape {self.obs_shape_} or (n, *{self.obs_shape_}). Got shape {arr.shape} instead."
+                f"obs must have shape {self.obs_shape_} for one observation or (n, {', '.join(map(str, self.obs_shape_))}) for a "
+                f"batch. Got shape {arr.shape} instead."
             )
         batch = arr[None] if single else arr
         with torch.no_grad():

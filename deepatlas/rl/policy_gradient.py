@@ -215,9 +215,9 @@ class A2C(OnPolicyAgent):
         entropy_loss = -entropy.mean()
         self._step(policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss)
         return {
-            "policy_loss": float(policy_loss),
-            "value_loss": float(value_loss),
-            "entropy": float(-entropy_loss),
+            "policy_loss": policy_loss.item(),
+            "value_loss": value_loss.item(),
+            "entropy": -entropy_loss.item(),
         }
 
 
@@ -284,4 +284,4 @@ class REINFORCE(OnPolicyAgent):
         value_loss = F.mse_loss(values, ret_t)
         entropy_loss = -entropy.mean()
         self._step(policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss)
-        return {"policy_loss": float(policy_loss), "value_loss": float(value_loss), "entropy": float(-entropy_loss)}
+        return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": -entropy_loss.item()}
