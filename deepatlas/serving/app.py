@@ -23,6 +23,8 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 
 from deepatlas.serving.backends import Loaded, load_source
@@ -46,7 +48,7 @@ class BodySizeLimit:
                 await _send_error(send, 400, "Content-Length must be a non-negative integer.")
                 return
             if int(length) > self.max_bytes:
-                await _send_error(send, 413, self._message(int(length)))
+                await _send_error(send, 413, self._message())
                 return
         body = bytearray()
         while True:
@@ -55,7 +57,7 @@ class BodySizeLimit:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
-                await _send_error(send, 413, self._message(len(body), at_least=True))
+                await _send_error(send, 413, self._message())
                 return
             if not message.get("more_body", False):
                 break
@@ -70,9 +72,8 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    def _message(self, size: int, at_least: bool = False) -> str:
-        more = "more than " if at_least else ""
-        return f"The request body is {more}{size} bytes; the limit is {self.max_bytes} bytes (--max-body-bytes)."
+    def _message(self) -> str:
+        return f"The request body is larger than the limit of {self.max_bytes} bytes (--max-body-bytes)."
 
 
 async def _send_error(send, status: int, detail: str) -> None:
@@ -190,6 +191,16 @@ def create_app(
         description=f"Serves {model_name or 'a model'} ({info.get('kind')}) with {loaded.backend.name}.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def concise_validation_error(request, exc: RequestValidationError):
+        # FastAPI's errors, without echoing the offending input back (it may be a whole batch).
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()[:10]
+        ]
+        return JSONResponse(status_code=422, content={"detail": errors})
+
     metadata = {
         "model": model_name,
         "class": info.get("class"),
