@@ -37,6 +37,10 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
     if p.stat().st_size == 0:
         raise InputError(f"Data file {path!r} is empty.")
     name = p.name.lower()
+    if text is not None:  # a text column of a CSV, or a whole text file as a corpus
+        from deepatlas.data.sequences import load_text_file
+
+        return load_text_file(p, text=text, target=target, task=task, seed=seed)
     if name.endswith(".csv") or name.endswith(".tsv") or name.endswith(".txt") and text is None:
         features, X, labels, target_name = read_csv(p, target=target)
         y, inferred = infer_task(labels, task)
