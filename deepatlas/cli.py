@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import time
@@ -114,9 +115,16 @@ def _default_out(model: str, data: str) -> Path:
 def cmd_train(args) -> int:
     from deepatlas.data import load_dataset
     from deepatlas.runs import train_run
+    from deepatlas.training import distributed
 
     params = collect_params(args)
     out = Path(args.out) if args.out else _default_out(args.model, args.data)
+    if args.nproc is not None:
+        # Resolve the run directory here so that every process writes (rank 0) the same one.
+        argv = _without_nproc(sys.argv[1:] if args.argv is None else args.argv)
+        if not args.out:
+            argv += ["--out", str(out)]
+        return distributed.launch_torchrun(args.nproc, argv)
     if args.resume and not args.out:
         raise InputError("--resume needs --out DIR: the run directory whose checkpoint to continue.")
     if (out / "metrics.json").exists() and not args.resume:
@@ -126,12 +134,26 @@ def cmd_train(args) -> int:
     if not args.quiet and hasattr(model, "verbose"):
         model.set_params(verbose=True)
     metrics = train_run(model, ds, out, data_spec=args.data, seed=args.seed, resume=args.resume, quiet=args.quiet)
+    if not distributed.is_main_process():
+        return 0
     if not args.quiet:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_") and isinstance(v, float))
         print(f"{args.model} on {ds.name}: {shown} (fit {metrics['fit_seconds']:.1f} s) -> {out}")
     else:
         print(out)
     return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
 
 
 # ---- predict ---------------------------------------------------------------------------------
@@ -165,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the run directory")
+    p.add_argument(
+        "--nproc", type=int, metavar="N", help="train data-parallel on N local processes (launches torchrun)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="predict with a trained run; writes CSV")
@@ -184,13 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except DeepAtlasError as exc:
-        print(f"deepatlas {args.command}: error: {exc}", file=sys.stderr)
+        # Under torchrun every rank meets the same user error; one of them says it.
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"deepatlas {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"deepatlas {args.command}: interrupted", file=sys.stderr)

@@ -174,10 +174,13 @@ def train_run(
 
     from deepatlas import __version__
     from deepatlas.plotting import plot_history
+    from deepatlas.training.distributed import is_main_process
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)
+    main = is_main_process()  # under torchrun only rank 0 writes the run directory
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").unlink(missing_ok=True)
     start = time.perf_counter()
     if hasattr(estimator, "fit_dataset"):
         estimator.fit_dataset(ds, checkpoint_dir=out, resume=resume)
@@ -196,6 +199,8 @@ def train_run(
     metrics["fit_seconds"] = fit_seconds
     if hasattr(estimator, "n_epochs_"):
         metrics["epochs_run"] = estimator.n_epochs_
+    if not main:
+        return metrics
     save_model(
         estimator,
         out,

@@ -30,7 +30,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sample", help="generate samples from a trained generative model or language model")
     p.add_argument("run", help="run directory")
     p.add_argument("-n", type=int, default=None, help="number of samples (default: the model's own, e.g. 64 images)")
-    p.add_argument("--out", metavar="FILE", help="where to write them (e.g. grid.png); default: standard output for text, samples.png for images")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="where to write them (e.g. grid.png); default: standard output for text, samples.png for images",
+    )
     p.add_argument("--prompt", help="text to start from (language models)")
     p.add_argument("--label", help="class to condition on (conditional models)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (language models)")

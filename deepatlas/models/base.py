@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
-from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, make_optimizer
+from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, distributed, make_optimizer
 from deepatlas.training.callbacks import restore_checkpoint
 
 
@@ -64,6 +64,28 @@ def check_features(X, owner: str, *, allow_nd: bool = True) -> np.ndarray:
     return arr
 
 
+def check_class_labels(y, owner: str) -> np.ndarray:
+    """1-D discrete class labels (ints, strings, bools, integral floats) with at least 2 classes."""
+    from sklearn.utils.multiclass import type_of_target
+
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise InputError(f"y must be 1-D class labels for {owner}. Got shape {y.shape} instead.")
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        raise InputError("y contains NaN or inf values.")
+    kind = type_of_target(y)
+    if kind not in ("binary", "multiclass"):
+        raise InputError(
+            f"Unknown label type: {kind}. {owner} needs class labels; for a numeric target use a regressor."
+        )
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise InputError(f"{owner} needs at least 2 classes in y; got 1 class ({classes[0]!r}).")
+    return y
+
+
 @dataclass(eq=False, repr=False, kw_only=True)
 class TorchEstimator(BaseEstimator):
     """Common hyperparameters and the fit machinery of every gradient-trained estimator."""
@@ -79,6 +101,7 @@ class TorchEstimator(BaseEstimator):
     standardize: bool = True
     seed: int | None = 0
     device: str = "auto"
+    precision: str = "fp32"
     verbose: bool = False
 
     _parameter_constraints: ClassVar[dict] = {
@@ -93,6 +116,7 @@ class TorchEstimator(BaseEstimator):
         "standardize": Boolean(),
         "seed": SEED,
         "device": Options(("auto", "cpu", "cuda", "mps")),
+        "precision": Options(("fp32", "bf16")),
         "verbose": Boolean(),
     }
     _task: ClassVar[str] = "classification"
@@ -146,7 +170,8 @@ class TorchEstimator(BaseEstimator):
             self.scale_ = np.ones(self.n_features_in_, np.float32)
         self.n_outputs_ = n_outputs
 
-        device = resolve_device(self.device)
+        device = distributed.local_device(resolve_device(self.device))
+        distributed.ensure_initialized(device)
         self.device_ = device
         # Everything random from here on (initial weights, dropout masks, batch order) is drawn
         # under the seed, without touching the caller's global RNG.
@@ -173,9 +198,10 @@ class TorchEstimator(BaseEstimator):
         if self.early_stopping and Xv is not None:
             early = EarlyStopping(self.patience, *self._monitor)
             cbs.append(early)
-        if checkpoint_dir is not None:
+        main = distributed.is_main_process()  # only rank 0 writes files and prints
+        if checkpoint_dir is not None and main:
             cbs.append(Checkpoint(checkpoint_dir))
-        cbs.append(ProgressBar(name, enabled=None if self.verbose else False))
+        cbs.append(ProgressBar(name, enabled=(None if self.verbose else False) if main else False))
         gen = make_generator(self.seed, "cpu")
         loop = self._make_loop(module, opt, gen, cbs)
         if resume and checkpoint_dir is not None:

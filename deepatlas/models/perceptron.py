@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
 from deepatlas.errors import InputError
-from deepatlas.models.base import check_features
+from deepatlas.models.base import check_class_labels, check_features
 from deepatlas.registry import register_model
 
 _CHUNK = 64  # samples scored at once while looking for the next mistake
@@ -68,12 +68,10 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         validate_params(self)
         X = check_features(X, "Perceptron")
         X = X.reshape(len(X), -1).astype(np.float64)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
-            raise InputError(f"y must be 1-D with one label per row of X ({len(X)}). Got shape {y.shape} instead.")
+        y = check_class_labels(y, "Perceptron")
+        if len(y) != len(X):
+            raise InputError(f"X and y have inconsistent numbers of samples: X has {len(X)}, y has {len(y)}.")
         self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise InputError(f"Perceptron needs at least 2 classes in y; got 1 class ({self.classes_[0]!r}).")
         self.n_features_in_ = X.shape[1]
         self.input_shape_ = (X.shape[1],)
         self.mean_ = X.mean(axis=0) if self.standardize else np.zeros(X.shape[1])

@@ -12,6 +12,7 @@ override :meth:`TrainingLoop.train_step`, returning a dict of named losses.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from deepatlas.errors import InputError, TrainingDiverged
+from deepatlas.training import distributed
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -60,8 +62,20 @@ class TrainingLoop:
         callbacks: Sequence = (),
         lr_for_messages: float | None = None,
         val_metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.module = module
+        # Under torchrun the forward pass goes through DDP (gradients averaged across ranks);
+        # ``module`` stays the plain network for evaluation and saving.
+        self.world = distributed.world_size()
+        self.rank = distributed.rank()
+        device = next(module.parameters()).device
+        self.net = distributed.wrap(module, device) if self.world > 1 else module
+        self.autocast = (
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+            if precision == "bf16"
+            else contextlib.nullcontext
+        )
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.epochs = epochs
@@ -78,7 +92,8 @@ class TrainingLoop:
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor):
         """One optimiser step on one batch; returns the batch loss (a detached tensor) or a dict
         of them. Override for models with several players or optimisers."""
-        loss = self.loss_fn(self.module(xb), yb)
+        with self.autocast():
+            loss = self.loss_fn(self.net(xb), yb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -87,19 +102,25 @@ class TrainingLoop:
     @torch.no_grad()
     def evaluate(self, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> dict[str, float]:
         """Mean loss (``val_loss``) and the ``val_metrics`` over ``(X, y)`` in evaluation mode;
-        each metric returns a per-batch sum."""
+        each metric returns a per-batch sum. Distributed: each rank scores its share, then the
+        sums are added across ranks."""
         was_training = self.module.training
         self.module.eval()
+        n_total = len(X)
+        if self.world > 1:
+            X, y = X[self.rank :: self.world], y[self.rank :: self.world]
         sums = {"val_loss": torch.zeros((), device=X.device)}
         sums.update({k: torch.zeros((), device=X.device) for k in self.val_metrics})
         for i in range(0, len(X), batch_size):
             xb, yb = X[i : i + batch_size], y[i : i + batch_size]
-            out = self.module(xb)
-            sums["val_loss"] += self.loss_fn(out, yb) * len(xb)
+            with self.autocast():
+                out = self.module(xb)
+                sums["val_loss"] += self.loss_fn(out, yb).float() * len(xb)
             for k, fn in self.val_metrics.items():
                 sums[k] += fn(out, yb)
         self.module.train(was_training)
-        return {k: float(v) / max(len(X), 1) for k, v in sums.items()}
+        totals = distributed.all_reduce_sum(torch.stack(list(sums.values())).float()).tolist()
+        return {k: v / max(n_total, 1) for k, v in zip(sums, totals)}
 
     # -- the loop -----------------------------------------------------------------------------
     def run(
@@ -114,19 +135,23 @@ class TrainingLoop:
             for epoch in range(self.start_epoch, self.epochs):
                 self.module.train()
                 perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
+                if self.world > 1:  # this rank's share of the same permutation; equal shares
+                    perm = perm[self.rank : (n // self.world) * self.world : self.world]
                 if perm.device != X.device:
                     perm = perm.to(X.device)
                 Xp, yp = X[perm], y[perm]
+                m = len(perm)
                 sums: dict[str, torch.Tensor] = {}
-                for i in range(0, n, bs):
+                for i in range(0, m, bs):
                     out = self.train_step(Xp[i : i + bs], yp[i : i + bs])
-                    weight = min(bs, n - i)
+                    weight = min(bs, m - i)
                     if isinstance(out, dict):
                         for k, v in out.items():
                             sums[k] = sums[k] + v * weight if k in sums else v * weight
                     else:
                         sums["loss"] = sums["loss"] + out * weight if "loss" in sums else out * weight
-                logs = {k: float(v) / n for k, v in sums.items()}
+                totals = distributed.all_reduce_sum(torch.stack(list(sums.values())).float()).tolist()
+                logs = {k: v / (m * self.world) for k, v in zip(sums, totals)}
                 self._check_finite(epoch, logs)
                 if X_val is not None and y_val is not None and len(X_val):
                     logs.update(self.evaluate(X_val, y_val))

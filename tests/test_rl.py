@@ -1,0 +1,249 @@
+"""Deep RL agents: short learning runs, the API contract, persistence, the CLI and error messages.
+
+The learning tests use a few thousand steps of CartPole-v1, where a random policy scores about 22
+and an untrained greedy one about 9; the full quality runs (5 seeds, the zoo budgets, the
+comparison with Stable-Baselines3) are in benchmarks/bench_rl.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepatlas.errors import InputError, InputTypeError
+from deepatlas.rl import A2C, DQN, PPO, REINFORCE
+
+
+# ---- it learns -----------------------------------------------------------------------------------
+def test_dqn_learns_cartpole_with_zoo_settings_in_3000_steps():
+    params, _ = DQN.zoo_params("CartPole-v1")
+    agent = DQN("CartPole-v1", seed=0, **params).learn(3_000)
+    assert agent.evaluate(10)["mean_reward"] >= 100
+
+
+def test_ppo_learns_cartpole_with_zoo_settings_in_6000_steps():
+    params, _ = PPO.zoo_params("CartPole-v1")
+    agent = PPO("CartPole-v1", seed=0, **params).learn(6_000)
+    assert agent.evaluate(10)["mean_reward"] >= 100
+
+
+def test_a2c_learns_cartpole_over_8_vector_copies():
+    agent = A2C("CartPole-v1", n_envs=8, seed=0).learn(10_000)
+    assert agent.evaluate(10)["mean_reward"] >= 150
+
+
+def test_reinforce_with_baseline_learns_cartpole():
+    agent = REINFORCE("CartPole-v1", lr=3e-3, episodes_per_update=2, seed=0).learn(10_000)
+    assert agent.train_history_, "REINFORCE never updated"
+    assert agent.evaluate(10)["mean_reward"] >= 150
+
+
+# ---- the contract --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DQN(learning_starts=50, seed=3),
+        lambda: DQN(learning_starts=50, double=True, dueling=True, seed=3),
+        lambda: REINFORCE(episodes_per_update=1, seed=3),
+        lambda: A2C(n_envs=2, seed=3),
+        lambda: PPO(n_envs=2, n_steps=32, batch_size=16, n_epochs=2, seed=3),
+    ],
+    ids=["dqn", "double-dueling-dqn", "reinforce", "a2c", "ppo"],
+)
+def test_same_seed_same_numbers_and_save_load_round_trip(make, tmp_path):
+    import deepatlas
+
+    a, b = make().learn(400), make().learn(400)
+    assert a.history_ == b.history_ and a.train_history_ == b.train_history_
+    assert all(np.isfinite(v) for rec in a.train_history_ for v in rec.values())
+    obs = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    assert np.array_equal(a.predict(obs), b.predict(obs))
+
+    a.save(tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["task"] == "rl" and config["params"]["env"] == "CartPole-v1"
+    loaded = deepatlas.load(tmp_path / "run")
+    assert type(loaded) is type(a)
+    assert np.array_equal(loaded.predict(obs), a.predict(obs))
+    assert type(a).load(tmp_path / "run").get_params() == a.get_params()
+
+
+def test_predict_shapes_for_discrete_and_continuous_actions():
+    dqn = DQN(learning_starts=10, seed=0).learn(50)
+    assert dqn.predict(np.zeros(4)).shape == () and dqn.predict(np.zeros((5, 4))).shape == (5,)
+    assert set(np.unique(dqn.predict(np.random.default_rng(0).normal(size=(50, 4))))) <= {0, 1}
+
+    ppo = PPO("Pendulum-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0).learn(128)
+    single, batch = ppo.predict(np.zeros(3)), ppo.predict(np.ones((6, 3)) * 50, deterministic=False)
+    assert single.shape == (1,) and batch.shape == (6, 1)
+    assert np.all(np.abs(batch) <= 2.0)  # clipped into Pendulum's action box [-2, 2]
+    assert torch.isfinite(ppo.policy_.log_std).all()
+
+
+def test_a2c_and_reinforce_take_continuous_actions():
+    for agent in (A2C("Pendulum-v1", n_envs=2, seed=0), REINFORCE("Pendulum-v1", episodes_per_update=1, seed=0)):
+        agent.learn(400)
+        assert agent.predict(np.zeros(3)).shape == (1,)
+        assert agent.train_history_
+
+
+def test_exploration_rate_follows_the_linear_schedule():
+    agent = DQN(exploration_fraction=0.5, exploration_initial_eps=1.0, exploration_final_eps=0.1)
+    agent.total_timesteps_ = 1000
+    for steps, eps in ((0, 1.0), (250, 0.55), (500, 0.1), (900, 0.1)):
+        agent.num_timesteps_ = steps
+        assert agent.exploration_rate() == pytest.approx(eps)
+
+
+def test_gae_matches_a_hand_computed_example():
+    from deepatlas.rl.base import RolloutBuffer
+
+    buf = RolloutBuffer(n_steps=3, n_envs=1, obs_dim=1, action_shape=(), action_dtype=np.int64)
+    for r, d, v in ((1.0, 0.0, 0.5), (2.0, 1.0, 0.2), (3.0, 0.0, 0.1)):
+        buf.add(np.zeros((1, 1)), np.zeros(1), np.array([r]), np.array([d]), np.array([v]), np.zeros(1))
+    returns, adv = buf.returns_and_advantages(np.array([0.4]), gamma=0.9, lam=0.5)
+    d2 = 3.0 + 0.9 * 0.4 - 0.1  # the last step bootstraps from V(s_3) = 0.4
+    d1 = 2.0 - 0.2  # the episode ended after step 1: no bootstrap
+    d0 = 1.0 + 0.9 * 0.2 - 0.5
+    expected = [d0 + 0.45 * d1, d1, d2]
+    assert adv[:, 0] == pytest.approx(expected)
+    assert returns[:, 0] == pytest.approx(np.array(expected) + [0.5, 0.2, 0.1])
+
+
+def test_registry_and_sklearn_clone():
+    from sklearn.base import clone
+
+    from deepatlas.registry import create_model, list_models
+
+    assert {"dqn", "ppo", "a2c", "reinforce"} <= set(list_models())
+    agent = create_model("ppo", "rl", env="Acrobot-v1", lr=1e-3)
+    assert isinstance(agent, PPO) and clone(agent).get_params() == agent.get_params()
+
+
+# ---- errors --------------------------------------------------------------------------------------
+def test_unknown_environment_lists_close_matches():
+    with pytest.raises(InputError) as err:
+        DQN("CartPole-v2").learn(10)
+    assert str(err.value) == "Unknown Gymnasium environment 'CartPole-v2'. Did you mean 'CartPole-v1' or 'CartPole-v0'?"
+
+
+def test_unsupported_action_space():
+    with pytest.raises(InputError) as err:
+        DQN("Pendulum-v1").learn(10)
+    assert str(err.value) == (
+        "DQN supports Discrete action spaces; environment 'Pendulum-v1' has Box(-2.0, 2.0, (1,), float32). "
+        "Use PPO, A2C or REINFORCE for continuous actions."
+    )
+
+
+@pytest.mark.parametrize(
+    "value, kind, message",
+    [
+        (0, InputError, "total_timesteps must be a positive int. Got 0 instead."),
+        (-5, InputError, "total_timesteps must be a positive int. Got -5 instead."),
+        ("100", InputTypeError, "total_timesteps must be a positive int. Got str '100' instead."),
+    ],
+)
+def test_total_timesteps_must_be_positive(value, kind, message):
+    with pytest.raises(kind) as err:
+        PPO().learn(value)
+    assert str(err.value) == message
+
+
+def test_parameter_messages_and_unfitted_agent():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(
+        InputError, match=r"^The 'lr' parameter of DQN must be a float in the range \(0, inf\)\. Got -1 instead\.$"
+    ):
+        DQN(lr=-1).learn(10)
+    with pytest.raises(
+        InputError,
+        match=r"^The 'n_envs' parameter of REINFORCE must be an int in the range \[1, 1\]\. Got 2 instead\.$",
+    ):
+        REINFORCE(n_envs=2).learn(10)
+    with pytest.raises(NotFittedError, match="not trained yet"):
+        PPO().predict(np.zeros(4))
+    agent = DQN(learning_starts=10).learn(20)
+    with pytest.raises(InputError) as err:
+        agent.predict(np.zeros(5))
+    assert (
+        str(err.value) == "obs must have shape (4,) for one observation or (n, 4) for a batch. Got shape (5,) instead."
+    )
+    with pytest.raises(InputError, match=r"^No zoo preset for REINFORCE on 'CartPole-v1'; presets exist for: none\.$"):
+        REINFORCE.zoo_params("CartPole-v1")
+
+
+# ---- the command line ----------------------------------------------------------------------------
+def test_cli_train_evaluate_record(cli, tmp_path):
+    import deepatlas
+
+    run = tmp_path / "run"
+    done = cli(
+        "rl",
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "512",
+        "--seed",
+        "1",
+        "--set",
+        "n_envs=2",
+        "--set",
+        "n_steps=64",
+        "--eval-episodes",
+        "3",
+        "--out",
+        str(run),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"-> {run}" in done.stdout and "mean_reward" in done.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_eval_episodes"] == 3 and len(metrics["eval_returns"]) == 3
+    assert metrics["mean_reward"] == pytest.approx(np.mean(metrics["eval_returns"]))
+    assert metrics["total_timesteps"] == 512
+    assert (run / "plots" / "returns.png").stat().st_size > 1000
+    assert json.loads((run / "history.json").read_text())[0].keys() == {"step", "return", "length"}
+    agent = deepatlas.load(run)
+    assert isinstance(agent, PPO) and agent.n_envs == 2 and agent.seed == 1
+    assert agent.evaluate(3)["mean_reward"] == pytest.approx(metrics["mean_reward"])
+
+    ev = cli("rl", "evaluate", str(run), "--episodes", "3")
+    assert ev.returncode == 0, ev.stderr
+    assert (
+        ev.stdout.strip()
+        == f"CartPole-v1: mean_reward {metrics['mean_reward']:.2f} ± {metrics['std_reward']:.2f} over 3 episodes"
+    )
+
+    gif = tmp_path / "play.gif"
+    rec = cli("rl", "record", str(run), "--out", str(gif), "--every", "4")
+    assert rec.returncode == 0, rec.stderr
+    from PIL import Image
+
+    with Image.open(gif) as img:
+        assert img.format == "GIF" and img.n_frames > 2
+
+
+def test_cli_errors_exit_2_with_one_line(cli, tmp_path):
+    bad_env = cli("rl", "train", "dqn", "--env", "CartPole-v2", "--steps", "10", "--out", str(tmp_path / "a"))
+    assert bad_env.returncode == 2
+    assert bad_env.stderr == (
+        "deepatlas rl: error: Unknown Gymnasium environment 'CartPole-v2'. "
+        "Did you mean 'CartPole-v1' or 'CartPole-v0'?\n"
+    )
+    not_agent = cli("rl", "train", "mlp", "--steps", "10", "--out", str(tmp_path / "b"))
+    assert not_agent.returncode == 2
+    assert not_agent.stderr == (
+        "deepatlas rl: error: Model 'mlp' is not a reinforcement-learning agent; agents: a2c, dqn, ppo, reinforce.\n"
+    )
+    no_steps = cli("rl", "train", "dqn", "--steps", "0", "--out", str(tmp_path / "c"))
+    assert (
+        no_steps.returncode == 2
+        and no_steps.stderr == "deepatlas rl: error: --steps must be a positive int. Got 0 instead.\n"
+    )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
