@@ -112,10 +112,13 @@ class DenseAutoencoderNet(nn.Module):
         self.output_activation = _activation(output_activation)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.code_activation(self.encoder(self.standardize(x)))  # (B, K)
+        z = self.encoder(self.standardize(x))  # (B, K)
+        return z if self.code_activation is None else self.code_activation(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.output_activation(self.decoder(z)).view(-1, *self.sample_shape)  # (B, *S)
+        out = self.decoder(z)  # (B, n)
+        out = out if self.output_activation is None else self.output_activation(out)
+        return out.view(-1, *self.sample_shape)  # (B, *S)
 
     def forward(self, x: torch.Tensor):
         z = self.encode(self.corrupt(x))
@@ -158,15 +161,17 @@ class ConvAutoencoderNet(nn.Module):
         return self.encoder(self.standardize(x).reshape(-1, *self.image_shape))  # (B, K)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.output_activation(self.decoder(z)).view(-1, *self.sample_shape)  # (B, *S)
+        out = self.decoder(z)  # (B, C, H, W)
+        out = out if self.output_activation is None else self.output_activation(out)
+        return out.view(-1, *self.sample_shape)  # (B, *S)
 
     def forward(self, x: torch.Tensor):
         z = self.encode(self.corrupt(x))
         return self.decode(z), z
 
 
-def _activation(name: str) -> nn.Module:
-    return nn.Identity() if name == "linear" else ACTIVATIONS[name]()
+def _activation(name: str) -> nn.Module | None:
+    return None if name == "linear" else ACTIVATIONS[name]()
 
 
 # ---- losses -------------------------------------------------------------------------------------
@@ -191,8 +196,9 @@ def kl_sparsity(z: torch.Tensor, target: float) -> torch.Tensor:
 class AutoencoderBase(TransformerMixin, TorchEstimator):
     """Fitting, coding, decoding, metrics and pictures shared by the autoencoder family.
 
-    A leaf overrides ``_build_module(sample_shape, code_size)`` (a module with ``encode``,
-    ``decode`` and ``forward(x) -> (reconstruction, code)``) and, for extra loss terms, ``_loss``.
+    A leaf overrides ``_build_net(sample_shape, code_size)`` (a module with ``encode``, ``decode``,
+    ``forward(x) -> (reconstruction, code)`` and a ``standardize`` layer) and, for extra loss
+    terms, ``_loss``.
     """
 
     code_size: int = 16
@@ -210,6 +216,17 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
     _allow_overcomplete: ClassVar[bool] = False
 
     # ---- hooks ----------------------------------------------------------------------------
+    def _build_net(self, sample_shape, code_size) -> nn.Module:
+        """The network: ``encode``, ``decode``, ``forward(x) -> (reconstruction, code)`` and a
+        ``standardize`` layer."""
+        raise NotImplementedError
+
+    def _build_module(self, sample_shape, code_size) -> nn.Module:
+        net = self._build_net(sample_shape, code_size)
+        if not self.standardize:
+            net.standardize = nn.Identity()  # no per-step cost (and no buffers) when unused
+        return net
+
     def _loss(self, output, x):
         return reconstruction_loss(output, x)
 
@@ -278,7 +295,8 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
         # Initial weights, corruption noise and batch order are all drawn under the seed.
         with seeded(self.seed):
             module = self._build_module(self.input_shape_, self.code_size).to(device)
-            module.standardize.set(self.mean_, self.scale_)
+            if self.standardize:
+                module.standardize.set(self.mean_, self.scale_)
             self.module_ = module
             Xt = self._to_tensor(X, device)
             Xv = self._to_tensor(X_val, device) if X_val is not None else None
@@ -425,21 +443,22 @@ def _as_images(X: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def image_grid(images: np.ndarray, path, *, rows: int, title: str = "", row_labels=()) -> None:
-    """Images (n, H, W) in a grid of ``rows`` rows."""
+def image_grid(images: np.ndarray, path, *, rows: int, title: str = "") -> None:
+    """Images (n, H, W) tiled into one picture of ``rows`` rows (one axes: fast to draw)."""
     from deepatlas.plotting import new_figure, save_figure
 
-    cols = int(np.ceil(len(images) / rows))
-    fig, axes = new_figure(rows, cols, figsize=(cols * 0.8, rows * 0.8 + 0.4), squeeze=False)
+    n, h, w = images.shape
+    cols = int(np.ceil(n / rows))
     lo, hi = float(np.min(images)), float(np.max(images))
-    for i, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i], cmap="gray_r", vmin=lo, vmax=hi)
-    for r, label in enumerate(row_labels):
-        axes[r, 0].set_title(label, fontsize=7, loc="left")
+    canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), lo, dtype=np.float32)  # 1-pixel gaps
+    for i in range(n):
+        r, c = divmod(i, cols)
+        canvas[1 + r * (h + 1) : (r + 1) * (h + 1), 1 + c * (w + 1) : (c + 1) * (w + 1)] = images[i]
+    fig, ax = new_figure(figsize=(min(0.7 * cols, 12) + 0.2, min(0.7 * rows, 12) * h / w + 0.5))
+    ax.imshow(canvas, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+    ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=9)
+        ax.set_title(title, fontsize=9)
     save_figure(fig, path)
 
 
@@ -512,7 +531,7 @@ class _DenseBase(AutoencoderBase):
     def _noise(self):
         return None
 
-    def _build_module(self, sample_shape, code_size):
+    def _build_net(self, sample_shape, code_size):
         return DenseAutoencoderNet(
             sample_shape,
             _hidden(self.hidden_sizes),
@@ -636,7 +655,7 @@ class ConvAutoencoder(AutoencoderBase):
         "output_activation": Options(("linear", "sigmoid")),
     }
 
-    def _build_module(self, sample_shape, code_size):
+    def _build_net(self, sample_shape, code_size):
         if len(sample_shape) not in (2, 3):
             raise InputError(
                 f"{type(self).__name__} takes images of shape (n, C, H, W) or (n, H, W). "

@@ -147,7 +147,7 @@ class VAE(AutoencoderBase):
     }
     _task: ClassVar[str] = "generative"
 
-    def _build_module(self, sample_shape, code_size):
+    def _build_net(self, sample_shape, code_size):
         return VAENet(sample_shape, _hidden(self.hidden_sizes), code_size, self.activation, self.likelihood)
 
     def _loss(self, output, x):
@@ -223,15 +223,17 @@ class VAE(AutoencoderBase):
     # ---- generation -------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, n: int = 64, *, seed: int | None = None, temperature: float = 1.0) -> np.ndarray:
-        """``n`` new samples (decoder means at ``z ~ N(0, temperature^2 I)``), in the input's shape."""
+        """``n`` new samples (decoder means at ``z ~ N(0, temperature^2 I)``), in the input's shape;
+        ``seed`` (default: the model's) fixes the draw."""
         self._check_fitted()
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise InputError(f"n must be a positive int. Got {n!r} instead.")
         if not isinstance(temperature, (int, float)) or not temperature > 0 or not math.isfinite(temperature):
             raise InputError(f"temperature must be a positive float. Got {temperature!r} instead.")
         device = next(self.module_.parameters()).device
-        gen = torch.Generator(device=device)
-        gen.manual_seed(self.seed if seed is None and self.seed is not None else (seed or 0))
+        if seed is None:  # the model's own seed, so repeated calls agree
+            seed = self.seed or 0
+        gen = torch.Generator(device=device).manual_seed(int(seed))
         z = temperature * torch.randn(int(n), self.code_size, generator=gen, device=device)
         return self._batched(self.module_.decode, z.cpu().numpy())
 
