@@ -308,7 +308,11 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
     # -- persistence --
     def _fitted_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         self._check_fitted()
-        meta = {"input_shape_": list(self.input_shape_), "code_shape_": list(self.code_shape_), "n_epochs_": self.n_epochs_}
+        meta = {
+            "input_shape_": list(self.input_shape_),
+            "code_shape_": list(self.code_shape_),
+            "n_epochs_": self.n_epochs_,
+        }
         return {"components_": torch.from_numpy(np.ascontiguousarray(self.components_))}, meta
 
     def _restore_state(self, tensors, meta) -> None:

@@ -547,9 +547,7 @@ class LISTA(_SparseBase):
         if not hasattr(self, "module_"):
             from sklearn.exceptions import NotFittedError
 
-            raise NotFittedError(
-                "This LISTA instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+            raise NotFittedError("This LISTA instance is not fitted yet. Call 'fit' with appropriate arguments first.")
 
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:

@@ -256,7 +256,7 @@ def coordinate_descent(
         for k, gkk in enumerate(diag):
             if gkk <= 0.0:
                 continue  # an all-zero atom never enters a code
-            old = ZT[k]
+            old = ZT[k].clone()
             new = soft_threshold(RT[k] + gkk * old, alpha) / gkk
             ZT[k] = new
             RT.addr_(G[k], new - old, alpha=-1.0)  # ρ_j −= G_jk δ for every atom j
