@@ -208,7 +208,7 @@ def test_models_without_an_inference_path_are_refused(tmp_path):
     with pytest.raises(InputError) as err:
         export(LogisticRegression(), tmp_path / "m.onnx")
     assert str(err.value) == (
-        "LogisticRegression, which has no inference path to export: it defines no _export_module() "
+        "LogisticRegression has no inference path to export: it defines no _export_module() "
         "(see docs/results-deployment.md)."
     )
     with pytest.raises(InputError) as err:

@@ -244,3 +244,58 @@ def test_a_non_json_content_type_is_refused(client):
     body = json.dumps({"instances": [_row()]})
     r = client.post("/v1/predict", content=body, headers={"content-type": "text/plain"})
     assert r.status_code == 422
+
+
+def test_cli_serve_runs_uvicorn_on_loopback(run, tmp_path):
+    """The real command: uvicorn on 127.0.0.1 at a free port, answered, then stopped."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    onnx_file = tmp_path / "m.onnx"
+    shutil.copy(run / "model.onnx", onnx_file)
+    shutil.copy(run / "model.onnx.json", tmp_path / "m.onnx.json")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepatlas", "serve", str(onnx_file), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        assert (
+            proc.stdout.readline().strip()
+            == f"serving {onnx_file} with onnxruntime on http://127.0.0.1:{port}/v1/predict"
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.1)
+        assert r.json()["status"] == "ok"
+        listening = open("/proc/net/tcp").read()
+        assert f"0100007F:{port:04X}" in listening  # bound to 127.0.0.1, not 0.0.0.0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_run_without_an_onnx_file_is_exported_at_start(digits, tmp_path):
+    out = tmp_path / "run"
+    train_run(MLPClassifier(hidden_sizes=(8,), epochs=2, seed=0), digits, out, data_spec="digits")
+    loaded = load_source(out)
+    assert loaded.notes[0] == f"exported {out} to a temporary ONNX file"
+    c = TestClient(create_app(loaded=loaded))
+    preds = c.post("/v1/predict", json={"instances": digits.X_test[:3].tolist()}).json()["predictions"]
+    assert [p["label"] for p in preds] == load(out).predict(digits.X_test[:3]).tolist()

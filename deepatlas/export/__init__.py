@@ -188,10 +188,9 @@ def export(
     if not has_inference_path(estimator):
         from deepatlas.export.protocol import DOCS
 
-        where = f"Run {str(model)!r} holds a {type(estimator).__name__}" if config else type(estimator).__name__
-        raise InputError(
-            f"{where}, which has no inference path to export: it defines no _export_module() (see {DOCS})."
-        )
+        name = type(estimator).__name__
+        where = f"Run {str(model)!r} holds a {name}, which has" if config else f"{name} has"
+        raise InputError(f"{where} no inference path to export: it defines no _export_module() (see {DOCS}).")
     spec = inference_spec(estimator, part)
     onnx_out = out.with_suffix(".onnx") if format == "openvino" else out
 

@@ -13,6 +13,7 @@ compilation" (the ``torch.export`` tracer behind the dynamo exporter).
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import warnings
@@ -76,7 +77,7 @@ def write_onnx(
     check_opset(opset)
     if exporter not in EXPORTERS:
         raise InputError(f"exporter must be one of {', '.join(EXPORTERS)}. Got {exporter!r} instead.")
-    module = spec.module.cpu().eval()
+    module = copy.deepcopy(spec.module).cpu().eval()  # the family's own module stays where it is
     example = spec.example_input.detach().cpu()
     notes: list[str] = []
     dims = {ax: torch.export.Dim(name, min=1) for ax, name in spec.dynamic_axes.items()}
