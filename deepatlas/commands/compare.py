@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deepatlas._validation import suggest
 from deepatlas.cli import add_data_args, add_param_args, build_model, collect_params
 from deepatlas.errors import InputError
 
@@ -43,11 +44,11 @@ def build_models(names: list[str], task: str, params: dict) -> dict:
         valid = get_model_class(name, task)._get_param_names()
         shared = {k: v for k, v in common.items() if k in valid or k in ("seed", "verbose")}
         models[labels[i]] = build_model(name, task, {**shared, **own[i]})
-    unused = [
-        k for k in common if k not in ("seed", "verbose") and not any(k in m.get_params() for m in models.values())
-    ]
-    if unused:
-        build_model(names[0], task, {unused[0]: common[unused[0]]})  # raises the registry's "did you mean"
+    valid_any = sorted({k for m in models.values() for k in m.get_params(deep=False)})
+    for key in common:
+        if key not in ("seed", "verbose") and key not in valid_any:
+            hint = suggest(key, valid_any) or f" Parameters of these models: {', '.join(valid_any)}."
+            raise InputError(f"--set {key}=...: no model in the comparison has a parameter {key!r}.{hint}")
     return models
 
 
