@@ -288,3 +288,11 @@ def test_gru_on_mnist1d_reaches_the_papers_accuracy():
     model = create_model("gru", hidden_size=128, num_layers=2, epochs=150, lr=3e-3, patience=25)
     model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
     assert model.score(ds.X_test, ds.y_test) >= 0.91
+
+
+def test_validation_sequences_of_another_length():
+    X, y = _memory_task(60, T=8)
+    for T_val in (5, 11):
+        Xv, yv = _memory_task(20, T=T_val, seed=1)
+        model = RNNClassifier(cell="gru", hidden_size=4, epochs=1).fit(X, y, validation_data=(Xv, yv))
+        assert model.masked_ and model.predict(Xv).shape == (20,)

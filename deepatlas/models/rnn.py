@@ -222,7 +222,7 @@ class _RNNMixin:
             yv = self._encode_more(self._check_y(validation_data[1], len(Xv)))
         # One padded length for training and validation; a mask is needed once lengths differ.
         T = max(X.shape[1], Xv.shape[1] if Xv is not None else 0)
-        self.masked_ = lengths is not None or lv is not None or T != X.shape[1]
+        self.masked_ = lengths is not None or lv is not None or (Xv is not None and Xv.shape[1] != X.shape[1])
         self.n_features_in_ = int(X.shape[2])
         targets = self._align_targets(targets, _steps(X, lengths), T)
         X = _with_mask(X, lengths, T) if self.masked_ else X
