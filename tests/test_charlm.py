@@ -28,7 +28,8 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def lm():
-    return CharLM(hidden_size=32, embedding_size=8, seq_len=32, epochs=20, batch_size=16, lr=1e-2, dropout=0.0).fit(PERIODIC)
+    model = CharLM(hidden_size=32, embedding_size=8, seq_len=32, epochs=20, batch_size=16, lr=1e-2, dropout=0.0)
+    return model.fit(PERIODIC)
 
 
 def test_lm_learns_periodic_text_far_below_unigram(lm):
