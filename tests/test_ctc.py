@@ -112,3 +112,11 @@ def test_cli_reports_string_accuracy(cli, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["test_string_accuracy"] <= 1 and "test_char_error_rate" in metrics
     assert json.loads((run / "config.json").read_text())["class"] == "CTCRecognizer"
+
+
+@pytest.mark.slow
+def test_ctc_transcribes_digit_strings_to_target():
+    ds = load_dataset("digit-strings")
+    model = CTCRecognizer(epochs=20)
+    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    assert model.dataset_metrics(ds)["test_string_accuracy"] >= 0.90
