@@ -42,7 +42,7 @@ from deepatlas.errors import InputError
 from deepatlas.models.base import TorchEstimator, check_features
 from deepatlas.models.mlp import ACTIVATIONS, mlp_stack
 from deepatlas.registry import register_model
-from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, make_optimizer
+from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, distributed, make_optimizer
 from deepatlas.training.callbacks import restore_checkpoint
 
 NOISES = ("gaussian", "mask", "salt-pepper")
@@ -243,6 +243,7 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
             generator=generator,
             callbacks=callbacks,
             lr_for_messages=self.lr,
+            precision=self.precision,
         )
 
     # ---- fitting ----------------------------------------------------------------------------
@@ -290,8 +291,10 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
             self.mean_ = np.zeros(self.n_features_in_, np.float32)
             self.scale_ = np.ones(self.n_features_in_, np.float32)
         self.n_outputs_ = self.code_size
-        device = resolve_device(self.device)
+        device = distributed.local_device(resolve_device(self.device))
+        distributed.ensure_initialized(device)  # under torchrun: join the process group
         self.device_ = device
+        main = distributed.is_main_process()  # only rank 0 writes checkpoints and prints
         # Initial weights, corruption noise and batch order are all drawn under the seed.
         with seeded(self.seed):
             module = self._build_module(self.input_shape_, self.code_size).to(device)
@@ -304,9 +307,9 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
             cbs = list(callbacks)
             if self.early_stopping and Xv is not None:
                 cbs.append(EarlyStopping(self.patience, *self._monitor))
-            if checkpoint_dir is not None:
+            if checkpoint_dir is not None and main:
                 cbs.append(Checkpoint(checkpoint_dir))
-            cbs.append(ProgressBar(name, enabled=None if self.verbose else False))
+            cbs.append(ProgressBar(name, enabled=(None if self.verbose else False) if main else False))
             loop = self._make_loop(module, opt, make_generator(self.seed, "cpu"), cbs)
             if resume and checkpoint_dir is not None:
                 restore_checkpoint(checkpoint_dir, loop)

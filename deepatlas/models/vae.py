@@ -107,8 +107,9 @@ class VAELoop(TrainingLoop):
     """The shared loop with a step that also logs the KL term of the bound."""
 
     def train_step(self, xb, yb):
-        elbo, kl = self.module(xb)
-        loss = -elbo.mean()
+        with self.autocast():
+            elbo, kl = self.net(xb)  # self.net: the module, or its DDP wrapper under torchrun
+            loss = -elbo.float().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -163,6 +164,7 @@ class VAE(AutoencoderBase):
             generator=generator,
             callbacks=callbacks,
             lr_for_messages=self.lr,
+            precision=self.precision,
         )
 
     def _check_values(self, X, name):
