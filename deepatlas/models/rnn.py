@@ -330,6 +330,8 @@ class RNNClassifier(_RNNMixin, SupervisedClassifier):
     bidirectional: bool = False
     dropout: float = 0.0
     clip_norm: float | None = 1.0
+    lr: float = 3e-3
+    patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -348,6 +350,8 @@ class RNNRegressor(_RNNMixin, SupervisedRegressor):
     bidirectional: bool = False
     dropout: float = 0.0
     clip_norm: float | None = 1.0
+    lr: float = 3e-3
+    patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
 
 def _step_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -371,6 +375,8 @@ class SequenceTagger(_RNNMixin, TorchEstimator):
     bidirectional: bool = False
     dropout: float = 0.0
     clip_norm: float | None = 1.0
+    lr: float = 3e-3
+    patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
     _task: ClassVar[str] = "tagging"
     _per_step: ClassVar[bool] = True
