@@ -41,8 +41,8 @@ def test_dataset_errors():
         load_dataset("digitz")
     assert str(err.value) == "Unknown dataset 'digitz', and no file of that name exists. Did you mean 'digits'?"
     with pytest.raises(InputError) as err:
-        load_dataset("xor:m=3")
-    assert str(err.value) == "Unknown option 'm' for dataset 'xor'. Did you mean 'n'?"
+        load_dataset("xor:nosie=3")
+    assert str(err.value) == "Unknown option 'nosie' for dataset 'xor'. Did you mean 'noise'?"
     with pytest.raises(InputError) as err:
         load_dataset("xor:n=-3")
     assert str(err.value) == "Dataset option 'n' must be an int >= 20. Got -3 instead."

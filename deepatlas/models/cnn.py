@@ -17,16 +17,18 @@ from typing import ClassVar
 import numpy as np
 from torch import nn
 
-from deepatlas._validation import Interval, TupleOf
+from deepatlas._validation import Boolean, Interval, TupleOf
 from deepatlas.errors import InputError
 from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor, check_features
 from deepatlas.registry import register_model
 
 
-def conv_stack(sample_shape, channels, kernel_size: int, n_out: int, dropout: float) -> nn.Sequential:
+def conv_stack(
+    sample_shape, channels, kernel_size: int, n_out: int, dropout: float, pool: bool = True
+) -> nn.Sequential:
     """(B, C, *spatial) -> (B, n_out). A 1-D sample shape ``(L,)`` gets a channel axis first."""
     spatial = len(sample_shape) - 1 if len(sample_shape) > 1 else 1
-    conv, norm, pool, gpool = (
+    conv, norm, pool_layer, gpool = (
         (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d)
         if spatial == 1
         else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
@@ -36,7 +38,9 @@ def conv_stack(sample_shape, channels, kernel_size: int, n_out: int, dropout: fl
         layers.append(nn.Unflatten(1, (1, sample_shape[0])))  # (B, L) -> (B, 1, L)
     c_in = 1 if len(sample_shape) == 1 else sample_shape[0]
     for c in channels:
-        layers += [conv(c_in, c, kernel_size, padding=kernel_size // 2), norm(c), nn.ReLU(), pool(2, ceil_mode=True)]
+        layers += [conv(c_in, c, kernel_size, padding=kernel_size // 2), norm(c), nn.ReLU()]
+        if pool:
+            layers.append(pool_layer(2, ceil_mode=True))
         c_in = c
     layers += [gpool(1), nn.Flatten()]  # (B, C, *) -> (B, C): any input size works
     if dropout > 0:
@@ -50,6 +54,7 @@ class _CNNMixin:
         "channels": TupleOf(),
         "kernel_size": Interval(int, 1, None),
         "dropout": Interval(float, 0, 1, "left"),
+        "pool": Boolean(),
     }
 
     def _build_module(self, sample_shape, n_outputs):
@@ -58,7 +63,7 @@ class _CNNMixin:
                 f"{type(self).__name__} takes (n, L), (n, C, L) or (n, C, H, W) inputs. Got sample shape {sample_shape} instead."
             )
         channels = (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
-        return conv_stack(sample_shape, channels, self.kernel_size, n_outputs, self.dropout)
+        return conv_stack(sample_shape, channels, self.kernel_size, n_outputs, self.dropout, self.pool)
 
     def _check_input(self, X):
         """2-D tables must match the training width; signals and images may be any size, since
@@ -88,6 +93,7 @@ class CNNClassifier(_CNNMixin, SupervisedClassifier):
     channels: tuple = (32, 64, 128)
     kernel_size: int = 3
     dropout: float = 0.0
+    pool: bool = True
     epochs: int = 60
     batch_size: int = 64
 
@@ -100,5 +106,6 @@ class CNNRegressor(_CNNMixin, SupervisedRegressor):
     channels: tuple = (32, 64, 128)
     kernel_size: int = 3
     dropout: float = 0.0
+    pool: bool = True
     epochs: int = 60
     batch_size: int = 64

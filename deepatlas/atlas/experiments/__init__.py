@@ -1,0 +1,1 @@
+"""Atlas experiments, one module per family; each registers with ``@experiment(CLAIM_ID)``."""

@@ -1,0 +1,103 @@
+"""The atlas page: one self-contained HTML file (figures embedded), a verdict table on top and a
+section per family."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import Counter
+from pathlib import Path
+
+from deepatlas.atlas import FAMILIES, VERDICTS
+from deepatlas.runs import atomic_write_text
+
+COLOURS = {
+    "supported": "#2e7d32",
+    "refuted": "#c62828",
+    "conditional": "#ef6c00",
+    "not testable": "#6a6a6a",
+    "text error": "#6a1b9a",
+    "pending": "#9e9e9e",
+}
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:1.5em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em} .sub{color:#555;margin-top:0}
+table.summary{border-collapse:collapse;margin:1em 0;font-size:.92em}
+table.summary th,table.summary td{border:1px solid #ddd;padding:.3em .6em;text-align:center}
+table.summary td:first-child,table.summary th:first-child{text-align:left}
+.badge{display:inline-block;padding:.1em .55em;border-radius:.8em;color:#fff;font-size:.85em;font-weight:600}
+section.family{margin-top:2.2em;border-top:2px solid #eee}
+article.claim{display:grid;grid-template-columns:1fr 360px;gap:1em;padding:1em 0;border-bottom:1px solid #f0f0f0}
+article.claim h3{margin:.1em 0 .3em;font-size:1.02em} .id{font-family:monospace;color:#555;margin-right:.4em}
+.exp{color:#555;font-size:.92em} .numbers{font-family:monospace;font-size:.82em;color:#333;white-space:pre-wrap;background:#fafafa;padding:.4em;border-radius:4px}
+article.claim img{max-width:360px;width:100%;border:1px solid #eee}
+nav a{margin-right:.8em}
+"""
+
+
+def _badge(verdict: str) -> str:
+    return f'<span class="badge" style="background:{COLOURS[verdict]}">{html.escape(verdict)}</span>'
+
+
+def _img(figures: Path, name: str | None, alt: str) -> str:
+    if not name or not (figures / name).exists():
+        return ""
+    data = base64.b64encode((figures / name).read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _numbers(numbers: dict) -> str:
+    if not numbers:
+        return ""
+    text = json.dumps(numbers, indent=None, separators=(", ", ": "), default=str)
+    return f'<div class="numbers">{html.escape(text)}</div>'
+
+
+def write_html(path: Path, results: list[dict], figures: Path, meta: dict) -> None:
+    families = [f for f in FAMILIES if any(r["family"] == f for r in results)]
+    counts = {f: Counter(r["verdict"] for r in results if r["family"] == f) for f in families}
+    total = Counter(r["verdict"] for r in results)
+    head = "".join(f"<th>{_badge(v)}</th>" for v in VERDICTS)
+    rows = "".join(
+        f'<tr><td><a href="#{_anchor(f)}">{html.escape(f)}</a></td>'
+        + "".join(f"<td>{counts[f].get(v, 0) or ''}</td>" for v in VERDICTS)
+        + "</tr>"
+        for f in families
+    )
+    rows += "<tr><th>all</th>" + "".join(f"<th>{total.get(v, 0)}</th>" for v in VERDICTS) + "</tr>"
+    sections = []
+    for f in families:
+        items = []
+        for r in (r for r in results if r["family"] == f):
+            seeds = f"seeds {', '.join(map(str, r['seeds']))}" if r.get("seeds") else ""
+            items.append(
+                f'<article class="claim" id="{html.escape(r["id"])}"><div>'
+                f'<h3><span class="id">{html.escape(r["id"])}</span>{html.escape(r["claim"])}</h3>'
+                f"<p>{_badge(r['verdict'])} {html.escape(r['summary'])}</p>"
+                f'<p class="exp">Experiment: {html.escape(r["experiment"])} {html.escape(seeds)}</p>'
+                f"{_numbers(r.get('numbers') or {})}</div>"
+                f"<div>{_img(figures, r.get('figure'), r['id'])}</div></article>"
+            )
+        sections.append(
+            f'<section class="family" id="{_anchor(f)}"><h2>{html.escape(f)}</h2>{"".join(items)}</section>'
+        )
+    mode = "quick" if meta.get("quick") else "full"
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>deepatlas — the survey's claims, measured</title><style>{CSS}</style></head>
+<body><h1>deepatlas: the survey's claims, measured</h1>
+<p class="sub">{len(results)} claims, each tested by a seeded experiment on the real estimators ({mode} mode,
+deepatlas {html.escape(str(meta.get("version")))}, experiments ran {meta.get("seconds")} s).
+Verdicts: supported, refuted, conditional (holds only under the stated conditions), not testable (an opinion), text error
+(wrong on its face), pending (not built yet).</p>
+<table class="summary"><tr><th>family</th>{head}</tr>{rows}</table>
+{"".join(sections)}
+</body></html>
+"""
+    atomic_write_text(path, page)
+
+
+def _anchor(family: str) -> str:
+    return family.lower().replace(" ", "-")

@@ -1,0 +1,120 @@
+"""The atlas report: coverage of every claim, verdicts, caching, and the page in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from deepatlas.atlas import CLAIMS, VERDICTS, all_experiments
+
+SPINE = "P.*"
+
+
+def test_every_claim_of_claims_md_has_an_entry():
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "CLAIMS.md"
+    if shared.exists():  # the survey's claim list lives beside the repository
+        ids = set(re.findall(r"^\| ([A-Z]\.[a-z-]+) \|", shared.read_text(), flags=re.M))
+        assert ids == set(CLAIMS)
+    assert len(CLAIMS) == 70
+    assert set(all_experiments()) <= set(CLAIMS)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from deepatlas.atlas.runner import run_report
+
+    out = tmp_path_factory.mktemp("atlas")
+    results = run_report(out, quick=True, only=SPINE, progress=False)
+    return out, results
+
+
+def test_report_files_and_verdicts(report):
+    out, results = report
+    saved = json.loads((out / "results.json").read_text())
+    assert [e["id"] for e in saved] == [cid for cid in CLAIMS if cid.startswith("P.")]
+    for entry in saved:
+        assert entry["verdict"] in VERDICTS
+        assert entry["verdict"] != "pending", entry["summary"]
+        assert entry["figure"] and (out / "figures" / entry["figure"]).stat().st_size > 1000
+        assert entry["seeds"]
+    by_id = {e["id"]: e for e in saved}
+    assert by_id["P.linear-only"]["verdict"] == "supported"
+    assert by_id["P.linear-only"]["numbers"]["xor"] <= 0.75
+
+
+def test_page_agrees_with_results_json(report):
+    out, _ = report
+    page = (out / "index.html").read_text()
+    saved = json.loads((out / "results.json").read_text())
+    for entry in saved:
+        block = page[page.index(f'id="{entry["id"]}"') :]
+        block = block[: block.index("</article>")]
+        assert f">{entry['verdict']}</span>" in block
+    assert page.count("<img ") == sum(1 for e in saved if e["figure"])
+    assert "data:image/png;base64," in page  # self-contained
+
+
+def test_rerun_uses_the_cache(report):
+    from deepatlas.atlas.runner import run_report
+
+    out, first = report
+    again = run_report(out, quick=True, only=SPINE, progress=False)
+    assert all(e["cached"] for e in again)
+    assert [e["verdict"] for e in again] == [e["verdict"] for e in first]
+
+
+def test_unbuilt_family_is_pending(tmp_path):
+    from deepatlas.atlas.runner import run_report
+
+    results = run_report(tmp_path, quick=True, only="S.header", progress=False)
+    assert len(results) == 1 and results[0]["id"] == "S.header"
+    assert results[0]["verdict"] in VERDICTS
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    raise AssertionError("headless Chromium is required for this test (.ci/run installs Debian's chromium)")
+
+
+def test_page_renders_in_headless_chromium(report):
+    """Every figure decodes (naturalWidth > 0) and the page raises no script errors."""
+    out, _ = report
+    page = (out / "index.html").read_text()
+    probe = """<script>
+    window.__errors = [];
+    window.addEventListener('error', e => window.__errors.push(String(e.message || e)));
+    window.addEventListener('load', () => {
+      const imgs = [...document.images];
+      const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+      document.body.setAttribute('data-probe', JSON.stringify({images: imgs.length, broken: bad, errors: window.__errors}));
+    });
+    </script>"""
+    probe_page = out / "probe.html"
+    probe_page.write_text(page.replace("</head>", probe + "</head>"))
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        shot = subprocess.run(
+            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--window-size=1200,1600", f"--screenshot={out / 'screenshot.png'}",
+             (out / "index.html").as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    match = re.search(r"data-probe=\"([^\"]*)\"", proc.stdout)
+    assert match, proc.stderr[-2000:]
+    probe_result = json.loads(match.group(1).replace("&quot;", '"'))
+    assert probe_result["images"] == 5 and probe_result["broken"] == 0 and probe_result["errors"] == []
+    assert shot.returncode == 0 and (out / "screenshot.png").stat().st_size > 10000

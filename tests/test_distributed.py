@@ -1,0 +1,76 @@
+"""Data-parallel training under torchrun on CPU (gloo): same quality as one process, one run
+directory, clean exit; a failing rank ends the job instead of hanging."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+COMMON = ["--data", "digits", "--quiet", "--set", "early_stopping=False", "--set", "dropout=0.0", "--epochs", "30"]
+
+
+def test_two_processes_match_one(cli, tmp_path):
+    one = cli("train", "mlp", *COMMON, "--batch-size", "64", "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    # Two ranks of 32 make the same global batch of 64.
+    two = cli(
+        "train", "mlp", *COMMON, "--batch-size", "32", "--nproc", "2", "--out", str(tmp_path / "two"), timeout=300
+    )
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.strip().splitlines() == [str(tmp_path / "two")]  # rank 0 alone prints
+    acc_one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test_accuracy"]
+    acc_two = json.loads((tmp_path / "two" / "metrics.json").read_text())["test_accuracy"]
+    assert abs(acc_one - acc_two) <= 0.01, (acc_one, acc_two)
+    names = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert names == ["config.json", "history.json", "metrics.json", "model.safetensors", "plots"]
+    assert not list(tmp_path.glob("two*/.*tmp*"))
+
+
+def test_failing_rank_stops_the_job(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os
+            from deepatlas.data import load_dataset
+            from deepatlas.models.mlp import MLPClassifier
+            from deepatlas.training import Callback
+
+            class FailOnRankOne(Callback):
+                def on_epoch_end(self, loop, epoch, logs):
+                    if loop.rank == 1 and epoch == 1:
+                        raise RuntimeError("rank 1 failed on purpose")
+
+            ds = load_dataset("digits")
+            MLPClassifier(epochs=50, early_stopping=False).fit(ds.X_train, ds.y_train, callbacks=[FailOnRankOne()])
+            print("finished")
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "finished" not in proc.stdout
+    assert output.count("RuntimeError: rank 1 failed on purpose") == 1
+
+
+def test_refuse_under_torchrun(monkeypatch):
+    import pytest
+
+    from deepatlas.errors import InputError
+    from deepatlas.training.distributed import refuse_under_torchrun
+
+    refuse_under_torchrun("DQN")  # one process: nothing to refuse
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError) as err:
+        refuse_under_torchrun("DQN")
+    assert (
+        str(err.value) == "DQN does not train data-parallel; run it as a single process (without torchrun or --nproc)."
+    )
