@@ -234,3 +234,45 @@ def test_cli_export_run_prints_parity_and_writes_sidecar(cli, digits, tmp_path):
     assert (
         proc.stderr.strip() == f"deepatlas export: error: Run directory {str(tmp_path / 'missing')!r} does not exist."
     )
+
+
+def _sequences(n=160, T=10, seed=0):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, T, 3)) * 2 + 1).astype(np.float32)
+    return X, (X[:, :, 0].sum(1) > 10).astype(int)
+
+
+def test_recurrent_classifier_exports_with_a_dynamic_time_axis(tmp_path):
+    from deepatlas.models.rnn import GRUClassifier
+
+    X, y = _sequences()
+    est = GRUClassifier(hidden_size=8, epochs=2, seed=0).fit(X, y)
+    result = export(est, tmp_path / "gru.onnx", X=X[:40], exporter="torchscript")
+    assert result.parity["held_out"]["max_scaled_diff"] <= 1e-4
+    assert result.parity["random"]["rows"] == 1 + 64 + 3  # the last 3 are 3 steps longer
+    sess = ox.session(result.path)
+    assert sess.get_inputs()[0].shape == ["batch", "time", 3]
+    X_short = np.ascontiguousarray(X[:4, :6])  # another length than at training and export
+    proba = sess.run(["probabilities"], {"input": X_short})[0]
+    np.testing.assert_allclose(proba, est.predict_proba(X_short), atol=1e-5)
+
+    ragged = [x[: 5 + i % 5] for i, x in enumerate(X)]  # different lengths: a masked network
+    masked = GRUClassifier(hidden_size=4, epochs=1, seed=0).fit(ragged, y)
+    with pytest.raises(InputError) as err:
+        export(masked, tmp_path / "m.onnx")
+    assert str(err.value) == (
+        "GRUClassifier was trained on sequences of different lengths (a masked network); "
+        "only networks trained on equal-length sequences export."
+    )
+
+
+@pytest.mark.slow
+def test_dynamo_fixing_a_dynamic_axis_falls_back_to_torchscript(tmp_path):
+    from deepatlas.models.rnn import RNNClassifier
+
+    X, y = _sequences()
+    est = RNNClassifier(hidden_size=8, epochs=2, seed=0).fit(X, y)
+    result = export(est, tmp_path / "rnn.onnx", X=X[:40])
+    assert result.exporter == ox.TORCHSCRIPT
+    assert result.notes == ["the dynamo exporter fixed axis 1 (time) to 8; used the TorchScript exporter"]
+    assert result.parity["random"]["max_scaled_diff"] <= 1e-4

@@ -31,6 +31,7 @@ from deepatlas.export.protocol import (
     as_spec,
     export_parts,
     has_inference_path,
+    inference_paths,
     inference_spec,
     register_exporter,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "export",
     "export_parts",
     "has_inference_path",
+    "inference_paths",
     "inference_spec",
     "register_exporter",
     "sidecar_path",
@@ -230,7 +232,7 @@ def export(
         # 2. onnxruntime against torch, on held-out and random inputs (batch 1 and n_random).
         if held_out is not None:
             _compare(
-                label, len(held_out), ox.run_session(sess, held_out), ox.run_torch(spec, held_out), parity, "held_out",
+                label, len(held_out), _checked(lambda a: ox.run_session(sess, a))(held_out), ox.run_torch(spec, held_out), parity, "held_out",
                 tolerance, "onnxruntime disagrees with torch",
             )  # fmt: skip
         n_rnd = sum(len(r) for r in random_X)
@@ -300,7 +302,20 @@ def max_abs_diff(a, b, scaled: bool = False) -> float:
 
 def _run_batches(fn, batches) -> dict[str, np.ndarray]:
     """Run each batch separately (exercising the dynamic axes); outputs keyed ``name@batch``."""
-    return {f"{k}@{i}": v for i, b in enumerate(batches) for k, v in fn(b).items()}
+    return {f"{k}@{i}": v for i, b in enumerate(batches) for k, v in _checked(fn)(b).items()}
+
+
+def _checked(fn):
+    """A runtime that cannot run the file on an input fails the parity check (with its reason)."""
+
+    def run(X):
+        try:
+            return fn(X)
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ParityError(f"the exported file cannot run on inputs of shape {list(X.shape)}: {msg[:300]}") from None
+
+    return run
 
 
 def _openvino(onnx_file, out, tmp, spec, held_out, label, random_X, parity, tolerance):

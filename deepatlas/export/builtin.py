@@ -30,12 +30,19 @@ class Standardize(nn.Module):
         return ((x.flatten(1) - self.mean) / self.scale).view_as(x)
 
 
+class FeatureStandardize(Standardize):
+    """``(x - mean) / scale`` over the last axis (per feature of every time step); (B, T, F) -> same."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
+
+
 class ClassifierModule(nn.Module):
     """Raw input -> (logits (B, K), probabilities (B, K))."""
 
-    def __init__(self, net: nn.Module, mean, scale):
+    def __init__(self, net: nn.Module, mean, scale, standardize: nn.Module | None = None):
         super().__init__()
-        self.standardize = Standardize(mean, scale)
+        self.standardize = standardize if standardize is not None else Standardize(mean, scale)
         self.net = net
 
     def forward(self, x: torch.Tensor):
@@ -46,9 +53,9 @@ class ClassifierModule(nn.Module):
 class RegressorModule(nn.Module):
     """Raw input -> prediction in target units, (B,) for a 1-D target else (B, n_outputs)."""
 
-    def __init__(self, net: nn.Module, mean, scale, y_mean, y_scale, squeeze: bool):
+    def __init__(self, net: nn.Module, mean, scale, y_mean, y_scale, squeeze: bool, standardize=None):
         super().__init__()
-        self.standardize = Standardize(mean, scale)
+        self.standardize = standardize if standardize is not None else Standardize(mean, scale)
         self.net = net
         self.register_buffer("y_mean", torch.as_tensor(np.asarray(y_mean, np.float32)))
         self.register_buffer("y_scale", torch.as_tensor(np.asarray(y_scale, np.float32)))
@@ -87,13 +94,15 @@ def _preprocessing(est) -> dict:
     }
 
 
-def _example_and_random(est, shape):
+def _example_and_random(est, shape, per_feature: bool = False):
     """A fixed example batch and a sampler of raw inputs on the training data's scale."""
-    mean = np.asarray(est.mean_, np.float32).reshape(shape)
-    scale = np.asarray(est.scale_, np.float32).reshape(shape)
+    stat_shape = shape[-1:] if per_feature else shape
+    mean = np.asarray(est.mean_, np.float32).reshape(stat_shape)
+    scale = np.asarray(est.scale_, np.float32).reshape(stat_shape)
 
-    def random_input(rng: np.random.Generator, n: int) -> np.ndarray:
-        return (mean + scale * rng.standard_normal((n, *shape))).astype(np.float32)
+    def random_input(rng: np.random.Generator, n: int, grow: int = 0) -> np.ndarray:
+        full = (shape[0] + grow, *shape[1:]) if per_feature else shape
+        return (mean + scale * rng.standard_normal((n, *full))).astype(np.float32)
 
     return torch.from_numpy(random_input(np.random.default_rng(0), 4)), random_input
 
@@ -127,16 +136,23 @@ def perceptron_spec(est, part=None) -> ExportSpec:
     )
 
 
-def supervised_spec(est, part=None) -> ExportSpec:
+def supervised_spec(est, part=None, *, sequence: bool = False) -> ExportSpec:
     """Any :class:`~deepatlas.models.base.SupervisedClassifier`/``Regressor`` whose network takes
     the standardised input as it is (the MLP and the CNN, at the training input size)."""
     est._check_fitted()
-    shape = tuple(int(s) for s in est.input_shape_)
     net = copy.deepcopy(est.module_).cpu().eval()
-    example, random_input = _example_and_random(est, shape)
     meta = {"preprocessing": _preprocessing(est)}
+    standardize = None
+    if sequence:
+        shape = (_EXAMPLE_STEPS, int(est.n_features_in_))
+        standardize = FeatureStandardize(est.mean_, est.scale_)
+        example, random_input = _example_and_random(est, shape, per_feature=True)
+        meta["preprocessing"]["per"] = "feature"
+    else:
+        shape = tuple(int(s) for s in est.input_shape_)
+        example, random_input = _example_and_random(est, shape)
     if hasattr(est, "classes_"):
-        module = ClassifierModule(net, est.mean_, est.scale_).eval()
+        module = ClassifierModule(net, est.mean_, est.scale_, standardize).eval()
         meta.update(kind="classifier", classes=est.classes_.tolist(), decision="argmax")
         names = ("logits", "probabilities")
 
@@ -145,7 +161,7 @@ def supervised_spec(est, part=None) -> ExportSpec:
 
     else:
         squeeze = int(est.y_ndim_) == 1
-        module = RegressorModule(net, est.mean_, est.scale_, est.y_mean_, est.y_scale_, squeeze).eval()
+        module = RegressorModule(net, est.mean_, est.scale_, est.y_mean_, est.y_scale_, squeeze, standardize).eval()
         meta.update(kind="regressor")
         names = ("prediction",)
 
@@ -157,6 +173,7 @@ def supervised_spec(est, part=None) -> ExportSpec:
         example_input=example,
         output_names=names,
         metadata=meta,
+        dynamic_axes={0: "batch", 1: "time"} if sequence else {0: "batch"},
         reference=reference,
         random_input=random_input,
     )
@@ -164,3 +181,27 @@ def supervised_spec(est, part=None) -> ExportSpec:
 
 for _name in ("MLPClassifier", "MLPRegressor", "CNNClassifier", "CNNRegressor"):
     register_exporter(_name)(supervised_spec)
+
+
+_EXAMPLE_STEPS = 8
+
+
+def sequence_spec(est, part=None) -> ExportSpec:
+    """Recurrent classifiers and regressors: (B, T, F) with a dynamic ``time`` axis and per-feature
+    standardisation. Only networks trained on equal-length sequences (no mask channel): a masked
+    network packs sequences by length, which has no static graph. (Until the recurrent family
+    defines its own ``_export_module``, which takes precedence.)"""
+    from deepatlas.errors import InputError
+
+    est._check_fitted()
+    if getattr(est, "masked_", False):
+        raise InputError(
+            f"{type(est).__name__} was trained on sequences of different lengths (a masked network); "
+            "only networks trained on equal-length sequences export."
+        )
+    return supervised_spec(est, part, sequence=True)
+
+
+for _cell in ("RNN", "GRU", "LSTM", "BiLSTM", "PeepholeLSTM"):
+    for _task in ("Classifier", "Regressor"):
+        register_exporter(f"{_cell}{_task}")(sequence_spec)

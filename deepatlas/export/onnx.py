@@ -97,12 +97,39 @@ def write_onnx(
                 **kwargs,
             )
             program.save(str(path))
-        return DYNAMO, notes
+        fixed = _fixed_axes(path, spec)
+        if not fixed:
+            return DYNAMO, notes
+        notes.append(f"the dynamo exporter fixed {fixed}; used the TorchScript exporter")
     except _Skip:
         pass
     except Exception as exc:  # the dynamo path does not cover every module; the legacy one may
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         notes.append(f"the dynamo exporter failed ({type(exc).__name__}: {first[:200]}); used the TorchScript exporter")
+    try:
+        _torchscript(module, example, spec, path, opset)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"torch.onnx cannot export this model: {type(exc).__name__}: {first[:300]}") from None
+    fixed = _fixed_axes(path, spec)
+    if fixed:
+        raise InputError(f"the exported graph fixed {fixed}, which the model declares dynamic.")
+    return TORCHSCRIPT, notes
+
+
+def _fixed_axes(path, spec: ExportSpec) -> str:
+    """Dynamic axes that the exporter turned into fixed sizes, e.g. "axis 1 (time) to 8"."""
+    inputs, _ = io_signature(path)
+    shape = inputs[0]["shape"] if inputs else []
+    bad = [
+        f"axis {ax} ({name}) to {shape[ax]}"
+        for ax, name in spec.dynamic_axes.items()
+        if ax < len(shape) and isinstance(shape[ax], int)
+    ]
+    return ", ".join(bad)
+
+
+def _torchscript(module, example, spec: ExportSpec, path, opset) -> None:
     axes = {spec.input_name: dict(spec.dynamic_axes)}
     axes.update({name: {0: "batch"} for name in spec.output_names})
     with _quiet(), torch.no_grad():
@@ -116,7 +143,6 @@ def write_onnx(
             dynamic_axes=axes,
             opset_version=opset or 17,
         )
-    return TORCHSCRIPT, notes
 
 
 def check_file(path: str | Path) -> None:

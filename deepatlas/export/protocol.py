@@ -44,7 +44,8 @@ class ExportSpec:
     reference : the estimator's own public outputs on raw inputs, ``X -> {output name: array}``
         (e.g. ``predict_proba``); the module must reproduce them, which catches a wrong wrapper.
     random_input : ``(rng, n) -> array`` of ``n`` random raw inputs on the data's scale; default:
-        standard normal in the example's shape and dtype.
+        standard normal in the example's shape and dtype. It may take ``grow=k`` to lengthen
+        the dynamic non-batch axes by ``k`` (to check another sequence length).
     """
 
     module: nn.Module
@@ -63,6 +64,11 @@ class ExportSpec:
     def random_inputs(self, rng: np.random.Generator, n: int, grow: int = 0) -> np.ndarray:
         """``n`` random inputs; ``grow`` lengthens the dynamic non-batch axes (default sampler only)."""
         if self.random_input is not None:
+            if grow:
+                import inspect
+
+                if "grow" in inspect.signature(self.random_input).parameters:
+                    return np.asarray(self.random_input(rng, n, grow=grow))
             return np.asarray(self.random_input(rng, n))
         dtype = self.example_input.numpy().dtype
         if not np.issubdtype(dtype, np.floating):
@@ -142,4 +148,16 @@ def as_spec(spec, owner: str = "model") -> ExportSpec:
     if not isinstance(out.example_input, torch.Tensor) or out.example_input.ndim < 1:
         raise InputError(f"{owner}'s example_input must be a batched torch.Tensor.")
     out.dynamic_axes = {0: "batch", **out.dynamic_axes}
+    return out
+
+
+def inference_paths() -> dict[str, bool]:
+    """``{"name/task (Class)": has an inference path}`` over the whole registry: which models export."""
+    from deepatlas.registry import model_entries
+
+    _load_builtin()
+    out = {}
+    for entry in model_entries():
+        for task, cls in entry.classes.items():
+            out[f"{entry.name}/{task} ({cls.__name__})"] = hasattr(cls, "_export_module") or cls.__name__ in _EXPORTERS
     return out
