@@ -50,7 +50,7 @@ def test_padded_steps_leave_the_ctc_loss_unchanged():
     target = torch.tensor([[1, 2, 2]])
     loss_short = F.ctc_loss(net(short).transpose(0, 1), target, torch.tensor([6]), torch.tensor([3]))
     loss_padded = F.ctc_loss(net(padded).transpose(0, 1), target, torch.tensor([9]), torch.tensor([3]))
-    assert math.isclose(float(loss_short), float(loss_padded), rel_tol=1e-5)
+    assert math.isclose(loss_short.item(), loss_padded.item(), rel_tol=1e-5)
 
 
 def test_edit_distance():
