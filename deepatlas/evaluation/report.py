@@ -43,7 +43,7 @@ td:first-child,th:first-child{text-align:left}.yes{color:#0a6b2d;font-weight:600
 figure{display:inline-block;margin:.6rem 1rem .6rem 0;vertical-align:top;max-width:100%}
 figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:.8rem;color:#555;max-width:36rem}
 .note{background:#fff8e5;border-left:3px solid #e0a800;padding:.4rem .7rem;font-size:.85rem}
-code{background:#f4f4f4;padding:0 .2rem}
+code{background:#f4f4f4;padding:0 .2rem}.row{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 """
 
 
@@ -92,11 +92,11 @@ def _read(directory: Path, name: str) -> Any:
 def _config_section(config: dict) -> str:
     keys = ("model", "class", "task", "data", "seed", "version")
     rows = [[k, config.get(k)] for k in keys if config.get(k) is not None]
-    parts = ["<h2>Configuration</h2>", _table(["setting", "value"], rows)]
+    parts = ["<h2>Configuration</h2><div class='row'>", _table(["setting", "value"], rows)]
     params = config.get("params") or {}
     if params:
         parts.append(_table(["parameter", "value"], [[k, v] for k, v in params.items()]))
-    return "".join(parts)
+    return "".join(parts) + "</div>"
 
 
 def _metrics_section(metrics: dict) -> str:
