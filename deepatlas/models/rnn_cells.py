@@ -166,5 +166,5 @@ class RecurrentEncoder(nn.Module):
             out, state = self.rnn(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D*H)
         h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, B, H)
-        last = torch.cat(list(h_n[-self.num_directions :]), dim=1)  # (B, D*H)
+        last = h_n[-1] if self.num_directions == 1 else torch.cat([h_n[-2], h_n[-1]], dim=1)  # (B, D*H)
         return out, last
