@@ -115,7 +115,7 @@ def residual_plots(result: dict, path_residuals: str | os.PathLike, path_pred: s
     ax.scatter(pred, y - pred, s=8, alpha=0.5)
     ax.axhline(0.0, color="k", lw=1)
     ax.set(xlabel="predicted", ylabel="residual (true - predicted)")
-    ax.set_title(title or "residuals", fontsize=10)
+    ax.set_title(f"{title}: residuals" if title else "residuals", fontsize=10)
     ax.grid(alpha=0.3)
     save_figure(fig, path_residuals)
     fig, ax = new_figure(figsize=(5.0, 4.8))
@@ -123,7 +123,8 @@ def residual_plots(result: dict, path_residuals: str | os.PathLike, path_pred: s
     lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="predicted = true")
     ax.set(xlabel="true", ylabel="predicted")
-    ax.set_title(title or f"predicted vs true (R² {result['metrics']['r2']:.3f})", fontsize=10)
+    r2 = f"predicted vs true (R² {result['metrics']['r2']:.3f})"
+    ax.set_title(f"{title}: {r2}" if title else r2, fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, path_pred)
