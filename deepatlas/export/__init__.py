@@ -26,15 +26,26 @@ from typing import Any
 import numpy as np
 
 from deepatlas.errors import DeepAtlasError, InputError
-from deepatlas.export.protocol import (
-    ExportSpec,
-    as_spec,
-    export_parts,
-    has_inference_path,
-    inference_paths,
-    inference_spec,
-    register_exporter,
+
+_PROTOCOL = (
+    "ExportSpec",
+    "as_spec",
+    "export_parts",
+    "has_inference_path",
+    "inference_paths",
+    "inference_spec",
+    "register_exporter",
 )
+
+
+def __getattr__(name: str):
+    # The protocol needs torch; it is loaded on first use, so serving an ONNX file does not.
+    if name in _PROTOCOL:
+        from deepatlas.export import protocol
+
+        return getattr(protocol, name)
+    raise AttributeError(f"module 'deepatlas.export' has no attribute {name!r}")
+
 
 __all__ = [
     "ExportResult",
@@ -93,7 +104,7 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _as_inputs(X, spec: ExportSpec) -> np.ndarray:
+def _as_inputs(X, spec) -> np.ndarray:
     dtype = spec.example_input.numpy().dtype
     X = np.asarray(X)
     shape = spec.sample_shape
@@ -163,6 +174,7 @@ def export(
     """
     from deepatlas import __version__
     from deepatlas.export import onnx as ox
+    from deepatlas.export.protocol import has_inference_path, inference_spec
     from deepatlas.runs import load, to_jsonable, write_json
 
     if format not in FORMATS:

@@ -18,12 +18,16 @@ import hashlib
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from deepatlas.errors import InputError
-from deepatlas.export.protocol import ExportSpec
+
+if TYPE_CHECKING:
+    from deepatlas.export.protocol import ExportSpec
+
+# torch is imported inside the functions that need it: serving an ONNX file does not load torch.
 
 DYNAMO = "torch.onnx dynamo"
 TORCHSCRIPT = "torch.onnx TorchScript (legacy)"
@@ -74,6 +78,8 @@ def write_onnx(
     ``exporter="dynamo"`` (the default) falls back to the TorchScript exporter when it fails;
     ``"torchscript"`` asks for the legacy exporter directly (about 10x faster to export).
     """
+    import torch
+
     check_opset(opset)
     if exporter not in EXPORTERS:
         raise InputError(f"exporter must be one of {', '.join(EXPORTERS)}. Got {exporter!r} instead.")
@@ -130,6 +136,8 @@ def _fixed_axes(path, spec: ExportSpec) -> str:
 
 
 def _torchscript(module, example, spec: ExportSpec, path, opset) -> None:
+    import torch
+
     axes = {spec.input_name: dict(spec.dynamic_axes)}
     axes.update({name: {0: "batch"} for name in spec.output_names})
     with _quiet(), torch.no_grad():
@@ -188,8 +196,16 @@ def run_session(sess, X: np.ndarray) -> dict[str, np.ndarray]:
     return {o.name: np.asarray(v) for o, v in zip(sess.get_outputs(), outs)}
 
 
-@torch.no_grad()
 def run_torch(spec: ExportSpec, X: np.ndarray) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        return _run_torch(spec, X)
+
+
+def _run_torch(spec: ExportSpec, X: np.ndarray) -> dict[str, np.ndarray]:
+    import torch
+
     module = spec.module.eval()
     try:
         device = next(module.parameters()).device
