@@ -373,6 +373,23 @@ def test_evaluate_command_writes_results_and_report(cli, mlp_run, tmp_path):
     assert seen["errors"] == [] and seen["console"] == []
 
 
+def test_evaluate_command_on_a_regression_run(cli, tmp_path):
+    X, y = _regression_data(200)
+    csv = tmp_path / "reg.csv"
+    csv.write_text("a,b,c,target\n" + "".join(",".join(f"{v:.5f}" for v in [*r, t]) + "\n" for r, t in zip(X, y)))
+    ds = load_dataset(str(csv))
+    assert ds.task == "regression"
+    run = tmp_path / "run"
+    train_run(MLPRegressor(hidden_sizes=(16,), epochs=50, lr=1e-2, dropout=0.0), ds, run, data_spec=str(csv))
+    proc = cli("evaluate", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert "r2" in proc.stdout and "mae" in proc.stdout
+    ev = json.loads((run / "evaluation.json").read_text())
+    assert ev["n_samples"] == len(ds.y_test) and ev["metrics"]["r2"] > 0.9
+    assert sorted(ev["plots"]) == ["plots/predicted_vs_true.png", "plots/residuals.png"]
+    assert (run / "report.html").read_text().count("<img ") == 3  # training curves + the two plots
+
+
 def test_the_browser_check_catches_broken_pages(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text(
