@@ -201,6 +201,7 @@ def test_openvino_missing_is_a_clear_error(digits, tmp_path, monkeypatch):
     "kwargs, message",
     [
         ({"format": "tflite"}, "--format must be one of onnx, openvino. Got 'tflite' instead."),
+        ({"tolerance": -1.0}, "--tolerance must be a positive float. Got -1.0 instead."),
         ({"opset": 3}, "--opset must be an int in the range [7, {high}]. Got 3 instead."),
         ({"part": "decoder"}, "--part 'decoder' is not an inference path of MLPRegressor; expected none (it has one inference path)."),
     ],
@@ -210,6 +211,17 @@ def test_bad_export_arguments(kwargs, message, digits, tmp_path):
     with pytest.raises(InputError) as err:
         export(est, tmp_path / "m.onnx", **kwargs)
     assert str(err.value) == message.format(high=ox.max_opset())
+
+
+def test_the_package_is_callable(digits, tmp_path):
+    import deepatlas.export
+
+    est, X_held = _fitted("mlp-regressor", digits)
+    result = deepatlas.export(est, tmp_path / "m.onnx", X=X_held, exporter="torchscript")
+    assert (
+        result.path.exists()
+        and deepatlas.export.onnx.sha256(result.path) == json.loads(result.sidecar.read_text())["sha256"]
+    )
 
 
 def test_models_without_an_inference_path_are_refused(tmp_path):

@@ -18,7 +18,9 @@ every check passed.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,16 @@ _PROTOCOL = (
     "inference_spec",
     "register_exporter",
 )
+
+
+class _CallableModule(types.ModuleType):
+    """``deepatlas.export(...)`` calls :func:`export`, while ``deepatlas.export.onnx`` stays a module."""
+
+    def __call__(self, *args, **kwargs):
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 def __getattr__(name: str):
@@ -177,6 +189,8 @@ def export(
     from deepatlas.export.protocol import has_inference_path, inference_spec
     from deepatlas.runs import load, to_jsonable, write_json
 
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise InputError(f"--tolerance must be a positive float. Got {tolerance!r} instead.")
     if format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}. Got {format!r} instead.")
     ox.check_opset(opset)
