@@ -16,6 +16,7 @@ from deepatlas.models.gan import DCGAN, GAN, WGAN, WGANGP
 from deepatlas.models.gan_variants import CGAN, InfoGAN
 from deepatlas.registry import create_model, get_model_class
 from deepatlas.runs import load, save_model
+from deepatlas.training.callbacks import Callback
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +115,17 @@ def test_same_seed_same_samples_and_resume_is_exact(ring, tmp_path):
     b = GAN(epochs=4, hidden_sizes=(32,), seed=3).fit(X)
     np.testing.assert_array_equal(a.sample(50), b.sample(50))
     assert not np.array_equal(a.sample(50), GAN(epochs=4, hidden_sizes=(32,), seed=4).fit(X).sample(50))
-    # two epochs, then resume from the checkpoint to four: bit-for-bit the straight run
-    c = WGANGP(epochs=2, hidden_sizes=(32,), seed=1).fit(X, checkpoint_dir=tmp_path)
-    c.set_params(epochs=4).fit(X, checkpoint_dir=tmp_path, resume=True)
+
+    # a four-epoch run stopped during epoch 3 and resumed from the epoch-2 checkpoint gives
+    # bit for bit the samples of an uninterrupted run (learning-rate decay included)
+    class Interrupt(Callback):
+        def on_epoch_end(self, loop, epoch, logs):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        WGANGP(epochs=4, hidden_sizes=(32,), seed=1).fit(X, checkpoint_dir=tmp_path, callbacks=[Interrupt()])
+    c = WGANGP(epochs=4, hidden_sizes=(32,), seed=1).fit(X, checkpoint_dir=tmp_path, resume=True)
     d = WGANGP(epochs=4, hidden_sizes=(32,), seed=1).fit(X)
     np.testing.assert_array_equal(c.sample(20), d.sample(20))
     assert [h["epoch"] for h in c.history_] == [1, 2, 3, 4]

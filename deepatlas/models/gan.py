@@ -507,16 +507,20 @@ class GANBase(BaseEstimator):
             metrics.update(gan_metrics.mode_coverage(S, ds.meta["modes"], ds.meta["sigma"]))
         if ds.name.split(":")[0] == "digits" and ds.sample_shape == (1, 8, 8):
             metrics.update(gan_metrics.digits_quality(S, ds, labels))
-        metrics.update(gan_metrics.novelty(S[:1000], ds.X_train, ds.X_test))
+        every = max(len(S) // 1000, 1)  # 1,000 samples spread over all labels
+        metrics.update(gan_metrics.novelty(S[::every][:1000], ds.X_train, ds.X_test))
         metrics.update(self._extra_metrics(ds))
         if getattr(self, "run_dir_", None):
-            gan_metrics.plot_samples(
-                self,
-                S[: 64 if self.bounded_ else n],
-                Path(self.run_dir_) / "plots" / "samples.png",
-                labels=None if labels is None else labels[:64],
-            )
-            self._extra_plots(Path(self.run_dir_) / "plots")
+            plots = Path(self.run_dir_) / "plots"
+            if self.bounded_:  # an image grid: 64 samples, or 8 per class in rows
+                k = len(getattr(self, "classes_", ())) or 8
+                grid_labels = self._grid_labels(8 * k)
+                gan_metrics.plot_samples(
+                    self, self.sample(8 * k, grid_labels), plots / "samples.png", labels=grid_labels
+                )
+            else:
+                gan_metrics.plot_samples(self, S, plots / "samples.png")
+            self._extra_plots(plots)
         return metrics
 
     def _extra_metrics(self, ds) -> dict[str, Any]:
@@ -690,7 +694,10 @@ class WGANGP(_Wasserstein, GANBase):
 
     gp_weight: float = 0.1
     n_critic: int = 5
+    epochs: int = 300
+    batch_size: int = 256
     lr: float = 1e-3
+    lr_schedule: str = "linear"
     beta1: float = 0.5
     beta2: float = 0.9
 

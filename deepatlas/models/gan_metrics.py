@@ -155,7 +155,11 @@ def plot_samples(estimator, samples: np.ndarray, path, *, labels=None, title: st
     name = type(estimator).__name__
     if samples.ndim == 4:
         lo, hi = estimator.center_[0] - estimator.scale_[0], estimator.center_[0] + estimator.scale_[0]
-        mosaic = np.clip((image_mosaic(samples) - lo) / max(hi - lo, 1e-8), 0, 1)
+        ncols = None
+        if labels is not None:  # one row per class when the classes come in equal blocks
+            _, counts = np.unique(labels, return_counts=True)
+            ncols = int(counts[0]) if (counts == counts[0]).all() and counts[0] <= 16 else None
+        mosaic = np.clip((image_mosaic(samples, ncols) - lo) / max(hi - lo, 1e-8), 0, 1)
         fig, ax = new_figure(figsize=(5, 5))
         ax.imshow(mosaic, cmap="gray_r" if mosaic.ndim == 2 else None, interpolation="nearest")
         ax.axis("off")
