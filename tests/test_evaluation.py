@@ -311,19 +311,22 @@ def test_compare_uses_identical_folds_and_finds_the_real_difference():
     models = {
         "perceptron": Perceptron(),
         "mlp": MLPClassifier(hidden_sizes=(16,), epochs=20, lr=0.05, dropout=0.0, early_stopping=False),
-        "perceptron-again": Perceptron(),
     }
-    r = compare(models, X, y, folds=5, seed=0)
-    assert r["metric"] == "accuracy"
-    assert {m["summary"]["accuracy"]["mean"] < 0.7 for k, m in r["models"].items() if k != "mlp"} == {True}
-    assert r["models"]["mlp"]["summary"]["accuracy"]["mean"] > 0.85
-    pairs = {(p["a"], p["b"]): p for p in r["pairs"]}
-    assert len(pairs) == 3
-    win = pairs[("perceptron", "mlp")]
-    assert win["significant"] and win["verdict"] == "mlp is better than perceptron (significant at alpha=0.05)"
-    assert win["p_holm"] >= win["p"]
-    same = pairs[("perceptron", "perceptron-again")]  # identical model, identical folds: zero difference
+    r = compare(models, X, y, folds=5, repeats=2, seed=0)
+    assert r["metric"] == "accuracy" and r["n_train_mean"] == 128 and r["n_test_mean"] == 32
+    assert r["models"]["perceptron"]["summary"]["accuracy"]["mean"] < 0.75  # a line cannot separate XOR
+    assert r["models"]["mlp"]["summary"]["accuracy"]["mean"] > 0.9
+    (win,) = r["pairs"]
+    assert win["df"] == 9 and win["significant"] and win["p"] < 0.01  # measured: p = 0.002
+    assert win["verdict"] == "mlp is better than perceptron (significant at alpha=0.05)"
+    # three models: Holm's adjustment; an identical model on identical folds differs by exactly 0
+    three = compare({"a": Perceptron(), "b": Perceptron(), "c": Perceptron(shuffle=False)}, X, y, folds=3)
+    pairs = {(p["a"], p["b"]): p for p in three["pairs"]}
+    assert len(pairs) == 3 and all(p["p_holm"] >= p["p"] for p in pairs.values())
+    same = pairs[("a", "b")]
     assert same["mean_difference"] == 0.0 and same["p"] == 1.0 and not same["significant"]
+    assert same["verdict"] == "a and b score the same"
+    assert three["models"]["a"]["scores"]["f1_macro"] == three["models"]["b"]["scores"]["f1_macro"]
     with pytest.raises(InputError) as e:
         compare({"p": Perceptron(), "q": Perceptron()}, X, y, metric="log_loss")
     assert str(e.value) == "metric 'log_loss' is not defined for p (no probabilities); choose another metric."
