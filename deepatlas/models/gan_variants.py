@@ -1,7 +1,10 @@
-"""GANs with codes: the class-conditional GAN and InfoGAN.
+"""GAN variants: the convolutional DCGAN, and GANs with codes: the class-conditional GAN and InfoGAN.
 
 References
 ----------
+- Radford, Metz & Chintala (2016), "Unsupervised representation learning with deep convolutional
+  generative adversarial networks" (DCGAN): strided (transposed) convolutions, batch norm,
+  ReLU in the generator, LeakyReLU in the discriminator, Adam with beta1 = 0.5.
 - Mirza & Osindero (2014), "Conditional generative adversarial nets": both players see the
   class label (here a one-hot vector concatenated to the noise and to the discriminator's input),
   so the generator draws from p(x | y).
@@ -26,9 +29,91 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas._validation import Interval
+from deepatlas._validation import Interval, TupleOf
 from deepatlas.errors import InputError
 from deepatlas.models.gan import GANBase, MLPCritic, MLPGenerator, Players, _leaky, _register
+
+
+# ---- DCGAN ---------------------------------------------------------------------------------------
+class ConvGenerator(nn.Module):
+    """DCGAN generator: (B, latent) -> Linear -> (B, c_last, H/2^s, W/2^s) -> s x [ConvTranspose
+    stride 2, batch norm, ReLU] -> (B, C, H, W) with ``tanh``."""
+
+    def __init__(self, n_in: int, channels: tuple, sample_shape: tuple) -> None:
+        super().__init__()
+        c_img, h, w = sample_shape
+        s = 2 ** len(channels)
+        self.start = (channels[-1], h // s, w // s)
+        self.project = nn.Sequential(
+            nn.Linear(n_in, int(np.prod(self.start))), nn.BatchNorm1d(int(np.prod(self.start))), nn.ReLU()
+        )
+        layers: list[nn.Module] = []
+        widths = list(reversed(channels))  # e.g. (128, 64)
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]  # doubles H, W
+        layers += [nn.ConvTranspose2d(widths[-1], c_img, 4, 2, 1), nn.Tanh()]
+        self.up = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.up(self.project(z).view(len(z), *self.start))  # (B, C, H, W)
+
+
+class ConvCritic(nn.Module):
+    """DCGAN discriminator: s x [Conv stride 2, batch norm (not on the first), LeakyReLU] ->
+    Linear -> (B, n_out) logits."""
+
+    def __init__(self, channels: tuple, sample_shape: tuple, n_out: int = 1) -> None:
+        super().__init__()
+        c_in, h, w = sample_shape
+        layers: list[nn.Module] = []
+        for i, c in enumerate(channels):
+            layers.append(nn.Conv2d(c_in, c, 4, 2, 1))  # halves H, W
+            if i > 0:
+                layers.append(nn.BatchNorm2d(c))
+            layers.append(_leaky())
+            c_in = c
+        s = 2 ** len(channels)
+        layers += [nn.Flatten(), nn.Linear(c_in * (h // s) * (w // s), n_out)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)
+
+
+@_register("dcgan", "DCGAN (Radford et al., 2016): convolutional players with batch norm")
+@dataclass(eq=False, repr=False, kw_only=True)
+class DCGAN(GANBase):
+    """Deep convolutional GAN for images ``(n, C, H, W)``; H and W divisible by
+    ``2 ** len(channels)``. ``channels`` lists the discriminator's widths (the generator mirrors them)."""
+
+    channels: tuple = (64, 128)
+    latent_dim: int = 32
+    batch_size: int = 64
+    lr: float = 2e-4
+
+    _parameter_constraints: ClassVar[dict] = {"channels": TupleOf()}
+
+    def _check_data(self, X):
+        s = 2 ** len(self._channels())
+        if X.ndim != 4:
+            raise InputError(
+                f"DCGAN needs images X of shape (n, channels, height, width). Got an array of shape {X.shape} "
+                "instead; use 'gan' or 'wgan-gp' for vector data."
+            )
+        if X.shape[2] % s or X.shape[3] % s:
+            raise InputError(
+                f"DCGAN needs image height and width divisible by {s} (2 ** len(channels)). "
+                f"Got {X.shape[2]}x{X.shape[3]} instead."
+            )
+
+    def _channels(self) -> tuple:
+        return (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
+
+    def _build_players(self, sample_shape):
+        return Players(
+            ConvGenerator(self._code_size(), self._channels(), sample_shape),
+            ConvCritic(self._channels(), sample_shape),
+        )
 
 
 # ---- CGAN -------------------------------------------------------------------------------------
