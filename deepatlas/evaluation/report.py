@@ -38,7 +38,7 @@ _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .meta{color:#666;font-size:.85rem}table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
-th,td{border:1px solid #ddd;padding:.25rem .55rem;text-align:right}th{background:#f4f4f4}
+th,td{border:1px solid #ddd;padding:.25rem .55rem;text-align:right;white-space:nowrap}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}.yes{color:#0a6b2d;font-weight:600}.no{color:#777}
 figure{display:inline-block;margin:.6rem 1rem .6rem 0;vertical-align:top;max-width:100%}
 figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:.8rem;color:#555;max-width:36rem}
