@@ -423,7 +423,7 @@ class ConvDBN(TransformerMixin, BaseEstimator):
     pool_size: int = 1
     k: int = 1
     persistent: bool = True
-    lr: float = 0.05
+    lr: float = 0.5
     momentum: float = 0.5
     weight_decay: float = 0.0
     epochs: int = 10

@@ -27,6 +27,7 @@ networks for scalable unsupervised learning of hierarchical representations".
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -56,6 +57,20 @@ def check_unit_interval(X: np.ndarray, owner: str, hint: str = "or use GaussianR
             f"X has values outside [0, 1] (min {lo:g}, max {hi:g}), but {owner} reads each value as a "
             f"probability: scale X to [0, 1] (e.g. sklearn's MinMaxScaler) {hint}."
         )
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run a loop of small tensor operations on one CPU thread: with more, each tiny op pays for
+    thread hand-offs (and, on a busy machine, for threads spinning while they wait)."""
+    n = torch.get_num_threads()
+    if n > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n > 1:
+            torch.set_num_threads(n)
 
 
 # ---- the lean CD / PCD loop ------------------------------------------------------------------
@@ -245,20 +260,22 @@ class _RBMBase(TransformerMixin, BaseEstimator):
                 print(f"[{type(self).__name__}] epoch {epoch + 1}/{self.epochs}: {shown}", flush=True)
 
         start = time.perf_counter()
-        train_cd(
-            Xt,
-            A,
-            gaussian=self._gaussian,
-            k=self.k,
-            persistent=self.persistent,
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            generator=gen,
-            on_epoch=on_epoch,
-        )
+        small = nv * nh * self.batch_size < 2**22  # under ~4M multiply-adds a step, one thread is faster
+        with one_thread() if small and device.type == "cpu" else contextlib.nullcontext():
+            train_cd(
+                Xt,
+                A,
+                gaussian=self._gaussian,
+                k=self.k,
+                persistent=self.persistent,
+                lr=self.lr,
+                momentum=self.momentum,
+                weight_decay=self.weight_decay,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                generator=gen,
+                on_epoch=on_epoch,
+            )
         A[nv, nh] = 0.0  # the unused corner collects rounding only
         self._logz = {}
         self.fit_seconds_ = time.perf_counter() - start
@@ -400,7 +417,7 @@ class _RBMBase(TransformerMixin, BaseEstimator):
             )
         key = (method, n_chains, n_betas, seed)
         if key not in self._logz:
-            with torch.no_grad():
+            with torch.no_grad(), one_thread():
                 if method == "exact":
                     value = self._exact_log_z()
                 else:
@@ -491,6 +508,13 @@ class _RBMBase(TransformerMixin, BaseEstimator):
             v = torch.randn(n_samples, nv, generator=gen, device=dev)
         else:
             v = (torch.rand(n_samples, nv, generator=gen, device=dev) < 0.5).float()
+        with one_thread():
+            v = self._gibbs(v, steps, probabilities, gen)
+        out = self._from_model(v.cpu().numpy().astype(np.float64))
+        return out.reshape((n_samples, *self.input_shape_))
+
+    def _gibbs(self, v: torch.Tensor, steps: int, probabilities: bool, gen: torch.Generator) -> torch.Tensor:
+        dev = v.device
         for step in range(steps):
             p = torch.sigmoid(self._hidden_pre(v))
             h = (torch.rand(p.shape, generator=gen, device=dev) < p).float()
@@ -498,8 +522,7 @@ class _RBMBase(TransformerMixin, BaseEstimator):
                 v = self._visible_mean(h)
             else:
                 v = self._sample_visible(h, gen)
-        out = self._from_model(v.cpu().numpy().astype(np.float64))
-        return out.reshape((n_samples, *self.input_shape_))
+        return v
 
     def _from_model(self, v: np.ndarray) -> np.ndarray:
         return v
@@ -658,7 +681,8 @@ def probe_accuracy(model, ds) -> dict:
         return {}
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(max_iter=2000).fit(model.transform(ds.X_train), ds.y_train)
+    # weak regularisation: the features are bounded probabilities (scikit-learn's RBM example uses C=6000)
+    clf = LogisticRegression(C=1000.0, max_iter=3000).fit(model.transform(ds.X_train), ds.y_train)
     return {"test_probe_accuracy": float(clf.score(model.transform(ds.X_test), ds.y_test))}
 
 
@@ -740,22 +764,23 @@ class ConvRBM(TransformerMixin, BaseEstimator):
 
     ``p(h_k = 1 | v) = sigmoid(conv(v, W_k) + c_k)`` gives one hidden map per filter ('valid'
     convolution) and ``p(v = 1 | h) = sigmoid(sum_k conv_transpose(h_k, W_k) + b)``. Trained by
-    CD-k / PCD like :class:`RBM`, with the update averaged over positions. ``transform`` gives the
+    CD-k / PCD like :class:`RBM`, with the update averaged over positions (hence the larger
+    default ``lr``). ``transform`` gives the
     hidden probability maps max-pooled by ``pool_size`` and flattened. Inputs: ``(n, C, H, W)``,
     ``(n, H, W)`` or square ``(n, H*W)`` rows.
 
     >>> from deepatlas.data import load_dataset
     >>> ds = load_dataset("digits")
     >>> ConvRBM(n_filters=8, epochs=2).fit(ds.X_train).transform(ds.X_test).shape
-    (360, 72)
+    (360, 288)
     """
 
     n_filters: int = 16
     kernel_size: int = 3
-    pool_size: int = 2
+    pool_size: int = 1
     k: int = 1
     persistent: bool = True
-    lr: float = 0.05
+    lr: float = 0.5
     momentum: float = 0.5
     weight_decay: float = 0.0
     epochs: int = 10
@@ -825,7 +850,8 @@ class ConvRBM(TransformerMixin, BaseEstimator):
         self.c_ = torch.zeros(K, device=device)  # (K,) hidden bias per filter
         self.history_ = []
         start = time.perf_counter()
-        self._train(Xt, gen)
+        with one_thread():
+            self._train(Xt, gen)
         self.fit_seconds_ = time.perf_counter() - start
         self.n_epochs_ = self.epochs
         return self
