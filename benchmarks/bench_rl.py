@@ -133,6 +133,7 @@ def main() -> None:
                     "seed": seed,
                     "steps": args.steps,
                     "seconds": round(seconds, 2),
+                    "cpu_seconds": round(cpu_seconds, 2),
                     "mean_reward": score,
                     "solved": score >= threshold,
                 }

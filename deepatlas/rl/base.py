@@ -69,7 +69,7 @@ def make_env(env, *, render_mode: str | None = None):
         import difflib
 
         ids = [k for k in gym.envs.registry if "/" not in k or "/" in env]  # namespaced ids only if asked
-        close = difflib.get_close_matches(env, ids, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(env, ids, n=3, cutoff=0.6)
         hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
         raise InputError(f"Unknown Gymnasium environment {env!r}.{hint}")
     try:
