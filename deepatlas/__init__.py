@@ -25,6 +25,10 @@ _LAZY = {
     "MLPRegressor": "deepatlas.models.mlp",
     "CNNClassifier": "deepatlas.models.cnn",
     "CNNRegressor": "deepatlas.models.cnn",
+    "evaluate": "deepatlas.evaluation",
+    "cross_validate": "deepatlas.evaluation",
+    "compare": "deepatlas.evaluation",
+    "learning_curve": "deepatlas.evaluation",
     "DeepAtlasError": "deepatlas.errors",
     "InputError": "deepatlas.errors",
 }

@@ -47,6 +47,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--task", choices=("classification", "regression"), help="override the task inferred from the target"
     )
+    p.add_argument("--text", metavar="COLUMN", help="CSV column holding text (text classification)")
 
 
 def add_param_args(p: argparse.ArgumentParser) -> None:
@@ -129,7 +130,7 @@ def cmd_train(args) -> int:
         raise InputError("--resume needs --out DIR: the run directory whose checkpoint to continue.")
     if (out / "metrics.json").exists() and not args.resume:
         raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
-    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed, text=args.text)
+    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed, text=getattr(args, "text", None))
     model = build_model(args.model, ds.task, params)
     if not args.quiet and hasattr(model, "verbose"):
         model.set_params(verbose=True)

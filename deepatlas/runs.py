@@ -34,6 +34,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -221,4 +224,7 @@ def train_run(
     for name in ("checkpoint.safetensors", "checkpoint.json"):
         (out / name).unlink(missing_ok=True)
     write_json(out / "metrics.json", metrics)
+    from deepatlas.evaluation.report import write_report
+
+    write_report(out)  # report.html: configuration, metrics and plots, self-contained
     return metrics

@@ -14,7 +14,8 @@ def _quiet_threads():
     # Two cores on CI: keep torch from oversubscribing when pytest-xdist runs workers.
     import torch
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # Under pytest-xdist each worker gets one thread; alone, up to two.
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
     yield
 
 

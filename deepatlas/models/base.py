@@ -360,8 +360,8 @@ class SupervisedClassifier(ClassifierMixin, TorchEstimator):
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X) -> np.ndarray:
-        logits = torch.from_numpy(self._forward(X))
-        return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+        logits = torch.from_numpy(self._forward(X)).double()  # rows sum to 1 in float64
+        return torch.softmax(logits, dim=1).numpy()
 
     def predict_log_proba(self, X) -> np.ndarray:
         return torch.log_softmax(torch.from_numpy(self._forward(X)), dim=1).numpy().astype(np.float64)

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from deepatlas._validation import Interval, Options, TupleOf
+from deepatlas._validation import Boolean, Interval, Options, TupleOf
 from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor
 from deepatlas.registry import register_model
 
@@ -46,6 +46,20 @@ class _MLPMixin:
         return mlp_stack(n_in, hidden, n_outputs, self.activation, self.dropout)
 
 
+def _use_fast_step(est, module) -> bool:
+    from deepatlas.training import distributed
+    from deepatlas.training.fast_mlp import plain_mlp_layers
+
+    return (
+        est.fast_step
+        and est.dropout == 0
+        and est.activation == "relu"
+        and est.precision == "fp32"
+        and distributed.world_size() == 1
+        and plain_mlp_layers(module) is not None
+    )
+
+
 @register_model("mlp", task="classification", description="multilayer perceptron (dense layers, softmax output)")
 @dataclass(eq=False, repr=False, kw_only=True)
 class MLPClassifier(_MLPMixin, SupervisedClassifier):
@@ -65,6 +79,19 @@ class MLPClassifier(_MLPMixin, SupervisedClassifier):
     epochs: int = 200
     batch_size: int = 64
     patience: int = 20
+    fast_step: bool = True
+
+    _parameter_constraints: ClassVar[dict] = {"fast_step": Boolean()}
+
+    def _make_loop(self, module, optimizer, generator, callbacks):
+        if not _use_fast_step(self, module):
+            return super()._make_loop(module, optimizer, generator, callbacks)
+        from deepatlas.training.fast_mlp import FastMLPLoop
+
+        return FastMLPLoop(
+            module, self._loss, optimizer, epochs=self.epochs, batch_size=self.batch_size, generator=generator,
+            callbacks=callbacks, lr_for_messages=self.lr, val_metrics=self._val_metrics,
+        )  # fmt: skip
 
 
 @register_model("mlp", task="regression")
