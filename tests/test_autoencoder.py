@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.decomposition import PCA
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
@@ -64,6 +65,26 @@ def test_shapes_persistence_and_seed(cls, digits, tmp_path):
     np.testing.assert_array_equal(twin.transform(digits.X_test[:7]), Z)
     other = clone(model).set_params(seed=1).fit(X)
     assert not np.array_equal(other.transform(digits.X_test[:7]), Z)
+
+
+# scikit-learn's own checks. The three excused ones test the wording of the shared input check
+# (deepatlas/models/base.py:check_features), which this family does not own.
+_SPINE_WORDING = {
+    "check_dtype_object": "check_features raises InputError (a ValueError), the check wants a TypeError",
+    "check_estimators_empty_data_messages": "check_features words the 0-feature error its own way",
+    "check_fit2d_predict1d": "check_features words the 1-D error its own way",
+}
+
+
+@parametrize_with_checks(
+    [
+        Autoencoder(code_size=2, epochs=2, early_stopping=False, device="cpu"),
+        VAE(code_size=2, epochs=2, likelihood="gaussian", early_stopping=False, device="cpu"),
+    ],
+    expected_failed_checks=lambda est: _SPINE_WORDING,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
 
 
 def test_registry_names_and_tasks():
@@ -181,7 +202,8 @@ def test_code_size_larger_than_input(digits):
     with pytest.raises(InputError) as e:
         Autoencoder(code_size=65, epochs=1).fit(digits.X_train[:50])
     assert str(e.value) == (
-        "The 'code_size' parameter of Autoencoder must be at most the number of input features (64). Got 65 instead."
+        "The 'code_size' parameter of Autoencoder must be at most the number of input features (n_features = 64). "
+        "Got 65 instead."
     )
     SparseAutoencoder(code_size=100, epochs=1).fit(digits.X_train[:50])  # overcomplete is fine with a penalty
 

@@ -280,7 +280,7 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
         if self.code_size > self.n_features_in_ and not self._allow_overcomplete:
             raise InputError(
                 f"The 'code_size' parameter of {name} must be at most the number of input features "
-                f"({self.n_features_in_}). Got {self.code_size} instead."
+                f"(n_features = {self.n_features_in_}). Got {self.code_size} instead."
             )
         flat = X.reshape(len(X), -1)
         if self.standardize:
@@ -331,9 +331,10 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
         return torch.cat(outs).float().cpu().numpy()
 
     def transform(self, X) -> np.ndarray:
-        """Codes of ``X``: shape (n_samples, code_size)."""
+        """Codes of ``X``: shape (n_samples, code_size), float64 for float64 input, else float32."""
+        dtype = _out_dtype(X)
         X = self._check_input(X)
-        return self._batched(self.module_.encode, X)
+        return self._batched(self.module_.encode, X).astype(dtype, copy=False)
 
     def _check_codes(self, Z) -> np.ndarray:
         self._check_fitted()
@@ -346,7 +347,7 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
 
     def inverse_transform(self, Z) -> np.ndarray:
         """Decode codes ``Z`` (n_samples, code_size) to inputs of the training shape."""
-        return self._batched(self.module_.decode, self._check_codes(Z))
+        return self._batched(self.module_.decode, self._check_codes(Z)).astype(_out_dtype(Z), copy=False)
 
     def reconstruct(self, X) -> np.ndarray:
         """``inverse_transform(transform(X))``: the model's copy of ``X``, in ``X``'s shape."""
@@ -372,6 +373,11 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
         if getattr(self, "_plot_dir", None):
             write_pictures(self, ds, self._plot_dir)
         return out
+
+
+def _out_dtype(X) -> type:
+    """Outputs keep float64 when the input is float64 (as scikit-learn's transformers do)."""
+    return np.float64 if getattr(X, "dtype", None) == np.float64 else np.float32
 
 
 # ---- measures (shared with the VAE) --------------------------------------------------------------
