@@ -139,7 +139,7 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
     alpha: float = 0.1
     max_iter: int = 100
     tol: float = 1e-3
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 64
     lr: float = 0.02
     seed: int | None = 0

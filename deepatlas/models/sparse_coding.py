@@ -399,8 +399,8 @@ class DictionaryLearning(_SparseBase):
         diag = A.diagonal().tolist()
         for k, akk in enumerate(diag):
             if akk < 1e-10:
-                d = xb[int(rng.integers(len(xb)))].clone()
-                d += 1e-3 * torch.randn(d.shape, device=d.device, dtype=d.dtype)
+                noise = torch.as_tensor(1e-3 * rng.standard_normal(D.shape[1]), dtype=D.dtype, device=D.device)
+                d = xb[int(rng.integers(len(xb)))] + noise  # (F,) restart from a signal, seeded
             else:
                 d = D[k] + (Bm[k] - A[k] @ D) / akk  # (F,)
             D[k] = d / torch.clamp(torch.linalg.vector_norm(d), min=1.0)
