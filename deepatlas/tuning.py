@@ -1,0 +1,430 @@
+"""Hyperparameter search with Optuna: TPE sampling, pruning from per-epoch validation scores.
+
+The sampler is the Tree-structured Parzen Estimator (Bergstra, Bardenet, Bengio & Kegl, 2011,
+"Algorithms for Hyper-Parameter Optimization"); weak trials are stopped early by a median rule
+on the validation score each epoch reports (the "median stopping rule" of Golovin et al., 2017,
+"Google Vizier: A Service for Black-Box Optimization"). Optuna itself: Akiba et al. (2019),
+"Optuna: A Next-generation Hyperparameter Optimization Framework".
+
+A search space maps parameter names to distributions::
+
+    lr:         {type: float, low: 1.0e-4, high: 3.0e-2, log: true}
+    batch_size: {type: categorical, choices: [32, 64, 128]}
+    width:      {type: int, low: 32, high: 512, log: true}
+
+Names are the estimator's own parameters, plus a few derived ones per family (``width`` and
+``depth`` build an MLP's ``hidden_sizes``; ``base_channels`` and ``depth`` build a CNN's
+``channels``). :data:`DEFAULT_SPACES` declares one space per registry name; models without one
+get a generic space over the common parameters they have (``lr``, ``batch_size``, ``dropout``,
+``hidden_size``, ``weight_decay``).
+
+Storage: one SQLite file in the run directory by default (``study.db``), so an interrupted study
+resumes where it stopped, or any SQLAlchemy URL (PostgreSQL for workers on several machines).
+Trials carry a heartbeat; a worker killed mid-trial leaves a trial that the next worker to start
+marks ``FAIL`` once its heartbeat is older than the grace period.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from deepatlas.errors import InputError
+from deepatlas.training.callbacks import Callback
+
+HEARTBEAT_S = 2
+GRACE_S = 6
+
+# ---- search spaces ----------------------------------------------------------------------------
+_LR = {"type": "float", "low": 1e-4, "high": 3e-2, "log": True}
+_BATCH = {"type": "categorical", "choices": [32, 64, 128, 256]}
+_DROPOUT = {"type": "float", "low": 0.0, "high": 0.5}
+
+DEFAULT_SPACES: dict[str, dict[str, dict]] = {
+    "mlp": {
+        "lr": _LR,
+        "batch_size": _BATCH,
+        "width": {"type": "int", "low": 32, "high": 512, "log": True},
+        "depth": {"type": "int", "low": 1, "high": 3},
+        "dropout": _DROPOUT,
+        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+    },
+    "cnn": {
+        "lr": _LR,
+        "batch_size": _BATCH,
+        "base_channels": {"type": "int", "low": 8, "high": 64, "log": True},
+        "depth": {"type": "int", "low": 1, "high": 3},
+        "kernel_size": {"type": "categorical", "choices": [3, 5, 7]},
+        "dropout": _DROPOUT,
+    },
+    "perceptron": {
+        "lr": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+        "epochs": {"type": "int", "low": 5, "high": 100, "log": True},
+    },
+}
+
+# Derived names per registry name: they are composed into real estimator parameters.
+DERIVED: dict[str, tuple[str, ...]] = {"mlp": ("width", "depth"), "cnn": ("base_channels", "depth")}
+
+_GENERIC = {
+    "lr": _LR,
+    "batch_size": _BATCH,
+    "dropout": _DROPOUT,
+    "hidden_size": {"type": "int", "low": 16, "high": 256, "log": True},
+    "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+}
+
+
+def default_space(model: str, task: str | None = None) -> dict[str, dict]:
+    """The declared space of ``model``, or a generic one over the common parameters it has."""
+    from deepatlas.registry import get_model_class
+
+    if model in DEFAULT_SPACES:
+        return json.loads(json.dumps(DEFAULT_SPACES[model]))
+    valid = get_model_class(model, task)._get_param_names()
+    space = {k: dict(v) for k, v in _GENERIC.items() if k in valid}
+    if not space:
+        raise InputError(f"Model {model!r} has no default search space; give one with --space FILE.")
+    return space
+
+
+def read_space_file(path: str | os.PathLike) -> dict:
+    """A YAML (``.yaml``/``.yml``) or JSON search-space file as a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--space file {str(path)!r} does not exist.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise InputError(f"--space file {str(path)!r} cannot be read: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not data:
+        raise InputError(f"--space file {str(path)!r} must map parameter names to ranges. Got {data!r} instead.")
+    return data
+
+
+def check_space(space: dict, model: str, task: str | None = None) -> dict[str, dict]:
+    """Validate a space against the model's parameters; one-line errors name the parameter."""
+    from deepatlas._validation import suggest
+    from deepatlas.registry import get_model_class
+
+    valid = list(get_model_class(model, task)._get_param_names()) + list(DERIVED.get(model, ()))
+    out: dict[str, dict] = {}
+    for name, spec in space.items():
+        if name not in valid:
+            hint = suggest(str(name), valid) or f" Valid names: {', '.join(valid)}."
+            raise InputError(f"Search space: unknown parameter {name!r} for model {model!r}.{hint}")
+        if not isinstance(spec, dict):
+            raise InputError(f"Search space: {name!r} must be a mapping with 'type'. Got {spec!r} instead.")
+        kind = spec.get("type", "categorical" if "choices" in spec else "float")
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise InputError(f"Search space: {name!r} needs a non-empty list of choices. Got {choices!r} instead.")
+            out[name] = {"type": "categorical", "choices": choices}
+            continue
+        if kind not in ("float", "int"):
+            raise InputError(f"Search space: {name!r} has type {kind!r}; expected 'float', 'int' or 'categorical'.")
+        low, high = spec.get("low"), spec.get("high")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            raise InputError(f"Search space: {name!r} needs numeric low and high. Got low={low!r}, high={high!r}.")
+        if not low < high:
+            raise InputError(f"Search space: {name!r} has an empty range: low={low!r} must be below high={high!r}.")
+        log = bool(spec.get("log", False))
+        if log and low <= 0:
+            raise InputError(f"Search space: {name!r} is log-scaled, so low must be > 0. Got low={low!r}.")
+        out[name] = {"type": kind, "low": low, "high": high, "log": log}
+    return out
+
+
+def suggest_params(trial, space: dict[str, dict]) -> dict[str, Any]:
+    values = {}
+    for name, spec in space.items():
+        if spec["type"] == "categorical":
+            values[name] = trial.suggest_categorical(name, spec["choices"])
+        elif spec["type"] == "int":
+            values[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=spec["log"])
+        else:
+            values[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=spec["log"])
+    return values
+
+
+def compose_params(model: str, sampled: dict[str, Any], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Sampled values (with derived names) -> estimator parameters, on top of ``fixed``."""
+    params = dict(fixed or {})
+    sampled = dict(sampled)
+    if model == "mlp" and ("width" in sampled or "depth" in sampled):
+        width, depth = int(sampled.pop("width", 128)), int(sampled.pop("depth", 2))
+        params["hidden_sizes"] = (width,) * depth
+    if model == "cnn" and ("base_channels" in sampled or "depth" in sampled):
+        base, depth = int(sampled.pop("base_channels", 32)), int(sampled.pop("depth", 3))
+        params["channels"] = tuple(base * 2**i for i in range(depth))
+    params.update(sampled)
+    return params
+
+
+# ---- pruning ----------------------------------------------------------------------------------
+class PruningCallback(Callback):
+    """Report the validation score each epoch; raise ``optuna.TrialPruned`` when the pruner says so.
+
+    ``monitor`` is ``val_accuracy`` for classifiers (higher is better) or ``val_loss`` (reported
+    negated, so the study always maximises)."""
+
+    def __init__(self, trial, monitor: str = "val_accuracy") -> None:
+        self.trial = trial
+        self.monitor = monitor
+        self.epochs = 0
+
+    def on_epoch_end(self, loop, epoch, logs) -> None:
+        import optuna
+
+        self.epochs = epoch + 1
+        value = logs.get(self.monitor)
+        if value is None:
+            return
+        value = float(value) if self.monitor != "val_loss" else -float(value)
+        self.trial.report(value, epoch)
+        self.trial.set_user_attr("epochs", self.epochs)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {self.epochs} ({self.monitor} {logs[self.monitor]:.4f})")
+
+
+# ---- storage and study ------------------------------------------------------------------------
+def open_storage(url: str):
+    """An Optuna RDB storage with trial heartbeats; a URL that cannot be opened is an InputError."""
+    import optuna
+
+    if not isinstance(url, str) or "://" not in url:
+        raise InputError(f"--storage must be an SQLAlchemy URL such as sqlite:///study.db. Got {url!r} instead.")
+    _quiet_optuna()
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+        )
+    except Exception as exc:  # sqlalchemy/driver errors vary by back end
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"--storage {url!r} cannot be opened: {first}") from None
+
+
+def _quiet_optuna() -> None:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def make_pruner(kind: str = "median"):
+    import optuna
+
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5, interval_steps=1)
+
+
+def load_study(storage, name: str, *, seed: int = 0, pruner: str = "median"):
+    import optuna
+
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
+    return optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="maximize",
+        sampler=sampler,
+        pruner=make_pruner(pruner),
+        load_if_exists=True,
+    )
+
+
+def finished_count(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def make_objective(model: str, ds, space: dict, fixed: dict):
+    """Fit one configuration on ``ds.X_train`` and return its validation score."""
+    import inspect
+
+    from deepatlas.cli import build_model
+    from deepatlas.registry import get_model_class
+    from deepatlas.runs import _tuple_params
+
+    fixed = _tuple_params(get_model_class(model, ds.task), fixed)  # JSON gave lists back
+
+    def objective(trial) -> float:
+        params = compose_params(model, suggest_params(trial, space), fixed)
+        estimator = build_model(model, ds.task, dict(params))
+        kwargs = {}
+        fit_params = inspect.signature(estimator.fit).parameters
+        monitor = "val_accuracy" if ds.task == "classification" else "val_loss"
+        pruner_cb = PruningCallback(trial, monitor)
+        if "validation_data" in fit_params:
+            kwargs["validation_data"] = (ds.X_val, ds.y_val)
+        if "callbacks" in fit_params:
+            kwargs["callbacks"] = [pruner_cb]
+        trial.set_user_attr("pid", os.getpid())
+        start = time.perf_counter()
+        estimator.fit(ds.X_train, ds.y_train, **kwargs)
+        epochs = getattr(estimator, "n_epochs_", None) or pruner_cb.epochs or params.get("epochs")
+        trial.set_user_attr("epochs", int(epochs) if epochs else None)
+        trial.set_user_attr("fit_seconds", time.perf_counter() - start)
+        return float(estimator.score(ds.X_val, ds.y_val))
+
+    return objective
+
+
+def run_worker(
+    *,
+    model: str,
+    data: str,
+    storage_url: str,
+    study_name: str,
+    trials: int,
+    space: dict,
+    fixed: dict,
+    quota: int | None = None,
+    worker: int = 0,
+    seed: int = 0,
+    timeout: float | None = None,
+    pruner: str = "median",
+    target: str | None = None,
+    task: str | None = None,
+) -> int:
+    """Run trials until the study holds ``trials`` finished ones, ``quota`` trials were run here,
+    or ``timeout`` passed; returns how many ran here.
+
+    Optuna claims each trial through the storage before it runs, so two workers never run the
+    same one. ``deepatlas tune --workers K`` splits what is left into K quotas, so local workers
+    never overshoot; independent workers (several machines) stop when finished + running trials
+    reach ``trials``, and may overshoot by at most one trial each when they start together.
+    """
+    import optuna
+
+    from deepatlas.data import load_dataset
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(storage_url)
+    study = load_study(storage, study_name, seed=seed + 1000 * worker, pruner=pruner)
+    ds = load_dataset(data, target=target, task=task, seed=seed)
+    objective = make_objective(model, ds, space, fixed)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ran = 0
+    while (quota is None or ran < quota) and (deadline is None or time.monotonic() < deadline):
+        if not _claim(study, trials):
+            break
+        study.optimize(objective, n_trials=1, catch=(InputError,), gc_after_trial=False)
+        ran += 1
+    return ran
+
+
+def worker_main(config_path: str) -> int:
+    """Entry point of a worker process started by ``deepatlas tune --workers K``."""
+    config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    return run_worker(**config)
+
+
+def _claim(study, trials: int) -> bool:
+    """True when one more trial may start: finished + running (live) trials < the target."""
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    fail_stale_trials(study)
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states)) < trials
+
+
+# ---- outputs ----------------------------------------------------------------------------------
+def trials_csv(study) -> str:
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({k for t in trials for k in t.params})
+    attrs = sorted({k for t in trials for k in t.user_attrs})
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["number", "state", "value", "duration_s", *names, *attrs])
+    for t in trials:
+        dur = t.duration.total_seconds() if t.duration is not None else ""
+        w.writerow(
+            [t.number, t.state.name, "" if t.value is None else t.value, dur]
+            + [t.params.get(k, "") for k in names]
+            + [t.user_attrs.get(k, "") for k in attrs]
+        )
+    return buf.getvalue()
+
+
+def write_plots(study, directory: Path) -> list[str]:
+    """Optuna's matplotlib plots; returns the files written (a plot needing more trials is skipped)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization import matplotlib as vis
+
+    from deepatlas.plotting import save_figure
+
+    written = []
+    plots = (
+        ("optimization_history.png", vis.plot_optimization_history),
+        ("param_importances.png", vis.plot_param_importances),
+        ("parallel_coordinate.png", vis.plot_parallel_coordinate),
+    )
+    for filename, fn in plots:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = fn(study)
+            ax = ax.flat[0] if hasattr(ax, "flat") else ax
+            save_figure(ax.figure, directory / filename)
+            written.append(filename)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            continue  # e.g. importances need two finished trials with varied parameters
+    return written
+
+
+def summarize(study, model: str, fixed: dict, out: Path) -> dict:
+    """Write ``best.json``, ``trials.csv`` and ``plots/``; return the summary."""
+    from optuna.trial import TrialState
+
+    from deepatlas.runs import atomic_write_text, write_json
+
+    trials = study.get_trials(deepcopy=False)
+    count = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    epochs_run = sum(int(t.user_attrs.get("epochs") or 0) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    summary: dict[str, Any] = {
+        "model": model,
+        "study": study.study_name,
+        "trials": {k.lower(): v for k, v in count.items() if v},
+        "epochs_run": epochs_run,
+    }
+    if done:
+        best = study.best_trial
+        summary.update(
+            best_value=best.value,
+            best_trial=best.number,
+            best_sampled=best.params,
+            best_params=compose_params(model, best.params, fixed),
+        )
+    atomic_write_text(out / "trials.csv", trials_csv(study))
+    summary["plots"] = write_plots(study, out / "plots") if done else []
+    write_json(out / "best.json", summary)
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    worker_main(sys.argv[1])
