@@ -16,6 +16,7 @@ unsupervised learning of hierarchical representations".
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from deepatlas.models.rbm import (
     ConvRBM,
     GaussianRBM,
     check_unit_interval,
+    one_thread,
     probe_accuracy,
     save_samples,
     write_pictures,
@@ -349,8 +351,11 @@ class DBNClassifier(SupervisedClassifier):
             start = time.perf_counter()
             self._pretrained = pretrain_stack(self, flat)
             self.pretrain_seconds_ = time.perf_counter() - start
+        widest = max((int(np.prod(X.shape[1:])), *_sizes(self.hidden_sizes)))
+        small = device.type == "cpu" and widest * widest * self.batch_size < 2**22  # threads cost more than they give
         try:
-            super()._fit_tensors(X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume)
+            with one_thread() if small else contextlib.nullcontext():
+                super()._fit_tensors(X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume)
         finally:
             self._pretrained = None
 
