@@ -25,6 +25,21 @@ import torch
 from torch import nn
 
 
+class _Progress:
+    """Prints each epoch's logs (the run can take minutes on a busy machine)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.start = name, time.perf_counter()
+
+    def on_train_begin(self, loop) -> None: ...
+
+    def on_epoch_end(self, loop, epoch, logs) -> None:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "epoch")
+        print(f"  [{self.name}] epoch {epoch + 1} {shown} ({time.perf_counter() - self.start:.0f} s)", flush=True)
+
+    def on_train_end(self, loop) -> None: ...
+
+
 def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -61,7 +76,7 @@ def bench_speed(args) -> None:
     from deepatlas.models.rnn import RNNClassifier
 
     rng = np.random.default_rng(0)
-    n, T, F, hidden, epochs, bs = 2048, 50, 8, 64, 3, 64
+    n, T, F, hidden, epochs, bs = 1024, 50, 8, 64, 2, 64
     X = rng.standard_normal((n, T, F)).astype(np.float32)
     y = rng.integers(0, 10, n).astype(np.int64)
     print(f"training {n} sequences x {T} steps x {F} features, hidden {hidden}, {epochs} epochs, batch {bs}")
@@ -118,7 +133,7 @@ def bench_adding(args) -> None:
         model = create_model(
             cell, task="regression", hidden_size=args.hidden, epochs=args.epochs, lr=args.lr, patience=args.epochs
         )
-        model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+        model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val), callbacks=[_Progress(cell)])
         mse = float(np.mean((model.predict(ds.X_test) - ds.y_test) ** 2))
         print(f"{cell:<6} {mse:9.4f} {model.n_epochs_:7d} {model.fit_seconds_:8.1f}", flush=True)
 
@@ -131,7 +146,7 @@ def bench_mnist1d(args) -> None:
     model = create_model(
         "gru", hidden_size=args.hidden, num_layers=2, epochs=args.epochs, lr=args.lr, patience=25, batch_size=64
     )
-    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val), callbacks=[_Progress("gru")])
     acc = model.score(ds.X_test, ds.y_test)
     print(
         f"GRU (2 x {args.hidden}) on mnist1d: test accuracy {acc:.4f} after {model.n_epochs_} epochs ({model.fit_seconds_:.0f} s)"
@@ -144,7 +159,7 @@ def bench_ctc(args) -> None:
 
     ds = load_dataset("digit-strings")
     model = CTCRecognizer(epochs=args.epochs)
-    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val), callbacks=[_Progress("ctc")])
     metrics = model.dataset_metrics(ds)
     beam = float(np.mean(model.predict(ds.X_test, decoder="beam") == ds.y_test.astype(object)))
     print(
@@ -160,7 +175,7 @@ def bench_charlm(args) -> None:
 
     ds = load_dataset("pydoc-text")
     model = CharLM(epochs=args.epochs, max_chars=args.max_chars)
-    model.fit_dataset(ds)
+    model.fit(str(ds.X_train[0]), validation_data=(str(ds.X_val[0]),), callbacks=[_Progress("charlm")])
     m = model.dataset_metrics(ds)
     print(
         f"CharLM (LSTM {model.hidden_size}) on pydoc-text: test {m['test_bits_per_char']:.3f} bits/char, "
@@ -185,7 +200,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    defaults = {"adding": 20, "mnist1d": 150, "ctc": 60, "charlm": 10}
+    defaults = {"adding": 10, "mnist1d": 150, "ctc": 20, "charlm": 5}
     if args.epochs is None:
         args.epochs = defaults.get(args.section, 1)
     {

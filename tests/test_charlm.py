@@ -141,5 +141,5 @@ def test_cli_trains_a_language_model_and_samples(cli, tmp_path):
 @pytest.mark.slow
 def test_lm_is_a_bit_per_character_below_unigram_on_pydoc():
     ds = load_dataset("pydoc-text")
-    model = CharLM(epochs=10).fit_dataset(ds)
+    model = CharLM(epochs=5).fit_dataset(ds)
     assert model.dataset_metrics(ds)["test_bits_below_unigram"] >= 1.0

@@ -276,7 +276,7 @@ def test_adding_t200_gated_cells_solve_it_and_tanh_rnn_does_not():
     ds = load_dataset("adding:T=200,n=10000")
     mse = {}
     for cell in ("lstm", "gru", "rnn"):
-        model = create_model(cell, task="regression", hidden_size=64, epochs=20, lr=3e-3, patience=20)
+        model = create_model(cell, task="regression", hidden_size=64, epochs=10, lr=3e-3, patience=10)
         model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
         mse[cell] = float(np.mean((model.predict(ds.X_test) - ds.y_test) ** 2))
     assert mse["lstm"] <= 0.01 and mse["gru"] <= 0.01 and mse["rnn"] >= 0.1, mse
@@ -285,7 +285,7 @@ def test_adding_t200_gated_cells_solve_it_and_tanh_rnn_does_not():
 @pytest.mark.slow
 def test_gru_on_mnist1d_reaches_the_papers_accuracy():
     ds = load_dataset("mnist1d")
-    model = create_model("gru", hidden_size=128, num_layers=2, epochs=150, lr=3e-3, patience=25)
+    model = create_model("gru", hidden_size=128, num_layers=2, epochs=60, lr=3e-3, patience=25)
     model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
     assert model.score(ds.X_test, ds.y_test) >= 0.91
 
