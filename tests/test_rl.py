@@ -191,8 +191,16 @@ def test_parameter_messages_and_unfitted_agent():
 
 
 # ---- the command line ----------------------------------------------------------------------------
-def test_cli_train_evaluate_record(cli, tmp_path):
+@pytest.fixture
+def one_thread_cli(cli, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the subprocess's torch: one thread for tiny networks
+    return cli
+
+
+def test_cli_train_evaluate_record(one_thread_cli, tmp_path):
     import deepatlas
+
+    cli = one_thread_cli
 
     run = tmp_path / "run"
     done = cli(
@@ -242,7 +250,8 @@ def test_cli_train_evaluate_record(cli, tmp_path):
         assert img.format == "GIF" and img.n_frames > 2
 
 
-def test_cli_errors_exit_2_with_one_line(cli, tmp_path):
+def test_cli_errors_exit_2_with_one_line(one_thread_cli, tmp_path):
+    cli = one_thread_cli
     bad_env = cli("rl", "train", "dqn", "--env", "CartPole-v2", "--steps", "10", "--out", str(tmp_path / "a"))
     assert bad_env.returncode == 2
     assert bad_env.stderr.startswith(

@@ -45,10 +45,11 @@ def plot_returns(history: list[dict], path, title: str, eval_mean: float | None 
     if history:
         steps = np.array([h["step"] for h in history])
         returns = np.array([h["return"] for h in history])
-        ax.plot(steps, returns, ".", markersize=2, alpha=0.35, color="tab:blue", label="episode return")
-        k = min(20, len(returns))
-        smooth = np.convolve(returns, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1 :], smooth, color="tab:blue", label=f"mean of last {k}")
+        ax.plot(steps, returns, ".", markersize=3, alpha=0.35, color="tab:blue", label="episode return")
+        csum = np.concatenate([[0.0], np.cumsum(returns)])
+        lo = np.maximum(np.arange(len(returns)) + 1 - 20, 0)  # a trailing window of up to 20 episodes
+        smooth = (csum[1:] - csum[lo]) / (np.arange(len(returns)) + 1 - lo)
+        ax.plot(steps, smooth, color="tab:blue", label="mean of the last 20 episodes")
     if eval_mean is not None:
         ax.axhline(eval_mean, linestyle="--", color="tab:green", label=f"evaluation {eval_mean:.1f}")
     ax.set_xlabel("environment steps")
