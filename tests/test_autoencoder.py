@@ -67,21 +67,12 @@ def test_shapes_persistence_and_seed(cls, digits, tmp_path):
     assert not np.array_equal(other.transform(digits.X_test[:7]), Z)
 
 
-# scikit-learn's own checks. The three excused ones test the wording of the shared input check
-# (deepatlas/models/base.py:check_features), which this family does not own.
-_SPINE_WORDING = {
-    "check_dtype_object": "check_features raises InputError (a ValueError), the check wants a TypeError",
-    "check_estimators_empty_data_messages": "check_features words the 0-feature error its own way",
-    "check_fit2d_predict1d": "check_features words the 1-D error its own way",
-}
-
-
+# scikit-learn's own estimator checks, on tiny budgets.
 @parametrize_with_checks(
     [
         Autoencoder(code_size=2, epochs=2, early_stopping=False, device="cpu"),
         VAE(code_size=2, epochs=2, likelihood="gaussian", early_stopping=False, device="cpu"),
     ],
-    expected_failed_checks=lambda est: _SPINE_WORDING,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

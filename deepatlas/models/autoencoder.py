@@ -362,7 +362,9 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
     # ---- run directories -------------------------------------------------------------------
     def fit_dataset(self, ds, *, checkpoint_dir=None, resume: bool = False):
         """``deepatlas train``: fit on the training split (labels unused), stop early on validation."""
-        self._plot_dir = None if checkpoint_dir is None else f"{checkpoint_dir}/plots"
+        # Pictures go beside the run's other plots, written once (rank 0 under torchrun).
+        main = distributed.is_main_process()
+        self._plot_dir = None if checkpoint_dir is None or not main else f"{checkpoint_dir}/plots"
         return self.fit(ds.X_train, validation_data=ds.X_val, checkpoint_dir=checkpoint_dir, resume=resume)
 
     def dataset_metrics(self, ds) -> dict[str, float]:
