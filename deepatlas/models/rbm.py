@@ -238,7 +238,7 @@ class _RBMBase(TransformerMixin, BaseEstimator):
         self._logz = {}
         self.history_ = []
         mon = Xt[torch.randperm(len(Xt), generator=gen, device=gen.device)[:_MONITOR_ROWS].to(device)]
-        exact = min(nv, nh) <= 12
+        exact = self._exact_size() <= 12  # a cheap exact log-likelihood per epoch
 
         def on_epoch(epoch: int) -> None:
             logs = {"epoch": epoch + 1, "reconstruction_loss": float(self._reconstruction_error(mon))}
