@@ -326,12 +326,16 @@ class DBNClassifier(SupervisedClassifier):
     def _rbm_weight_decay(self) -> float:
         return 0.0
 
-    def fit(self, X, y, *, unlabeled=None, **kwargs):
+    def fit(
+        self, X, y, *, unlabeled=None, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False
+    ):
         """Pretrain on ``X`` (plus ``unlabeled`` rows, if given), then fine-tune on ``(X, y)``.
-        Other keyword arguments are those of :meth:`SupervisedClassifier.fit`."""
+        The other arguments are those of :meth:`SupervisedClassifier.fit`."""
         self._unlabeled = None if unlabeled is None else check_features(unlabeled, "DBNClassifier")
         try:
-            return super().fit(X, y, **kwargs)
+            return super().fit(
+                X, y, validation_data=validation_data, callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume=resume
+            )
         finally:
             self._unlabeled = None
 
