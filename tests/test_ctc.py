@@ -94,24 +94,15 @@ def test_labels_too_long_for_the_sequence_are_refused():
     assert str(err.value) == "y[1] needs at least 7 steps for CTC, but sequence 1 of X has 3."
 
 
-def test_cli_reports_string_accuracy(cli, tmp_path):
-    run = tmp_path / "run"
-    done = cli(
-        "train",
-        "lstm-ctc",
-        "--data",
-        "digit-strings:n=100,max_digits=2",
-        "--epochs",
-        "1",
-        "--set",
-        "hidden_size=4",
-        "--out",
-        str(run),
-    )
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((run / "metrics.json").read_text())
+def test_a_run_reports_string_accuracy(tmp_path):
+    from deepatlas.registry import create_model
+    from deepatlas.runs import train_run
+
+    ds = load_dataset("digit-strings:n=100,max_digits=2")
+    model = create_model("lstm-ctc", task=ds.task, hidden_size=4, epochs=1)
+    metrics = train_run(model, ds, tmp_path, data_spec="digit-strings:n=100,max_digits=2")
     assert 0 <= metrics["test_string_accuracy"] <= 1 and "test_char_error_rate" in metrics
-    assert json.loads((run / "config.json").read_text())["class"] == "CTCRecognizer"
+    assert json.loads((tmp_path / "config.json").read_text())["class"] == "CTCRecognizer"
 
 
 @pytest.mark.slow

@@ -262,12 +262,14 @@ def test_cli_trains_a_regressor_on_adding_and_predicts(cli, tmp_path):
     assert done.stdout.splitlines()[0] == "prediction" and len(done.stdout.splitlines()) == 4
 
 
-def test_cli_tagging_metrics_on_copy(cli, tmp_path):
-    run = tmp_path / "run"
-    done = cli("train", "gru", "--data", "copy:T=2,n=100", "--epochs", "1", "--set", "hidden_size=4", "--out", str(run))
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((run / "metrics.json").read_text())
+def test_a_tagging_run_reports_step_and_sequence_accuracy(tmp_path):
+    from deepatlas.runs import train_run
+
+    ds = load_dataset("copy:T=2,n=100")
+    model = create_model("gru", task=ds.task, hidden_size=4, epochs=1)
+    metrics = train_run(model, ds, tmp_path, data_spec="copy:T=2,n=100")
     assert 0 <= metrics["test_sequence_accuracy"] <= metrics["test_accuracy"] <= 1
+    assert json.loads((tmp_path / "config.json").read_text())["class"] == "GRUTagger"
 
 
 # ---- quality targets (slow) ------------------------------------------------------------------------------
