@@ -92,6 +92,8 @@ def get_model_class(name: str, task: str | None = None) -> type:
     if task is None:
         return entry.classes[entry.default_task]
     if task not in entry.classes:
+        if entry.default_task in ("transform", "generative"):
+            return entry.classes[entry.default_task]  # unsupervised: any dataset's X will do
         raise InputError(f"Model {name!r} does not support {task} data; it supports: {', '.join(entry.classes)}.")
     return entry.classes[task]
 

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
 from deepatlas.device import make_generator, resolve_device, seeded
-from deepatlas.errors import InputError
+from deepatlas.errors import InputError, InputTypeError
 from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, distributed, make_optimizer
 from deepatlas.training.callbacks import restore_checkpoint
 
@@ -40,7 +40,7 @@ def check_features(X, owner: str, *, allow_nd: bool = True) -> np.ndarray:
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
-            raise InputError(
+            raise InputTypeError(
                 "X must hold numbers: argument must be a string or a number convertible to float."
             ) from None
     if np.iscomplexobj(arr):
@@ -49,15 +49,15 @@ def check_features(X, owner: str, *, allow_nd: bool = True) -> np.ndarray:
         raise InputError(f"X must hold numbers. Got dtype {arr.dtype} instead.")
     if arr.ndim < 2:
         raise InputError(
-            f"Expected a 2-D array X of shape (n_samples, n_features). Got a {arr.ndim}-D array instead; "
-            "reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample."
+            f"Expected a 2-D array X of shape (n_samples, n_features), got a {arr.ndim}-D array. "
+            "Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample."
         )
     if arr.ndim > 2 and not allow_nd:
         raise InputError(f"{owner} expects a 2-D X. Got an array of shape {arr.shape} instead.")
     if arr.shape[0] == 0:
-        raise InputError(f"X has 0 samples (shape {arr.shape}); at least 1 is required.")
+        raise InputError(f"Found array X with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if arr.shape[1] == 0:
-        raise InputError(f"X has 0 features (shape {arr.shape}); at least 1 is required.")
+        raise InputError(f"Found array X with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         raise InputError("X contains NaN or inf values; remove or impute them before fitting or predicting.")
@@ -67,10 +67,13 @@ def check_features(X, owner: str, *, allow_nd: bool = True) -> np.ndarray:
 def check_class_labels(y, owner: str) -> np.ndarray:
     """1-D discrete class labels (ints, strings, bools, integral floats) with at least 2 classes."""
     from sklearn.utils.multiclass import type_of_target
+    from sklearn.utils.validation import column_or_1d
 
+    if y is None:
+        raise InputError(f"{owner} requires y to be passed, but the target y is None.")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
+        y = column_or_1d(y, warn=True)  # DataConversionWarning, as scikit-learn estimators do
     if y.ndim != 1:
         raise InputError(f"y must be 1-D class labels for {owner}. Got shape {y.shape} instead.")
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
@@ -244,8 +247,6 @@ class TorchEstimator(BaseEstimator):
         if y is None:
             raise InputError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1 and self._task == "classification":
-            y = y.ravel()
         if len(y) != n:
             raise InputError(f"X and y have inconsistent numbers of samples: X has {n}, y has {len(y)}.")
         return y
@@ -333,13 +334,8 @@ class SupervisedClassifier(ClassifierMixin, TorchEstimator):
     _val_metrics: ClassVar[dict] = {"val_accuracy": _correct}
 
     def _encode_targets(self, y):
-        if y.ndim != 1:
-            raise InputError(f"y must be 1-D class labels for {type(self).__name__}. Got shape {y.shape} instead.")
-        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-            raise InputError("y contains NaN or inf values.")
+        y = check_class_labels(y, type(self).__name__)
         classes = np.unique(y)
-        if len(classes) < 2:
-            raise InputError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class ({classes[0]!r}).")
         self.classes_ = classes
         return np.searchsorted(classes, y).astype(np.int64), len(classes)
 
@@ -367,7 +363,8 @@ class SupervisedClassifier(ClassifierMixin, TorchEstimator):
         return torch.log_softmax(torch.from_numpy(self._forward(X)), dim=1).numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self._forward(X).argmax(axis=1)]
+        scores = self._forward(X)  # checks fitted state first
+        return self.classes_[scores.argmax(axis=1)]
 
     def _fitted_state(self):
         tensors, meta = super()._fitted_state()
@@ -384,8 +381,18 @@ class SupervisedRegressor(RegressorMixin, TorchEstimator):
 
     _task: ClassVar[str] = "regression"
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # y of shape (n, k) trains k outputs
+        return tags
+
     def _encode_targets(self, y):
         y = np.asarray(y)
+        if y.dtype == object:
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"Unknown label type: {type(self).__name__} needs a numeric target y.") from None
         if not np.issubdtype(y.dtype, np.number):
             raise InputError(f"y must be numeric for {type(self).__name__}. Got dtype {y.dtype} instead.")
         y = y.astype(np.float32)
