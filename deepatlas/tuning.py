@@ -153,9 +153,11 @@ def suggest_params(trial, space: dict[str, dict]) -> dict[str, Any]:
         if spec["type"] == "categorical":
             values[name] = trial.suggest_categorical(name, spec["choices"])
         elif spec["type"] == "int":
-            values[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=spec["log"])
+            values[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=spec.get("log", False))
         else:
-            values[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=spec["log"])
+            values[name] = trial.suggest_float(
+                name, float(spec["low"]), float(spec["high"]), log=spec.get("log", False)
+            )
     return values
 
 
@@ -164,10 +166,12 @@ def compose_params(model: str, sampled: dict[str, Any], fixed: dict[str, Any] | 
     params = dict(fixed or {})
     sampled = dict(sampled)
     if model == "mlp" and ("width" in sampled or "depth" in sampled):
-        width, depth = int(sampled.pop("width", 128)), int(sampled.pop("depth", 2))
+        hidden = tuple(params.get("hidden_sizes") or (128, 128))  # the fixed value fills the other half
+        width, depth = int(sampled.pop("width", hidden[0])), int(sampled.pop("depth", len(hidden)))
         params["hidden_sizes"] = (width,) * depth
     if model == "cnn" and ("base_channels" in sampled or "depth" in sampled):
-        base, depth = int(sampled.pop("base_channels", 32)), int(sampled.pop("depth", 3))
+        channels = tuple(params.get("channels") or (32, 64, 128))
+        base, depth = int(sampled.pop("base_channels", channels[0])), int(sampled.pop("depth", len(channels)))
         params["channels"] = tuple(base * 2**i for i in range(depth))
     params.update(sampled)
     return params
@@ -403,7 +407,9 @@ def summarize(study, model: str, fixed: dict, out: Path) -> dict:
     trials = study.get_trials(deepcopy=False)
     count = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     done = [t for t in trials if t.state == TrialState.COMPLETE]
-    epochs_run = sum(int(t.user_attrs.get("epochs") or 0) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    epochs_run = sum(
+        int(t.user_attrs.get("epochs") or 0) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    )
     summary: dict[str, Any] = {
         "model": model,
         "study": study.study_name,

@@ -60,7 +60,9 @@ def cmd_tune(args) -> int:
     if "best_params" not in summary:
         raise InputError(f"no trial of study {study_name!r} finished; see {out / 'trials.csv'}.")
     if not args.quiet:
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_sampled"].items())
+        shown = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["best_sampled"].items()
+        )
         print(f"best validation score {summary['best_value']:.4f} (trial {summary['best_trial']}): {shown}")
         print(f"trials {summary['trials']}, epochs run {summary['epochs_run']} -> {out}")
     if args.then_train:

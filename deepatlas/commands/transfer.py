@@ -1,0 +1,63 @@
+"""``deepatlas transfer --from RUN --data D``: fine-tune a trained network on a new task and
+compare it with the same network trained from scratch on the same labels.
+
+Writes a run directory (``--out``): the transferred model (loadable by ``predict``), the
+scratch model in ``scratch/``, both learning curves in ``plots/transfer-vs-scratch.png`` and
+both scores in ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from deepatlas.errors import InputError
+
+
+def cmd_transfer(args) -> int:
+    from deepatlas.cli import collect_params
+    from deepatlas.data import load_dataset
+    from deepatlas.runs import load
+    from deepatlas.transfer import transfer, write_transfer_run
+
+    source = load(args.source)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"transfer-{args.data.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    if (out / "metrics.json").exists():
+        raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
+    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
+    params = collect_params(args)
+    seed = params.pop("seed", args.seed)
+    tuned, scratch, metrics = transfer(
+        source, ds, freeze=args.freeze, labels_fraction=args.labels_fraction,
+        reuse_lr_factor=args.reuse_lr_factor, params=params, seed=seed,
+    )  # fmt: skip
+    write_transfer_run(out, tuned, scratch, metrics, source_run=args.source, data_spec=args.data, ds=ds)
+    print(
+        f"{args.data} with {metrics['n_train_labels']} labels, freeze={args.freeze}: "
+        f"transfer test accuracy {metrics['transfer_test_accuracy']:.4f}, "
+        f"from scratch {metrics['scratch_test_accuracy']:.4f} -> {out}"
+    )
+    return 0
+
+
+def add_parser(sub) -> None:
+    from deepatlas.cli import add_data_args, add_param_args
+
+    p = sub.add_parser(
+        "transfer", help="fine-tune a trained network on new data and compare with training from scratch"
+    )
+    p.add_argument("--from", dest="source", required=True, metavar="RUN", help="run directory of the trained model")
+    add_data_args(p)
+    add_param_args(p)
+    p.add_argument("--freeze", choices=("none", "features", "all-but-head"), default="features",
+                   help="which reused layers stay fixed (default features)")  # fmt: skip
+    p.add_argument("--labels-fraction", type=float, default=1.0, metavar="F",
+                   help="use a stratified fraction F of the training labels (default 1)")  # fmt: skip
+    p.add_argument("--reuse-lr-factor", type=float, default=0.1, metavar="R",
+                   help="reused layers train at R x lr (default 0.1)")  # fmt: skip
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/transfer-<data>-<time>)")
+    p.set_defaults(func=cmd_transfer)

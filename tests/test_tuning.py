@@ -1,0 +1,153 @@
+"""Hyperparameter tuning: search spaces, pruning, storage errors, two workers, a killed worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from deepatlas import tuning
+from deepatlas.data import load_dataset
+from deepatlas.errors import InputError
+from deepatlas.registry import list_models
+from deepatlas.training import Callback
+
+TINY_SPACE = {
+    "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+    "width": {"type": "int", "low": 8, "high": 32},
+}
+
+
+def _trials(db, name):
+    storage = tuning.open_storage(f"sqlite:///{db}")
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+# ---- search spaces ---------------------------------------------------------------------------
+def test_default_spaces_are_valid_and_compose():
+    for name in tuning.DEFAULT_SPACES:
+        assert tuning.check_space(tuning.default_space(name), name)
+    params = tuning.compose_params("mlp", {"width": 64, "depth": 3, "lr": 0.01}, {"epochs": 5})
+    assert params == {"hidden_sizes": (64, 64, 64), "lr": 0.01, "epochs": 5}
+    assert tuning.compose_params("cnn", {"base_channels": 8, "depth": 3})["channels"] == (8, 16, 32)
+    # every registered model has a space: its declared one, a generic one, or a clear error
+    with_space = [m for m in list_models() if m in tuning.DEFAULT_SPACES]
+    assert {"mlp", "cnn", "perceptron"} <= set(with_space)
+    assert set(tuning.default_space("rnn")) >= {"lr", "batch_size"}
+
+
+def test_space_file_errors(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("lr: {type: float, low: 0.1, high: 0.1}\n")
+    with pytest.raises(InputError) as exc:
+        tuning.check_space(tuning.read_space_file(path), "mlp")
+    assert str(exc.value) == "Search space: 'lr' has an empty range: low=0.1 must be below high=0.1."
+    path.write_text('{"lrr": {"type": "float", "low": 0.001, "high": 0.1}}')
+    with pytest.raises(InputError, match=r"^Search space: unknown parameter 'lrr' for model 'mlp'\. Did you mean 'lr'"):
+        tuning.check_space(tuning.read_space_file(path), "mlp")
+    with pytest.raises(InputError) as exc:
+        tuning.check_space({"batch_size": {"type": "categorical", "choices": []}}, "mlp")
+    assert str(exc.value) == "Search space: 'batch_size' needs a non-empty list of choices. Got [] instead."
+    with pytest.raises(InputError, match="^--space file .* does not exist"):
+        tuning.read_space_file(tmp_path / "missing.yaml")
+
+
+def test_storage_that_cannot_be_opened(tmp_path):
+    url = f"sqlite:///{tmp_path}/no/such/dir/study.db"
+    with pytest.raises(InputError, match=r"^--storage 'sqlite:///.*/no/such/dir/study\.db' cannot be opened: "):
+        tuning.open_storage(url)
+    with pytest.raises(InputError) as exc:
+        tuning.open_storage("study.db")
+    assert str(exc.value) == "--storage must be an SQLAlchemy URL such as sqlite:///study.db. Got 'study.db' instead."
+
+
+def test_cli_bad_input(cli, tmp_path):
+    r = cli("tune", "mlp", "--data", "blobs", "--trials", "0", "--out", str(tmp_path / "t"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == "deepatlas tune: error: --trials must be a positive int. Got 0 instead."
+
+
+# ---- pruning ---------------------------------------------------------------------------------
+def test_pruning_callback_stops_the_fit_and_records_epochs():
+    from deepatlas.cli import build_model
+
+    ds = load_dataset("blobs")
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
+    trial = study.ask()
+    seen = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, loop, epoch, logs):
+            seen.append(logs["val_accuracy"])
+
+    model = build_model("mlp", "classification", {"epochs": 50, "hidden_sizes": (8,)})
+    cb = tuning.PruningCallback(trial)
+    with pytest.raises(optuna.TrialPruned, match="pruned at epoch 1"):
+        model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val), callbacks=[Spy(), cb])
+    assert len(seen) == 1 and trial.user_attrs["epochs"] == 1
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert study.trials[0].intermediate_values == {0: seen[0]}
+
+
+# ---- workers and reliability -----------------------------------------------------------------
+def test_two_workers_share_one_study_then_train(cli, tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(TINY_SPACE))
+    out = tmp_path / "study"
+    r = cli(
+        "tune", "mlp", "--data", "blobs", "--trials", "6", "--workers", "2", "--space", str(space),
+        "--epochs", "3", "--set", "hidden_sizes=(8,)", "--out", str(out), "--then-train",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    trials = _trials(out / "study.db", "mlp-blobs")
+    assert sorted(t.number for t in trials) == list(range(6))  # none lost, none run twice
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert rows[0].startswith("number,state,value,duration_s,lr,width") and len(rows) == 7
+    best = json.loads((out / "best.json").read_text())
+    assert best["best_params"]["hidden_sizes"] == [best["best_sampled"]["width"]]  # depth from --set
+    assert best["best_value"] >= 0.9  # blobs are linearly separable
+    assert (out / "plots" / "optimization_history.png").stat().st_size > 1000
+    metrics = json.loads((out / "best-run" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.9
+
+
+def test_killed_worker_leaves_a_failed_trial_and_the_study_continues(tmp_path):
+    db = tmp_path / "study.db"
+    url = f"sqlite:///{db}"
+    config = dict(
+        model="mlp", data="blobs", storage_url=url, study_name="kill", trials=3, space=TINY_SPACE,
+        fixed={"epochs": 100000, "patience": 100000, "hidden_sizes": [8]}, quota=1,
+    )  # fmt: skip
+    (tmp_path / "w.json").write_text(json.dumps(config))
+    proc = subprocess.Popen([sys.executable, "-m", "deepatlas.tuning", str(tmp_path / "w.json")])
+    try:
+        deadline = time.monotonic() + 90
+        running = []
+        while not running and time.monotonic() < deadline:  # wait for the worker to start its trial
+            time.sleep(0.5)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as con:
+                        running = con.execute("select trial_id from trials where state = 'RUNNING'").fetchall()
+                except sqlite3.OperationalError:
+                    pass
+        assert running, "the worker never started a trial"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(tuning.GRACE_S + 1)  # the heartbeat goes stale
+    ran = tuning.run_worker(**dict(config, fixed={"epochs": 2, "hidden_sizes": [8]}, quota=None))
+    trials = _trials(db, "kill")
+    states = [t.state.name for t in trials]
+    assert states[0] == "FAIL" and ran == 3
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert states[1:] == ["COMPLETE"] * 3  # the median pruner waits for 5 finished trials
