@@ -454,13 +454,14 @@ def _as_images(X: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def image_grid(images: np.ndarray, path, *, rows: int, title: str = "") -> None:
-    """Images (n, H, W) tiled into one picture of ``rows`` rows (one axes: fast to draw)."""
+def image_grid(images: np.ndarray, path, *, rows: int, title: str = "", value_range=None) -> None:
+    """Images (n, H, W) tiled into one picture of ``rows`` rows (one axes: fast to draw);
+    grey levels span ``value_range`` (default: the images' own range; values beyond it clip)."""
     from deepatlas.plotting import new_figure, save_figure
 
     n, h, w = images.shape
     cols = int(np.ceil(n / rows))
-    lo, hi = float(np.min(images)), float(np.max(images))
+    lo, hi = value_range or (float(np.min(images)), float(np.max(images)))
     canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), lo, dtype=np.float32)  # 1-pixel gaps
     for i in range(n):
         r, c = divmod(i, cols)
@@ -476,7 +477,8 @@ def image_grid(images: np.ndarray, path, *, rows: int, title: str = "") -> None:
 def write_pictures(est, ds, directory) -> None:
     """reconstructions.png (originals above reconstructions), latent.png (2-D codes coloured by
     class; first two principal components when the code is larger), interpolation.png (a line
-    between two test codes); denoising.png (clean / noisy / repaired) for image data."""
+    between two test codes); denoising.png (clean, noisy and masked inputs with the model's
+    repairs) for image data."""
     from pathlib import Path
 
     from deepatlas.plotting import new_figure, save_figure
@@ -492,12 +494,16 @@ def write_pictures(est, ds, directory) -> None:
             rows=2,
             title=f"{name}: originals (top), reconstructions (bottom)",
         )
-        noisy = corrupt(torch.as_tensor(X), "gaussian", 0.3, torch.Generator().manual_seed(0)).numpy()
+        gen = torch.Generator().manual_seed(0)
+        noisy = corrupt(torch.as_tensor(X), "gaussian", 0.3, gen).numpy()
+        holes = corrupt(torch.as_tensor(X), "mask", 0.3, gen).numpy()
+        rows = [orig, noisy, est.reconstruct(noisy), holes, est.reconstruct(holes)]
         image_grid(
-            np.concatenate([orig, _as_images(noisy), _as_images(est.reconstruct(noisy))]),
+            np.concatenate([_as_images(r) for r in rows]),
             directory / "denoising.png",
-            rows=3,
-            title=f"{name}: clean / noise 0.3 / reconstructed",
+            rows=5,
+            title=f"{name}: clean / noise 0.3 / repaired / 30% missing / repaired",
+            value_range=(float(orig.min()), float(orig.max())),  # the clean images' grey scale
         )
         Z = est.transform(ds.X_test[:2])
         line = np.linspace(0, 1, 10)[:, None]
