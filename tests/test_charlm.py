@@ -112,7 +112,8 @@ def test_text_vocabulary_comes_from_the_training_split_only():
     assert model.predict(["Zqq unseen"]).shape == (1,)  # unknown characters map to one symbol
 
 
-def test_cli_trains_a_language_model_and_samples(cli, tmp_path):
+def test_cli_trains_a_language_model_and_samples(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the subprocess: one torch thread, as in the test workers
     run = tmp_path / "lm"
     done = cli(
         "train",

@@ -246,7 +246,8 @@ def test_bad_parameters_and_inputs():
 
 
 # ---- the CLI -----------------------------------------------------------------------------------------
-def test_cli_trains_a_regressor_on_adding_and_predicts(cli, tmp_path):
+def test_cli_trains_a_regressor_on_adding_and_predicts(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the subprocess: one torch thread, as in the test workers
     run = tmp_path / "run"
     done = cli(
         "train", "lstm", "--data", "adding:T=10,n=200", "--epochs", "1", "--set", "hidden_size=4", "--out", str(run)
