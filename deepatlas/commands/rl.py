@@ -77,6 +77,8 @@ def cmd_train(args) -> int:
     if args.preset == "zoo":
         params, steps = cls.zoo_params(args.env)
     params.update(_params_from_set(args.set))
+    if "env" in params:
+        raise InputError("Choose the environment with --env ID, not --set env=...")
     params["seed"] = args.seed
     if args.steps is not None:
         steps = args.steps
