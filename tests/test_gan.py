@@ -84,8 +84,11 @@ def test_gradient_penalty_of_a_linear_critic():
 
 
 # ---- it learns ----------------------------------------------------------------------------------
-def test_wgan_gp_covers_the_ring(ring):
-    model = WGANGP(epochs=40, batch_size=128, hidden_sizes=(64, 64, 64), seed=0).fit(ring.X_train)
+def test_wgan_gp_covers_the_ring():
+    """~230 generator steps: every sample is still blurry (high-quality share ~1 %), but at least
+    6 of the 8 modes already have a sample within 3 sigma (the benchmark trains to sharpness)."""
+    ring = load_dataset("ring8")
+    model = WGANGP(epochs=40, batch_size=256, lr_schedule="constant", seed=0).fit(ring.X_train)
     stats = gm.mode_coverage(model.sample(2500), ring.meta["modes"], ring.meta["sigma"])
     assert stats["modes_captured"] >= 6, stats
     assert set(model.history_[-1]) == {"d_loss", "g_loss", "epoch"}
@@ -132,7 +135,7 @@ def test_same_seed_same_samples_and_resume_is_exact(ring, tmp_path):
 
 
 def test_cgan_conditions_on_the_label(ring):
-    model = CGAN(epochs=15, batch_size=128, hidden_sizes=(64, 64), lr=1e-3, seed=0).fit(ring.X_train, ring.y_train)
+    model = CGAN(epochs=40, batch_size=64, hidden_sizes=(64, 64), lr=1e-3, seed=0).fit(ring.X_train, ring.y_train)
     modes = np.asarray(ring.meta["modes"])
     S = model.sample(400, y=np.repeat(np.arange(8), 50))
     nearest = np.linalg.norm(S[:, None] - modes[None], axis=2).argmin(axis=1)
