@@ -25,6 +25,15 @@ _LAZY = {
     "MLPRegressor": "deepatlas.models.mlp",
     "CNNClassifier": "deepatlas.models.cnn",
     "CNNRegressor": "deepatlas.models.cnn",
+    "Autoencoder": "deepatlas.models.autoencoder",
+    "DenoisingAutoencoder": "deepatlas.models.autoencoder",
+    "SparseAutoencoder": "deepatlas.models.autoencoder",
+    "ConvAutoencoder": "deepatlas.models.autoencoder",
+    "VAE": "deepatlas.models.vae",
+    "SparseCoder": "deepatlas.models.sparse_coding",
+    "DictionaryLearning": "deepatlas.models.sparse_coding",
+    "LISTA": "deepatlas.models.sparse_coding",
+    "ConvSparseCoding": "deepatlas.models.conv_sparse_coding",
     "evaluate": "deepatlas.evaluation",
     "cross_validate": "deepatlas.evaluation",
     "compare": "deepatlas.evaluation",
@@ -37,6 +46,8 @@ __all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name: str):
+    if name == "export":  # deepatlas.export(run) — the subpackage is itself callable
+        return importlib.import_module("deepatlas.export")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -47,7 +47,6 @@ from deepatlas.training.callbacks import restore_checkpoint
 
 NOISES = ("gaussian", "mask", "salt-pepper")
 # Unsupervised models train on any dataset: the labels of classification/regression data are ignored.
-_ANY_DATA = ("classification", "regression")
 
 
 # ---- small blocks -----------------------------------------------------------------------------
@@ -560,8 +559,6 @@ class _DenseBase(AutoencoderBase):
         )
 
 
-@register_model("ae", task=_ANY_DATA[1])
-@register_model("ae", task=_ANY_DATA[0])
 @register_model("ae", task="transform", description="dense autoencoder (codes, reconstructions)")
 @dataclass(eq=False, repr=False, kw_only=True)
 class Autoencoder(_DenseBase):
@@ -575,8 +572,6 @@ class Autoencoder(_DenseBase):
     """
 
 
-@register_model("dae", task=_ANY_DATA[1])
-@register_model("dae", task=_ANY_DATA[0])
 @register_model("dae", task="transform", description="denoising autoencoder (Vincent et al., 2008)")
 @dataclass(eq=False, repr=False, kw_only=True)
 class DenoisingAutoencoder(_DenseBase):
@@ -610,8 +605,6 @@ class DenoisingAutoencoder(_DenseBase):
         return (self.noise, self.noise_level)
 
 
-@register_model("sparse-ae", task=_ANY_DATA[1])
-@register_model("sparse-ae", task=_ANY_DATA[0])
 @register_model("sparse-ae", task="transform", description="sparse autoencoder (L1 or KL penalty on codes)")
 @dataclass(eq=False, repr=False, kw_only=True)
 class SparseAutoencoder(_DenseBase):
@@ -652,7 +645,6 @@ class SparseAutoencoder(_DenseBase):
         return out
 
 
-@register_model("conv-ae", task=_ANY_DATA[0])
 @register_model("conv-ae", task="transform", description="convolutional autoencoder for images")
 @dataclass(eq=False, repr=False, kw_only=True)
 class ConvAutoencoder(AutoencoderBase):

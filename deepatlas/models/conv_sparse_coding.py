@@ -322,7 +322,3 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
         self.one_d_ = len(self.input_shape_) < 3
         self.code_shape_ = tuple(meta["code_shape_"])
         self.n_epochs_ = meta.get("n_epochs_")
-
-
-for _task in ("classification", "regression"):
-    register_model("conv-sparse-coding", task=_task)(ConvSparseCoding)

@@ -592,10 +592,3 @@ class LISTA(_SparseBase):
 
 def _code_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((output - target) ** 2)
-
-
-# The CLI builds a model for the dataset's task; these transformers take any labelled dataset
-# too (they ignore the labels while fitting and use them only for the code → classifier measure).
-for _cls in (SparseCoder, DictionaryLearning, LISTA):
-    for _task in ("classification", "regression"):
-        register_model(_cls._registry_names["transform"], task=_task)(_cls)

@@ -32,7 +32,6 @@ from deepatlas._validation import Options, TupleOf
 from deepatlas.device import seeded
 from deepatlas.errors import InputError
 from deepatlas.models.autoencoder import (
-    _ANY_DATA,
     AutoencoderBase,
     Standardize,
     _as_images,
@@ -116,8 +115,6 @@ class VAELoop(TrainingLoop):
         return {"loss": loss.detach(), "kl": kl.mean().detach()}
 
 
-@register_model("vae", task=_ANY_DATA[1])
-@register_model("vae", task=_ANY_DATA[0])
 @register_model("vae", task="generative", description="variational autoencoder (Kingma & Welling, 2014)")
 @dataclass(eq=False, repr=False, kw_only=True)
 class VAE(AutoencoderBase):
