@@ -19,6 +19,17 @@ from deepatlas.runs import load, save_model
 from deepatlas.training.callbacks import Callback
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These networks are tiny: a second intra-op thread only adds synchronisation, and under
+    pytest -n 2 two workers with two threads each oversubscribe two cores (on the loaded shared
+    machine the ring test took ~1 min with one thread and over 15 min with two)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def ring():
     return load_dataset("ring8:n=2000")
