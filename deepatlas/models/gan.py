@@ -539,14 +539,9 @@ class GANBase(BaseEstimator):
 
 # ---- the registered variants ------------------------------------------------------------------
 def _register(name: str, description: str):
-    """Register under the ``generative`` task (the default) and under ``classification``, so
-    that ``deepatlas train gan --data digits`` models a labelled image set too."""
-
-    def decorate(cls):
-        cls = register_model(name, task="generative", description=description)(cls)
-        return register_model(name, task="classification")(cls)
-
-    return decorate
+    """Register under the ``generative`` task; the registry hands generative models any
+    dataset (``deepatlas train cgan --data digits`` builds a CGAN on the labelled digits)."""
+    return register_model(name, task="generative", description=description)
 
 
 @_register("gan", "GAN (Goodfellow et al., 2014): MLP players, non-saturating loss")
