@@ -24,7 +24,7 @@ def test_two_processes_match_one(cli, tmp_path):
     acc_two = json.loads((tmp_path / "two" / "metrics.json").read_text())["test_accuracy"]
     assert abs(acc_one - acc_two) <= 0.01, (acc_one, acc_two)
     names = sorted(p.name for p in (tmp_path / "two").iterdir())
-    assert names == ["config.json", "history.json", "metrics.json", "model.safetensors", "plots"]
+    assert names == ["config.json", "history.json", "metrics.json", "model.safetensors", "plots", "report.html"]
     assert not list(tmp_path.glob("two*/.*tmp*"))
 
 

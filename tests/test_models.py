@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -135,11 +137,13 @@ def test_resume_continues_exactly(tmp_path):
 def test_nan_guard_names_epoch_and_suggests_lower_lr():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 3)).astype(np.float32)
-    y = (X @ np.array([1e3, -2e3, 5e2], dtype=np.float32)) ** 3
+    y = X.sum(axis=1) * 10
     with pytest.raises(TrainingDiverged) as err:
-        MLPRegressor(lr=1e6, epochs=5, standardize=False, early_stopping=False, optimizer="sgd").fit(X, y * 1e30)
-    assert str(err.value).startswith("Training diverged: the loss became ")
-    assert "at epoch 1. Try a lower learning rate (lr=1e+06 now)." in str(err.value)
+        MLPRegressor(lr=1e6, epochs=5, early_stopping=False, optimizer="sgd").fit(X, y)
+    assert re.fullmatch(
+        r"Training diverged: the loss became (nan|inf) at epoch \d+\. Try a lower learning rate \(lr=1e\+06 now\)\.",
+        str(err.value),
+    )
 
 
 def test_early_stopping_restores_best_epoch():
