@@ -42,6 +42,7 @@ from deepatlas.models.base import check_features
 from deepatlas.models.sparse_coding import code_accuracy
 from deepatlas.models.sparse_solvers import soft_threshold
 from deepatlas.registry import register_model
+from deepatlas.training import distributed
 
 _CHUNK = 1024  # signals coded at once
 
@@ -203,6 +204,7 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
     # -- learning --
     def fit(self, X, y=None):
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         X4 = self._as_4d(X, fitting=True)
         n, C, H, W = X4.shape
         kh, kw = (1 if self.one_d_ else self.kernel_size), self.kernel_size

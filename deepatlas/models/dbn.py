@@ -42,6 +42,7 @@ from deepatlas.models.rbm import (
     write_pictures,
 )
 from deepatlas.registry import register_model
+from deepatlas.training import distributed
 
 _GAUSSIAN_HINT = "or pass visible='gaussian' for real-valued data"
 
@@ -137,6 +138,7 @@ class DBN(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Train the stack greedily on ``X`` (labels are ignored); returns ``self``."""
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         X = check_features(X, "DBN")
         flat = X.reshape(len(X), -1)
         if self.visible == "bernoulli":
@@ -479,6 +481,7 @@ class ConvDBN(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         X = ConvRBM._images(X, "ConvDBN")
         self.input_shape_ = tuple(X.shape[1:])
         self.layers_ = []

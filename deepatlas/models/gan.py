@@ -39,7 +39,7 @@ from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
 from deepatlas.models.base import check_features
 from deepatlas.registry import register_model
-from deepatlas.training import Checkpoint, ProgressBar, TrainingLoop
+from deepatlas.training import Checkpoint, ProgressBar, TrainingLoop, distributed
 from deepatlas.training.callbacks import Callback, restore_checkpoint
 
 
@@ -285,6 +285,7 @@ class GANBase(BaseEstimator):
         resume : continue from the checkpoint in ``checkpoint_dir`` if there is one.
         """
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         name = type(self).__name__
         X = check_features(X, name)
         self._check_data(X)

@@ -44,6 +44,7 @@ from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
 from deepatlas.models.base import check_features
 from deepatlas.registry import register_model
+from deepatlas.training import distributed
 
 _EXACT_LIMIT = 20  # enumerate 2^units states up to this many units on the smaller side
 _MONITOR_ROWS = 500  # training rows scored once per epoch for history_
@@ -222,6 +223,7 @@ class _RBMBase(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn the weights from ``X`` (labels are ignored); returns ``self``."""
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         flat = self._prepare(X, fitting=True)
         self.input_shape_ = tuple(int(s) for s in np.shape(X)[1:])
         self.n_features_in_ = flat.shape[1]
@@ -834,6 +836,7 @@ class ConvRBM(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         X = self._images(X, "ConvRBM")
         n, C, Hh, Ww = X.shape
         f = self.kernel_size

@@ -42,6 +42,7 @@ from deepatlas.errors import InputError
 from deepatlas.models.base import check_features
 from deepatlas.models.sparse_solvers import SOLVERS, check_dictionary, gram_lipschitz, lasso_objective, sparse_encode
 from deepatlas.registry import register_model
+from deepatlas.training import distributed
 
 DICTIONARIES = ("dct", "random", "learned")
 _CHUNK = 8192  # signals coded at once; bounds memory on large inputs
@@ -281,6 +282,7 @@ class SparseCoder(_SparseBase):
 
     def fit(self, X, y=None):
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         flat = self._flat(X, fitting=True)
         d = self.dictionary
         if isinstance(d, str):
@@ -344,6 +346,7 @@ class DictionaryLearning(_SparseBase):
 
     def fit(self, X, y=None):
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         flat = self._flat(X, fitting=True)
         n, F = flat.shape
         K = self.n_atoms or F

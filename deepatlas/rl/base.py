@@ -31,6 +31,7 @@ from torch import nn
 from deepatlas._validation import SEED, Boolean, Constraint, Options, TupleOf, validate_params
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError, InputTypeError
+from deepatlas.training import distributed
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -299,6 +300,7 @@ class Agent(BaseEstimator):
         and train; returns ``self``. ``callback(agent, logs)`` is called after every episode and
         every update; it may return ``False`` to stop."""
         validate_params(self)
+        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
         total = self._check_timesteps(total_timesteps)
         envs = make_vec_env(self.env, self.n_envs)
         self._read_spaces(envs)
