@@ -9,6 +9,7 @@ Lee, Grosse, Ranganath & Ng (2009), "Convolutional deep belief networks".
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 
@@ -22,6 +23,30 @@ from deepatlas.models.rbm import RBM, GaussianRBM
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+def _experiment(claim_id: str, **kw):
+    """``@experiment`` run on one thread (torch and BLAS): at these sizes extra threads only add
+    hand-offs and, on a busy machine, spinning workers (one quick experiment used 28 CPU s on two
+    threads against 1 s on one), and one thread makes the numbers the same on every machine."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def run(ctx):
+            import torch
+            from threadpoolctl import threadpool_limits
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with threadpool_limits(1):
+                    return fn(ctx)
+            finally:
+                torch.set_num_threads(before)
+
+        return experiment(claim_id, **kw)(run)
+
+    return decorate
+
+
 def _digits(ctx, n_train=(None, None), n_test=(None, None)):
     """Digits as (n, 64) rows in [0, 1] (all 1,293 training and 360 test rows by default)."""
     ds = load_dataset("digits")
@@ -79,7 +104,7 @@ def _generation_check(ctx, model, Xtr, ytr, Xte, seed):
 
 
 # ---- RBM ----------------------------------------------------------------------------------------
-@experiment("B.unsupervised", seeds=(0,), requires=("rbm",))
+@_experiment("B.unsupervised", seeds=(0,), requires=("rbm",))
 def b_unsupervised(ctx):
     Xtr, ytr, Xte, yte = _digits(ctx)
     seed = ctx.seeds[0]
@@ -113,7 +138,7 @@ def b_unsupervised(ctx):
     )
 
 
-@experiment("B.reduce", seeds=(0,), requires=("rbm",))
+@_experiment("B.reduce", seeds=(0,), requires=("rbm",))
 def b_reduce(ctx):
     Xtr, ytr, Xte, yte = _digits(ctx)
     seed = ctx.seeds[0]
@@ -149,7 +174,7 @@ def b_reduce(ctx):
     )
 
 
-@experiment("B.generate", seeds=(0,), requires=("rbm",))
+@_experiment("B.generate", seeds=(0,), requires=("rbm",))
 def b_generate(ctx):
     Xtr, ytr, Xte, _ = _digits(ctx)
     seed = ctx.seeds[0]
@@ -175,7 +200,7 @@ def b_generate(ctx):
     )
 
 
-@experiment("B.two-phase", seeds=(0,), requires=("rbm", "dbn"))
+@_experiment("B.two-phase", seeds=(0,), requires=("rbm", "dbn"))
 def b_two_phase(ctx):
     Xtr, ytr, Xte, yte = _digits(ctx)
     seed = ctx.seeds[0]
@@ -233,7 +258,7 @@ def _input_assumption(ctx, bernoulli_fit, gaussian_fit):
     return ok, refused, message, scaled, gauss, fig
 
 
-@experiment("B.input-assumption", seeds=(0,), requires=("rbm", "gaussian-rbm"))
+@_experiment("B.input-assumption", seeds=(0,), requires=("rbm", "gaussian-rbm"))
 def b_input_assumption(ctx):
     seed, ep = ctx.seeds[0], ctx.pick(20, 40)
     ok, refused, message, scaled, gauss, fig = _input_assumption(
@@ -256,7 +281,7 @@ def b_input_assumption(ctx):
     )
 
 
-@experiment("B.linear-only", seeds=(0,), requires=("rbm",))
+@_experiment("B.linear-only", seeds=(0,), requires=("rbm",))
 def b_linear_only(ctx):
     seed = ctx.seeds[0]
     states = np.array(list(itertools.product([0, 1], repeat=3)), dtype=float)  # all 8 binary vectors
@@ -297,7 +322,7 @@ def b_linear_only(ctx):
     )
 
 
-@experiment("B.variants", seeds=(0,), requires=("rbm", "dbn"))
+@_experiment("B.variants", seeds=(0,), requires=("rbm", "dbn"))
 def b_variants(ctx):
     """Collaborative filtering: binary 'liked' matrix from taste groups; predict hidden ratings."""
     seed = ctx.seeds[0]
@@ -331,7 +356,7 @@ def b_variants(ctx):
 
 
 # ---- DBN ----------------------------------------------------------------------------------------
-@experiment("D.undirected", seeds=(0,), requires=("dbn",))
+@_experiment("D.undirected", seeds=(0,), requires=("dbn",))
 def d_undirected(ctx):
     """Exact distributions of a tiny DBN: directed (top RBM, then p(v | h1)) vs the undirected
     model with the same weights; DBN.sample follows the directed one."""
@@ -381,7 +406,7 @@ def d_undirected(ctx):
     )
 
 
-@experiment("D.hierarchy", seeds=(0,), requires=("dbn",))
+@_experiment("D.hierarchy", seeds=(0,), requires=("dbn",))
 def d_hierarchy(ctx):
     Xtr, ytr, Xte, yte = _digits(ctx)
     seed = ctx.seeds[0]
@@ -413,7 +438,7 @@ def d_hierarchy(ctx):
     )
 
 
-@experiment("D.pretrain", seeds=(0, 1, 2, 3, 4), requires=("dbn",))
+@_experiment("D.pretrain", seeds=(0, 1, 2, 3, 4), requires=("dbn",))
 def d_pretrain(ctx):
     ds = load_dataset("digits")
     Xall, yall, Xte, yte = flat(ds.X_train), ds.y_train, flat(ds.X_test), ds.y_test
@@ -445,7 +470,7 @@ def d_pretrain(ctx):
     )
 
 
-@experiment("D.generate", seeds=(0,), requires=("dbn",))
+@_experiment("D.generate", seeds=(0,), requires=("dbn",))
 def d_generate(ctx):
     Xtr, ytr, Xte, _ = _digits(ctx)
     seed = ctx.seeds[0]
@@ -473,7 +498,7 @@ def d_generate(ctx):
     )
 
 
-@experiment("D.slow", seeds=(0,), requires=("dbn",))
+@_experiment("D.slow", seeds=(0,), requires=("dbn",))
 def d_slow(ctx):
     Xtr, ytr, Xte, yte = _digits(ctx)
     seed = ctx.seeds[0]
@@ -510,7 +535,7 @@ def d_slow(ctx):
     )
 
 
-@experiment("D.input-assumption", seeds=(0,), requires=("dbn",))
+@_experiment("D.input-assumption", seeds=(0,), requires=("dbn",))
 def d_input_assumption(ctx):
     seed, ep = ctx.seeds[0], ctx.pick(15, 30)
     ok, refused, message, scaled, gauss, fig = _input_assumption(
@@ -533,7 +558,7 @@ def d_input_assumption(ctx):
     )
 
 
-@experiment("D.variants", seeds=(0,), requires=("conv-dbn", "dbn"))
+@_experiment("D.variants", seeds=(0,), requires=("conv-dbn", "dbn"))
 def d_variants(ctx):
     Xtr, ytr, Xte, yte = _digits(ctx)
     seed = ctx.seeds[0]
