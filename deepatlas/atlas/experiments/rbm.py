@@ -573,7 +573,8 @@ def d_variants(ctx):
     axes[0].set(ylabel="probe test accuracy", ylim=(0.5, 1.0))
     filt = conv.layers_[0].filter_images()[:8]
     f = filt.shape[-1]
-    axes[1].imshow(np.hstack([np.pad(x.reshape(f, f), 1, constant_values=np.nan) for x in filt]), cmap="RdBu_r")
+    tiles = [np.pad(x.reshape(f, f), 1, constant_values=np.nan) for x in filt]
+    axes[1].imshow(np.vstack([np.hstack(tiles[:4]), np.hstack(tiles[4:8])]), cmap="RdBu_r")
     axes[1].set(title="first-layer convolutional filters")
     axes[1].axis("off")
     ok = a_conv >= 0.8
