@@ -131,8 +131,9 @@ def b_unsupervised(ctx):
     return Result(
         verdict,
         f"Trained without labels on {len(Xtr)} digits (pseudo-likelihood {pl[0]:.1f} -> {pl[-1]:.1f}), {nh} RBM "
-        f"features give {rbm_acc:.1%} test accuracy with a linear classifier: it learns features, but here no better "
-        f"than untrained random sigmoid features ({rnd:.1%}) or raw pixels ({raw:.1%}).",
+        f"features give {rbm_acc:.1%} test accuracy with a linear classifier"
+        + (": it learns features, but here no better" if verdict != "supported" else ", as good as or better")
+        + f" than untrained random sigmoid features ({rnd:.1%}) or raw pixels ({raw:.1%}).",
         {**{k: r(v) for k, v in acc.items()}, "pseudo_likelihood_first": r(pl[0]), "pseudo_likelihood_last": r(pl[-1])},
         ctx.save(fig),
     )
@@ -431,8 +432,12 @@ def d_hierarchy(ctx):
     return Result(
         verdict,
         f"Trained greedily, layers {', '.join(map(str, sizes))} give probe accuracies "
-        f"{', '.join(f'{a:.1%}' for a in deep)} (pixels {acc[0]:.1%}): each layer learns usable features of the one "
-        "below, but on digits linear-probe accuracy falls with depth.",
+        f"{', '.join(f'{a:.1%}' for a in deep)} (pixels {acc[0]:.1%}): "
+        + {
+            "supported": "each layer learns usable features of the one below.",
+            "conditional": "each layer learns usable features of the one below, but on digits accuracy falls with depth.",
+            "refuted": "some layer's code loses most of the class information.",
+        }[verdict],
         {"accuracy_by_layer": {str(k): r(v) for k, v in acc.items()}, "hidden_sizes": list(sizes)},
         ctx.save(fig),
     )
@@ -464,7 +469,7 @@ def d_pretrain(ctx):
         "supported" if ok else ("conditional" if gain > 0 else "refuted"),
         f"With {n_lab} labels ({n_lab / len(Xall):.0%}) and all {len(Xall)} training images for pretraining, the "
         f"pretrained network reaches {np.mean(pre):.1%} against {np.mean(rnd):.1%} from random initialisation "
-        f"(+{gain * 100:.1f} points, better in {wins} of {len(seeds)} seeds).",
+        f"({gain * 100:+.1f} points, better in {wins} of {len(seeds)} seeds).",
         {"pretrained": [r(a) for a in pre], "random_init": [r(a) for a in rnd], "gain": r(gain), "labels": n_lab},
         ctx.save(fig),
     )
