@@ -447,9 +447,9 @@ def d_hierarchy(ctx):
 def d_pretrain(ctx):
     ds = load_dataset("digits")
     Xall, yall, Xte, yte = flat(ds.X_train), ds.y_train, flat(ds.X_test), ds.y_test
-    n_lab = ctx.pick(64, 64)
+    n_lab = 64  # 5 % of the training rows
     seeds = ctx.seeds[: ctx.pick(2, 5)]
-    kw = dict(hidden_sizes=ctx.pick((64,), (256, 256)), pretrain_epochs=ctx.pick(10, 40), epochs=ctx.pick(300, 300))
+    kw = dict(hidden_sizes=ctx.pick((64,), (256, 256)), pretrain_epochs=ctx.pick(10, 40), epochs=300)
     pre, rnd = [], []
     for seed in seeds:
         idx = np.random.default_rng(seed).permutation(len(Xall))[:n_lab]
