@@ -468,12 +468,13 @@ def s_variants(ctx):
     )
     a2.bar(
         [
-            f"conv: {params['conv']} numbers,\n{nnz['conv']:.0f} non-zeros",
-            f"whole-image: {params['whole']}\nnumbers, {nnz['whole']:.0f} non-zeros",
+            f"conv\n{params['conv']} numbers\n{nnz['conv']:.0f} non-zeros",
+            f"whole-image\n{params['whole']} numbers\n{nnz['whole']:.0f} non-zeros",
         ],
         [csc_mse, whole_mse],
     )
     a2.set(ylabel="test reconstruction MSE", title="digits, α = 0.1")
+    a2.tick_params(axis="x", labelsize=8)
     lista_wins = code_mse["LISTA"] < code_mse["ISTA"]  # deep (learned) coding at equal iterations
     conv_cheaper = csc_mse <= whole_mse and params["conv"] * 10 <= params["whole"]  # same error, 10x fewer numbers
     conv_sparser = nnz["conv"] <= nnz["whole"]  # ... without spending more non-zeros per image
