@@ -1,12 +1,13 @@
 # Two commands for a fresh machine:
-#   make demo   set up .venv and run the main job on built-in data
+#   make demo   set up .venv and run the main job (the atlas report, quick mode) on built-in data
 #   make test   set up .venv and run the test suite
+# More: make report (the full atlas, under 30 minutes), make tour, make test-all, make lint
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo report tour test test-all lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/deepatlas report --quick --out atlas-report
+
+report: $(STAMP)
+	$(BIN)/deepatlas report --out atlas-report
+
+tour: $(STAMP)
 	$(BIN)/deepatlas tour
 
 test: $(STAMP)

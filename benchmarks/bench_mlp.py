@@ -88,7 +88,12 @@ def minimal_torch_loop(X, y):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="threads for torch and for scikit-learn's BLAS alike")
     args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
     X, y, Xt, yt = data()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {len(X)} training rows, {EPOCHS} epochs")
     res = interleaved(

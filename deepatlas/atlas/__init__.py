@@ -96,8 +96,14 @@ def all_experiments() -> dict[str, Experiment]:
         pkg = importlib.import_module("deepatlas.atlas.experiments")
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.name.startswith("_"):
-                importlib.import_module(f"{pkg.__name__}.{info.name}")
+                try:
+                    importlib.import_module(f"{pkg.__name__}.{info.name}")
+                except Exception as exc:  # one broken family must not take the whole atlas down
+                    BROKEN_MODULES[info.name] = f"{type(exc).__name__}: {exc}"
     return _EXPERIMENTS
+
+
+BROKEN_MODULES: dict[str, str] = {}
 
 
 __all__ = ["CLAIMS", "FAMILIES", "Claim", "Context", "Result", "VERDICTS", "experiment", "all_experiments"]

@@ -75,6 +75,10 @@ def run_report(
     figures.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     exps = all_experiments()
+    from deepatlas.atlas import BROKEN_MODULES
+
+    for name, error in BROKEN_MODULES.items():
+        print(f"warning: atlas experiments module {name!r} failed to import: {error}", file=sys.stderr)
     ids = [cid for cid in CLAIMS if only is None or fnmatch.fnmatch(cid, only) or only in cid]
     entries: dict[str, dict] = {}
     todo: list[str] = []

@@ -44,6 +44,17 @@ class FastMLPLoop(TrainingLoop):
         for lin in self.linears:  # gradient buffers, allocated once and overwritten each step
             lin.weight.grad = torch.zeros_like(lin.weight)
             lin.bias.grad = torch.zeros_like(lin.bias)
+        self._consts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _constants(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per batch size: a column of -1 (subtracts the one-hot target in one scatter) and a
+        vector of 1/B (the bias gradient as one matrix-vector product, already averaged)."""
+        if batch not in self._consts:
+            self._consts[batch] = (
+                torch.full((batch, 1), -1.0, dtype=like.dtype, device=like.device),
+                torch.full((batch,), 1.0 / batch, dtype=like.dtype, device=like.device),
+            )
+        return self._consts[batch]
 
     @torch.no_grad()
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor):
@@ -57,15 +68,16 @@ class FastMLPLoop(TrainingLoop):
                 acts.append(h)
         logp = F.log_softmax(h, dim=1)
         loss = -logp.gather(1, yb[:, None]).mean()
+        minus_one, mean_vec = self._constants(len(yb), h)
         grad = logp.exp_()  # softmax, in place: (B, classes)
-        grad[torch.arange(len(yb)), yb] -= 1.0
-        grad /= len(yb)
+        grad.scatter_add_(1, yb[:, None], minus_one)  # softmax - one_hot; the 1/B comes below
+        inv_b = 1.0 / len(yb)
         for i in range(last, -1, -1):
             lin = self.linears[i]
-            torch.mm(grad.t(), acts[i], out=lin.weight.grad)  # (out, in)
-            torch.sum(grad, dim=0, out=lin.bias.grad)
+            # dW = grad^T @ act / B and db = grad^T @ (1/B): the average folded into the products.
+            torch.addmm(lin.weight.grad, grad.t(), acts[i], beta=0, alpha=inv_b, out=lin.weight.grad)
+            torch.mv(grad.t(), mean_vec, out=lin.bias.grad)
             if i:
-                grad = grad.mm(lin.weight)  # (B, in)
-                grad.mul_(acts[i] > 0)  # ReLU's derivative
+                grad = torch.ops.aten.threshold_backward(grad.mm(lin.weight), acts[i], 0)  # ReLU'
         self.optimizer.step()
         return loss

@@ -141,15 +141,16 @@ class TrainingLoop:
                     perm = perm.to(X.device)
                 Xp, yp = X[perm], y[perm]
                 m = len(perm)
-                sums: dict[str, torch.Tensor] = {}
+                outs, weights = [], []
                 for i in range(0, m, bs):
-                    out = self.train_step(Xp[i : i + bs], yp[i : i + bs])
-                    weight = min(bs, m - i)
-                    if isinstance(out, dict):
-                        for k, v in out.items():
-                            sums[k] = sums[k] + v * weight if k in sums else v * weight
-                    else:
-                        sums["loss"] = sums["loss"] + out * weight if "loss" in sums else out * weight
+                    outs.append(self.train_step(Xp[i : i + bs], yp[i : i + bs]))
+                    weights.append(min(bs, m - i))
+                # Batch losses stay on the device until the epoch ends: no per-step sync or op.
+                w = torch.tensor(weights, dtype=torch.float32, device=X.device)
+                if isinstance(outs[0], dict):
+                    sums = {k: torch.stack([o[k] for o in outs]).float() @ w for k in outs[0]}
+                else:
+                    sums = {"loss": torch.stack(outs).float() @ w}
                 totals = distributed.all_reduce_sum(torch.stack(list(sums.values())).float()).tolist()
                 logs = {k: v / (m * self.world) for k, v in zip(sums, totals)}
                 self._check_finite(epoch, logs)
