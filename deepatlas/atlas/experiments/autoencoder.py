@@ -106,6 +106,9 @@ def a_reduce(ctx):
     ax2.plot(sizes, [x["ae_probe"] for x in rows], "o-", label="autoencoder codes")
     ax2.plot(sizes, [x["pca_probe"] for x in rows], "s--", label="PCA components")
     ax2.set(xscale="log", xlabel="code size", ylabel="linear-probe accuracy")
+    for a in (ax1, ax2):
+        a.set_xticks(sizes, [str(k) for k in sizes], minor=False)
+        a.minorticks_off()
     ax2.legend(fontsize=8)
     ratios = [x["ae_mse"] / x["pca_mse"] for x in rows]
     ae_probes, pca_probes = [x["ae_probe"] for x in rows], [x["pca_probe"] for x in rows]
@@ -199,6 +202,8 @@ def a_limited(ctx):
         ax.plot(sizes, [table[f"{label} / {k}"] for k in sizes], "o-", label=f"AE, {label}")
     ax.plot(sizes, [pca[k] for k in sizes], "k--", label="PCA (best linear)")
     ax.set(xscale="log", xlabel="code size", ylabel="unexplained test variance", ylim=(0, None))
+    ax.set_xticks(sizes, [str(k) for k in sizes])
+    ax.minorticks_off()
     ax.legend(fontsize=7)
     small, big = sizes[0], sizes[-1]
     shallow, deep = list(depths)[0], list(depths)[-1]
