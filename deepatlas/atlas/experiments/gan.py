@@ -252,16 +252,19 @@ def g_quality(ctx):
     if digits:
         _grid(axes[1], digits[0], f"GAN digits: FID {digits[1]:.1f} (real {digits[2]:.1f})")
     # Realistic = as sharp as the data: sharp share >= half the real share (digits: FID <= 3x the floor).
-    ok = sharp >= 0.5 * real and (digits is None or digits[1] <= 3 * digits[2])
-    close = near >= 0.5 and (digits is None or digits[1] <= 10 * digits[2])
-    verdict = "supported" if ok else "conditional" if close else "refuted"
+    # Per data set: realistic (ring8: half the real sharp share; digits: FID <= 3x the floor) or
+    # close (ring8: >= 50% near a mode; digits: FID <= 10x). Mixed outcomes are conditional.
+    ok = [sharp >= 0.5 * real] + ([digits[1] <= 3 * digits[2]] if digits else [])
+    close = [near >= 0.5] + ([digits[1] <= 10 * digits[2]] if digits else [])
+    verdict = "supported" if all(ok) else "refuted" if not any(close) else "conditional"
     text = f"ring8 after {steps} GAN steps: {sharp:.0%} of samples within 3σ of a mode (real data {real:.0%}), {near:.0%} near one"
     if digits:
         text += f"; digits GAN: classifier-feature FID {digits[1]:.1f} against {digits[2]:.1f} for held-out real images"
     return Result(
         verdict,
-        text + ". Supported if samples are half as sharp as real data (FID ≤ 3× floor); conditional if they are only "
-        "near the data (≥ 50% near a mode, FID ≤ 10× floor): realism grows with training budget.",
+        text
+        + ". Supported if on every set samples are half as sharp as real data (FID ≤ 3× floor); conditional if on some "
+        "set they are only near the data (≥ 50% near a mode, FID ≤ 10× floor): realism grows with training budget.",
         numbers,
         ctx.save(fig),
     )
@@ -340,7 +343,7 @@ def g_only_similar(ctx):
 def g_variants(ctx):
     seeds = ctx.seeds[: ctx.pick(1, 2)]
     names = ctx.pick(("ring8",), ("ring8", "grid25"))
-    steps = ctx.pick(300, 1500)
+    steps = ctx.pick(300, 900)
     hidden = ctx.pick((64, 64), (128, 128))
     models = {
         "gan": (GAN, {"lr": 1e-3}),
@@ -378,7 +381,7 @@ def g_variants(ctx):
         dd = _data("digits", ctx)
         fid = {}
         for key, cls, kw in (("gan", GAN, {"hidden_sizes": (256, 256)}), ("dcgan", DCGAN, {"channels": (32, 64)})):
-            m = cls(epochs=60, batch_size=64, lr=2e-4, seed=seeds[0], device="cpu", **kw).fit(dd.X_train)
+            m = cls(epochs=40, batch_size=64, lr=2e-4, seed=seeds[0], device="cpu", **kw).fit(dd.X_train)
             fid[key] = gm.digits_quality(m.sample(500, seed=1000), dd)["classifier_fid"]
         dcgan = {k: r(v, 3) for k, v in fid.items()}
     fig, axes = ctx.figure(len(names), len(models), figsize=(1.7 * len(models), 1.9 * len(names)))
