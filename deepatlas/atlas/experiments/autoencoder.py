@@ -7,6 +7,8 @@ linear reference throughout.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from deepatlas.atlas import Result, experiment
@@ -14,6 +16,25 @@ from deepatlas.atlas.experiments._common import flat, r
 from deepatlas.data import load_dataset
 
 _DATA = "digits"
+
+
+def _one_thread(fn):
+    """Run ``fn`` with one torch thread, then restore the setting: these nets are tiny, and on a
+    busy machine extra threads mostly spin (measured: A.unstable quick took 37 s of CPU with the
+    default threads against 1.5 s with one)."""
+
+    @functools.wraps(fn)
+    def wrapped(ctx):
+        import torch
+
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(ctx)
+        finally:
+            torch.set_num_threads(old)
+
+    return wrapped
 
 
 def _ae(**kw):
@@ -50,6 +71,7 @@ def _grid(ax, rows, title: str = "") -> None:
 
 
 @experiment("A.unsupervised", seeds=(0,), requires=("ae",))
+@_one_thread
 def a_unsupervised(ctx):
     from deepatlas.models.autoencoder import linear_probe
 
@@ -76,6 +98,7 @@ def a_unsupervised(ctx):
 
 
 @experiment("A.reduce", seeds=(0,), requires=("ae",))
+@_one_thread
 def a_reduce(ctx):
     from sklearn.decomposition import PCA
 
@@ -128,6 +151,7 @@ def a_reduce(ctx):
 
 
 @experiment("A.denoise", seeds=(0,), requires=("ae", "dae"))
+@_one_thread
 def a_denoise(ctx):
     from deepatlas.models.autoencoder import DenoisingAutoencoder, denoising_metrics
 
@@ -181,6 +205,7 @@ def a_denoise(ctx):
 
 
 @experiment("A.limited", seeds=(0,), requires=("ae",))
+@_one_thread
 def a_limited(ctx):
     ds = load_dataset(_DATA)
     n = ctx.pick(600, len(ds.X_train))
@@ -227,6 +252,7 @@ def a_limited(ctx):
 
 
 @experiment("A.unstable", seeds=(0, 1, 2, 3, 4, 5, 6, 7), requires=("ae",))
+@_one_thread
 def a_unstable(ctx):
     ds = load_dataset(_DATA)
     n = ctx.pick(500, len(ds.X_train))
@@ -259,6 +285,7 @@ def a_unstable(ctx):
 
 
 @experiment("A.noise-sensitive", seeds=(0,), requires=("ae",))
+@_one_thread
 def a_noise_sensitive(ctx):
     from deepatlas.models.autoencoder import denoising_metrics
 
@@ -303,6 +330,7 @@ def a_noise_sensitive(ctx):
 
 
 @experiment("A.variants", seeds=(0,), requires=("ae", "conv-ae", "vae"))
+@_one_thread
 def a_variants(ctx):
     from deepatlas.models.autoencoder import ConvAutoencoder
     from deepatlas.models.vae import VAE
