@@ -35,8 +35,16 @@ def _run_one(claim_id: str, quick: bool, figures_dir: str, threads: int | None =
     """Run one experiment in this process; never raises (a crash becomes a pending entry)."""
     import torch
 
-    if threads:  # parallel workers share the cores: one thread each
-        torch.set_num_threads(threads)
+    # Experiments train small models, where extra threads only spin; one thread each (restored).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or 1)
+    try:
+        return _run_one_inner(claim_id, quick, figures_dir)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_one_inner(claim_id: str, quick: bool, figures_dir: str) -> dict:
     exp = all_experiments()[claim_id]
     ctx = Context(CLAIMS[claim_id], quick, exp.seeds, Path(figures_dir))
     start = time.perf_counter()
