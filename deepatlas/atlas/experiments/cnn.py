@@ -14,8 +14,8 @@ from deepatlas.models.mlp import MLPClassifier
 
 
 def _pair(ctx, ds):
-    cnn = CNNClassifier(epochs=ctx.pick(25, 60)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
-    mlp = MLPClassifier(epochs=ctx.pick(60, 200)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    cnn = CNNClassifier(epochs=ctx.pick(8, 60)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    mlp = MLPClassifier(epochs=ctx.pick(20, 200)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
     return cnn, mlp
 
 
@@ -73,7 +73,7 @@ def c_hierarchy(ctx):
     accs = []
     for d in depths:
         ch = (32, 64, 128, 128)[:d]
-        m = CNNClassifier(channels=ch, epochs=ctx.pick(25, 60)).fit(
+        m = CNNClassifier(channels=ch, epochs=ctx.pick(8, 60)).fit(
             ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val)
         )
         accs.append(m.score(ds.X_test, ds.y_test))
@@ -95,7 +95,7 @@ def c_pool_robust(ctx):
     ds = load_dataset("digits")
     res = {}
     for pool in (True, False):
-        m = CNNClassifier(channels=(16, 32), pool=pool, epochs=ctx.pick(20, 50)).fit(
+        m = CNNClassifier(channels=(16, 32), pool=pool, epochs=ctx.pick(8, 50)).fit(
             ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val)
         )
         row = {"clean": m.score(ds.X_test, ds.y_test)}
@@ -179,7 +179,7 @@ def c_opaque(ctx):
     import torch
 
     ds = load_dataset("digits")
-    m = CNNClassifier(epochs=ctx.pick(15, 40)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    m = CNNClassifier(epochs=ctx.pick(5, 40)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
     x = torch.as_tensor(m._standardized(ds.X_test[:4])).requires_grad_(True)
     logits = m.module_(x)
     logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
@@ -202,7 +202,7 @@ def c_opaque(ctx):
 @experiment("C.distribution", requires=("cnn",))
 def c_distribution(ctx):
     ds = load_dataset("digits")
-    m = CNNClassifier(epochs=ctx.pick(20, 60)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    m = CNNClassifier(epochs=ctx.pick(8, 60)).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
     shifts = {
         "none": ds.X_test,
         "contrast x0.5": ds.X_test * 0.5,
@@ -228,7 +228,7 @@ def c_distribution(ctx):
 def c_fixed_size(ctx):
     ds = load_dataset("mnist1d")
     # (n, 1, L): signals with a channel axis, so the fitted network accepts any length L.
-    m = CNNClassifier(epochs=ctx.pick(20, 60)).fit(
+    m = CNNClassifier(epochs=ctx.pick(8, 60)).fit(
         ds.X_train[:, None, :], ds.y_train, validation_data=(ds.X_val[:, None, :], ds.y_val)
     )
     X = ds.X_test[:, None, :]
