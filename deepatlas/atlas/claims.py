@@ -34,7 +34,7 @@ _TABLE = [
         "K.transfer",
         "Knowledge points",
         "Starting from a trained model's weights converges faster and scores higher, especially with few labels.",
-        "Pretrain on digits 0-4, fine-tune on 5-9 with few labels vs training from scratch.",
+        "Pretrain on MNIST-1D classes 0-4, fine-tune on 5-9 with few labels vs training from scratch.",
     ),
     (
         "K.cv",

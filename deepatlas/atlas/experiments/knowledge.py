@@ -90,7 +90,7 @@ def k_transfer(ctx):
         _, _, m = transfer(src, dst, freeze="features", labels_fraction=frac, params={"epochs": ctx.pick(60, 200)})
         rows.append((frac, m["transfer_test_accuracy"], m["scratch_test_accuracy"]))
     fig, ax = ctx.figure(figsize=(5, 3))
-    ax.plot([f for f, *_ in rows], [t for _, t, _ in rows], "o-", label="transfer (digits 0-4 -> 5-9)")
+    ax.plot([f for f, *_ in rows], [t for _, t, _ in rows], "o-", label="transfer (MNIST-1D 0-4 -> 5-9)")
     ax.plot([f for f, *_ in rows], [s for *_, s in rows], "s--", label="from scratch")
     ax.set(xscale="log", xlabel="share of labels used", ylabel="test accuracy")
     ax.legend(fontsize=8)
