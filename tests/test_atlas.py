@@ -69,12 +69,15 @@ def test_rerun_uses_the_cache(report):
     assert [e["verdict"] for e in again] == [e["verdict"] for e in first]
 
 
-def test_unbuilt_family_is_pending(tmp_path):
+def test_claim_without_its_models_is_pending(tmp_path, monkeypatch):
+    from deepatlas.atlas import Experiment, Result
     from deepatlas.atlas.runner import run_report
 
+    fake = Experiment("S.header", lambda ctx: Result("supported", "never run"), (0,), ("no-such-model",))
+    monkeypatch.setitem(all_experiments(), "S.header", fake)
     results = run_report(tmp_path, quick=True, only="S.header", progress=False)
-    assert len(results) == 1 and results[0]["id"] == "S.header"
-    assert results[0]["verdict"] in VERDICTS
+    assert [(r["id"], r["verdict"]) for r in results] == [("S.header", "pending")]
+    assert results[0]["summary"] == "Pending: needs no-such-model, not built yet."
 
 
 def _chromium() -> str:

@@ -157,6 +157,8 @@ class TorchEstimator(BaseEstimator):
         X_val = y_val = None
         if validation_data is not None:
             X_val = check_features(validation_data[0], name)
+            if X_val[0].size != X[0].size:
+                raise InputError(f"validation_data X has {X_val[0].size} features, but the training X has {X[0].size}.")
             y_val = self._encode_more(self._check_y(validation_data[1], len(X_val)))
         elif self.early_stopping and len(X) >= 20:
             X, targets, X_val, y_val = self._holdout(X, targets)
