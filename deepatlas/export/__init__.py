@@ -186,7 +186,7 @@ def export(
     """
     from deepatlas import __version__
     from deepatlas.export import onnx as ox
-    from deepatlas.export.protocol import has_inference_path, inference_spec
+    from deepatlas.export.protocol import export_parts, has_inference_path, inference_spec
     from deepatlas.runs import load, to_jsonable, write_json
 
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
@@ -223,8 +223,14 @@ def export(
     onnx_out = out.with_suffix(".onnx") if format == "openvino" else out
 
     label = "given inputs"
-    if X is None and config:
-        X, label = _held_out_from_run(config, notes)
+    if X is None:
+        if config and (config.get("data") or spec.held_out is None):
+            X, label = _held_out_from_run(config, notes)
+        if spec.held_out is not None:  # this path's own held-out inputs (a decoder's codes of the data...)
+            mapped = spec.held_out(X, label)
+            X, label = mapped if mapped is not None else (None, label)
+            if mapped is None and config:
+                notes.append("the run's data are not inputs of this inference path; checked on random inputs only")
     held_out = _as_inputs(X, spec) if X is not None else None
     rng = np.random.default_rng(seed)
     random_X = [spec.random_inputs(rng, 1), spec.random_inputs(rng, n_random)]
@@ -282,7 +288,7 @@ def export(
             "onnxruntime_version": _version("onnxruntime"),
             "model": config.get("model") or getattr(type(estimator), "_registry_name", None),
             "class": type(estimator).__name__,
-            "part": part,
+            "part": part or next(iter(export_parts(estimator)), None),
             "task": config.get("task") or getattr(estimator, "_task", None),
             "kind": meta.pop("kind", "transform"),
             "input": inputs[0] if inputs else None,

@@ -46,6 +46,10 @@ class ExportSpec:
     random_input : ``(rng, n) -> array`` of ``n`` random raw inputs on the data's scale; default:
         standard normal in the example's shape and dtype. It may take ``grow=k`` to lengthen
         the dynamic non-batch axes by ``k`` (to check another sequence length).
+    held_out : ``(X, label) -> (inputs, label)`` or ``None``: turns a run's held-out data inputs
+        ``X`` (``None`` when the run records no data) into this path's inputs, e.g. a decoder's
+        codes ``encoder(X_test)``, or observations from a policy's own rollouts; ``None`` when
+        there are none (a generator's noise: random inputs only). Default: the data as they are.
     """
 
     module: nn.Module
@@ -56,6 +60,7 @@ class ExportSpec:
     dynamic_axes: dict[int, str] = field(default_factory=lambda: {0: "batch"})
     reference: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
     random_input: Callable[[np.random.Generator, int], np.ndarray] | None = None
+    held_out: Callable[[np.ndarray | None, str], tuple[np.ndarray, str] | None] | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -80,24 +85,34 @@ class ExportSpec:
 
 
 _EXPORTERS: dict[str, Callable[..., ExportSpec]] = {}
+_PARTS: dict[str, tuple[str, ...]] = {}
 
 
-def register_exporter(class_name: str):
-    """Decorator: ``fn(estimator, part) -> ExportSpec`` exports instances of ``class_name``."""
+def register_exporter(class_name: str, parts: tuple[str, ...] = ()):
+    """Decorator: ``fn(estimator, part) -> ExportSpec`` exports instances of ``class_name``;
+    ``parts`` names its inference paths when there are several (the first is the default)."""
 
     def decorate(fn):
         _EXPORTERS[class_name] = fn
+        if parts:
+            _PARTS[class_name] = tuple(parts)
         return fn
 
     return decorate
 
 
 def export_parts(estimator) -> tuple[str, ...]:
-    return tuple(getattr(estimator, "_export_parts", ()) or ())
+    """The inference paths an estimator offers (``()`` for one): its ``_export_parts``, else the
+    ``parts`` its registered exporter declared."""
+    _load_builtin()
+    own = tuple(getattr(estimator, "_export_parts", ()) or ())
+    if own or hasattr(estimator, "_export_module"):
+        return own
+    return _PARTS.get(type(estimator).__name__, ())
 
 
 def _load_builtin() -> None:
-    from deepatlas.export import builtin  # noqa: F401  (registers the spine's exporters)
+    from deepatlas.export import builtin, families  # noqa: F401  (register the exporters)
 
 
 def has_inference_path(estimator) -> bool:
@@ -116,7 +131,7 @@ def inference_spec(estimator, part: str | None = None) -> ExportSpec:
     if hasattr(estimator, "_export_module"):
         spec = estimator._export_module(part) if parts else estimator._export_module()
     elif name in _EXPORTERS:
-        spec = _EXPORTERS[name](estimator, part)
+        spec = _EXPORTERS[name](estimator, part if part is not None or not parts else parts[0])
     else:
         raise InputError(
             f"{name} has no inference path to export: it defines no _export_module() and no exporter is "
