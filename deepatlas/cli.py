@@ -131,6 +131,15 @@ def cmd_train(args) -> int:
     if (out / "metrics.json").exists() and not args.resume:
         raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
     ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed, text=getattr(args, "text", None))
+    if ds.meta.get("corpus"):  # a plain-text corpus trains only a language model
+        from deepatlas.registry import get_entry
+
+        if "text" not in get_entry(args.model).classes:
+            raise InputError(
+                f"--data {args.data!r} is a text corpus, which only a language model (charlm) trains on; "
+                f"{args.model!r} needs a table: a .csv with a header row (text in a column: --text COLUMN), "
+                "an .npz with X and y, or a built-in dataset."
+            )
     model = build_model(args.model, ds.task, params)
     if not args.quiet and hasattr(model, "verbose"):
         model.set_params(verbose=True)

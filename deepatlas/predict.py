@@ -1,4 +1,21 @@
-"""``deepatlas predict``: apply a saved run to a file and format the answer as CSV."""
+"""``deepatlas predict``: apply a saved run to a file and format the answer as CSV.
+
+What the file holds depends on what the model reads (its class attribute ``_input_kind``):
+
+- ``"features"`` (the default): a CSV with a header row (the training feature columns are picked by
+  name when present, the target column is dropped), or the array ``X`` of an ``.npz``.
+- ``"sequences"`` (recurrent models): an ``.npz`` with ``X`` of shape ``(n, steps)`` or
+  ``(n, steps, features)`` and, for sequences of different lengths, an optional integer array
+  ``lengths`` (``(n,)``, each between 1 and ``steps``; the steps after each length are ignored); or
+  a CSV whose rows are sequences flattened step by step (``t0f0, t0f1, ..., t1f0, ...``).
+- ``"text"`` (text classifiers): a CSV with the text column the model was trained on (its name is
+  saved in the run), or a ``.txt`` file with one document per line.
+
+The answer is one row per input row: ``prediction`` and, for classifiers, ``proba_<label>``
+columns. A tagger (one label per step) writes one row per step instead:
+``sequence,step,prediction,proba_<label>...``, with ``sequence`` and ``step`` counted from 0 and
+only the real steps of each sequence.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +28,43 @@ import numpy as np
 from deepatlas.errors import InputError
 
 
-def read_features(path: str | Path, config: dict) -> np.ndarray:
-    """Features from a CSV (header row; the training feature columns are picked by name when
-    present, and the target column is dropped) or from the array ``X`` of an ``.npz``."""
-    from deepatlas.data.files import read_csv, read_npz
-
+def _check_input_file(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise InputError(f"--input file {str(path)!r} does not exist.")
+    if p.is_dir():
+        raise InputError(f"--input {str(path)!r} is a folder; give a .csv or .npz file.")
     if p.stat().st_size == 0:
         raise InputError(f"--input file {str(path)!r} is empty.")
+    return p
+
+
+def _npz_x(p: Path) -> np.ndarray:
+    from deepatlas.data.files import read_npz
+
+    try:
+        X, _ = read_npz(p)
+    except InputError as exc:
+        if "no array 'y'" not in str(exc):
+            raise
+        with np.load(p, allow_pickle=False) as f:
+            X = np.asarray(f["X"])
+        if not np.issubdtype(X.dtype, np.number):
+            raise InputError(f"Data file {str(p)!r}: array 'X' must be numeric. Got dtype {X.dtype} instead.") from None
+        X = X.astype(np.float32)
+        if not np.all(np.isfinite(X)):
+            raise InputError(f"Data file {str(p)!r}: array 'X' contains NaN or infinite values.") from None
+    return X
+
+
+def read_features(path: str | Path, config: dict) -> np.ndarray:
+    """Features from a CSV (header row; the training feature columns are picked by name when
+    present, and the target column is dropped) or from the array ``X`` of an ``.npz``."""
+    from deepatlas.data.files import read_csv
+
+    p = _check_input_file(path)
     if p.suffix.lower() == ".npz":
-        try:
-            X, _ = read_npz(p)
-        except InputError as exc:
-            if "no array 'y'" not in str(exc):
-                raise
-            with np.load(p, allow_pickle=False) as f:
-                X = np.asarray(f["X"], dtype=np.float32)
-        return X
+        return _npz_x(p)
     names = config.get("feature_names")
     target = config.get("target_name")
     header, X, _, _ = read_csv(p, target=target, require_target=False)
@@ -38,22 +73,127 @@ def read_features(path: str | Path, config: dict) -> np.ndarray:
     return X
 
 
+def read_sequences(path: str | Path, config: dict, n_features: int):
+    """Sequences for a recurrent model: an array ``(n, steps, features)``, or a list of
+    ``(steps_i, features)`` arrays when an ``.npz`` gives ``lengths``."""
+    p = _check_input_file(path)
+    if p.suffix.lower() != ".npz":
+        X = read_features(p, config)  # (n, columns): each row one sequence, flattened step by step
+        if X.shape[1] % n_features:
+            raise InputError(
+                f"--input file {str(path)!r} has {X.shape[1]} feature columns, which is not a whole number of "
+                f"steps of {n_features} features each (the model reads {n_features} features per step)."
+            )
+        return X.reshape(len(X), X.shape[1] // n_features, n_features)
+    X = _npz_x(p)
+    with np.load(p, allow_pickle=False) as f:
+        lengths = np.asarray(f["lengths"]) if "lengths" in f.files else None
+    if lengths is None:
+        return X
+    where = f"--input file {str(path)!r}"
+    if X.ndim not in (2, 3):
+        raise InputError(f"{where}: with 'lengths', 'X' must be (n, steps) or (n, steps, features). Got {X.shape}.")
+    if lengths.ndim != 1 or len(lengths) != len(X):
+        raise InputError(f"{where}: 'lengths' must be 1-D with one entry per sequence ({len(X)}). Got {lengths.shape}.")
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise InputError(f"{where}: 'lengths' must hold integers. Got dtype {lengths.dtype} instead.")
+    bad = np.flatnonzero((lengths < 1) | (lengths > X.shape[1]))
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(
+            f"{where}: lengths[{i}] is {int(lengths[i])}; each length must be between 1 and {X.shape[1]} (the steps in X)."
+        )
+    return [X[i, : int(L)] for i, L in enumerate(lengths)]
+
+
+def read_documents(path: str | Path, config: dict) -> list[str]:
+    """Documents for a text model: the training text column of a CSV/TSV, or the lines of a text file."""
+    p = _check_input_file(path)
+    try:
+        raw = p.read_text(encoding="utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"--input file {str(path)!r} is not UTF-8 text (byte {exc.start} cannot be decoded)."
+        ) from None
+    if p.suffix.lower() not in (".csv", ".tsv"):
+        return raw.splitlines()  # one document per line
+    names = config.get("feature_names") or []
+    column = names[0] if len(names) == 1 else None
+    delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
+    rows = [r for r in csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter) if any(c.strip() for c in r)]
+    header = [h.strip() for h in rows[0]] if rows else []
+    if column is None and len(header) == 1:
+        column = header[0]  # a model saved without its column name: the only column
+    if column not in header:
+        expected = f"the text column {column!r} that the model was trained on" if column else "one text column"
+        raise InputError(f"--input file {str(path)!r} needs {expected}; its columns are: {', '.join(header)}.")
+    j = header.index(column)
+    body = rows[1:]
+    if not body:
+        raise InputError(f"--input file {str(path)!r} has a header but no data rows.")
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise InputError(
+                f"--input file {str(path)!r}: row {i} has {len(row)} fields, but the header has {len(header)}."
+            )
+    return [row[j] for row in body]
+
+
+def _read_input(model, run, input_path):
+    config = model.run_config_
+    kind = getattr(model, "_input_kind", "features")
+    if kind == "corpus":
+        raise InputError(
+            f"Run {str(run)!r} holds a {type(model).__name__} language model, which predicts no labels; "
+            f"generate text with 'deepatlas sample {run} --prompt TEXT'."
+        )
+    if kind == "text":
+        return read_documents(input_path, config)
+    if kind == "sequences":
+        return read_sequences(input_path, config, int(model.n_features_in_))
+    X = read_features(input_path, config)
+    shape = config.get("sample_shape")
+    if shape and len(shape) > 1 and X.ndim == 2 and X.shape[1] == int(np.prod(shape)):
+        X = X.reshape(len(X), *shape)
+    return X
+
+
+def _csv(columns: dict[str, list]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*columns.values()))
+    return buf.getvalue()
+
+
+def _per_step_columns(model, X) -> dict[str, list]:
+    """A tagger's answer, one row per real step: sequence, step, prediction, proba_<label>..."""
+    pred = model.predict(X)  # (n, T) or a list of (T_i,) arrays
+    proba = model.predict_proba(X)  # (n, T, C) or a list of (T_i, C) arrays
+    columns: dict[str, list] = {"sequence": [], "step": [], "prediction": []}
+    for label in model.classes_:
+        columns[f"proba_{label}"] = []
+    for i, (labels, probs) in enumerate(zip(pred, proba)):
+        for t, (label, p) in enumerate(zip(labels, probs)):
+            columns["sequence"].append(i)
+            columns["step"].append(t)
+            columns["prediction"].append(label)
+            for j, c in enumerate(model.classes_):
+                columns[f"proba_{c}"].append(f"{p[j]:.6g}")
+    return columns
+
+
 def predict_file(run: str | Path, input_path: str | Path) -> str:
     from deepatlas.runs import load
 
     model = load(run)
-    X = read_features(input_path, model.run_config_)
-    shape = model.run_config_.get("sample_shape")
-    if shape and len(shape) > 1 and X.ndim == 2 and X.shape[1] == int(np.prod(shape)):
-        X = X.reshape(len(X), *shape)
+    X = _read_input(model, run, input_path)
+    if getattr(model, "_task", None) == "tagging":
+        return _csv(_per_step_columns(model, X))
     pred = model.predict(X)
     columns = {"prediction": list(pred)}
     if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
         proba = model.predict_proba(X)
         for j, label in enumerate(model.classes_):
             columns[f"proba_{label}"] = [f"{p:.6g}" for p in proba[:, j]]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(zip(*columns.values()))
-    return buf.getvalue()
+    return _csv(columns)

@@ -41,7 +41,11 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
         from deepatlas.data.sequences import load_text_file
 
         return load_text_file(p, text=text, target=target, task=task, seed=seed)
-    if name.endswith(".csv") or name.endswith(".tsv") or name.endswith(".txt") and text is None:
+    if name.endswith(".txt"):  # plain text is a corpus (for a language model), never a table
+        from deepatlas.data.sequences import load_text_file
+
+        return load_text_file(p, text="-", seed=seed)
+    if name.endswith(".csv") or name.endswith(".tsv"):
         features, X, labels, target_name = read_csv(p, target=target)
         y, inferred = infer_task(labels, task)
         return _make(p, X, y, inferred, seed, feature_names=features, target_name=target_name)
@@ -53,7 +57,8 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
         X, y = read_idx_pair(p)
         return _make(p, X, y, "classification", seed)
     raise InputError(
-        f"Data file {path!r} has an unsupported format; expected .csv, .npz, MNIST IDX files or a folder of images."
+        f"Data file {path!r} has an unsupported format; expected .csv, .npz, MNIST IDX files, a folder of images, "
+        "or a text corpus (.txt, or any UTF-8 file with --text -)."
     )
 
 

@@ -110,6 +110,7 @@ class CharLM(TorchEstimator):
         "max_chars": NoneOr(Interval(int, 100, None)),
     }
     _task: ClassVar[str] = "text"
+    _input_kind: ClassVar[str] = "corpus"  # `deepatlas predict` refuses it and points to `deepatlas sample`
 
     # ---- fitting through the shared machinery: windows of characters as (n, seq_len) ints
     def _build_module(self, sample_shape, n_outputs):
@@ -333,6 +334,7 @@ class TextClassifier(SupervisedClassifier):
         "embedding_size": Interval(int, 1, None),
         "max_length": Interval(int, 1, None),
     }
+    _input_kind: ClassVar[str] = "text"  # `deepatlas predict` reads the training text column of a CSV
 
     def _build_module(self, sample_shape, n_outputs):
         return TextNet(

@@ -173,6 +173,7 @@ class _RNNMixin:
         "clip_norm": NoneOr(Interval(float, 0, None, "neither")),
     }
     _per_step: ClassVar[bool] = False
+    _input_kind: ClassVar[str] = "sequences"  # how `deepatlas predict` reads a file (deepatlas/predict.py)
 
     def _build_module(self, sample_shape, n_outputs):
         return SequenceNet(
