@@ -118,6 +118,12 @@ def cmd_train(args) -> int:
     from deepatlas.runs import train_run
     from deepatlas.training import distributed
 
+    if args.data is None:  # a model may name its own default data (charlm: pydoc-text)
+        from deepatlas.registry import get_model_class
+
+        args.data = getattr(get_model_class(args.model), "default_data", None)
+        if args.data is None:
+            raise InputError("the following arguments are required: --data")
     params = collect_params(args)
     out = Path(args.out) if args.out else _default_out(args.model, args.data)
     if args.nproc is not None:
@@ -192,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on a dataset into a run directory")
     p.add_argument("model", help="registry name (see 'deepatlas list models')")
-    add_data_args(p)
+    add_data_args(p, required=False)  # required unless the model names default data
     add_param_args(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")

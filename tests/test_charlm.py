@@ -117,9 +117,7 @@ def test_cli_trains_a_language_model_and_samples(cli, tmp_path, monkeypatch):
     run = tmp_path / "lm"
     done = cli(
         "train",
-        "charlm",
-        "--data",
-        "pydoc-text",
+        "charlm",  # no --data: the language model's default corpus, pydoc-text
         "--epochs",
         "1",
         "--out",
@@ -132,6 +130,7 @@ def test_cli_trains_a_language_model_and_samples(cli, tmp_path, monkeypatch):
         "seq_len=32",
     )
     assert done.returncode == 0, done.stderr
+    assert json.loads((run / "config.json").read_text())["data"] == "pydoc-text"
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"test_bits_per_char", "test_unigram_bits_per_char", "test_bits_below_unigram"} <= set(metrics)
     done = cli("sample", str(run), "--prompt", "The ", "-n", "30")

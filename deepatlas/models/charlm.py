@@ -110,6 +110,7 @@ class CharLM(TorchEstimator):
         "max_chars": NoneOr(Interval(int, 100, None)),
     }
     _task: ClassVar[str] = "text"
+    default_data: ClassVar[str] = "pydoc-text"  # `deepatlas train charlm` without --data
     _input_kind: ClassVar[str] = "corpus"  # `deepatlas predict` refuses it and points to `deepatlas sample`
 
     # ---- fitting through the shared machinery: windows of characters as (n, seq_len) ints
