@@ -90,19 +90,12 @@ def read_sequences(path: str | Path, config: dict, n_features: int):
         lengths = np.asarray(f["lengths"]) if "lengths" in f.files else None
     if lengths is None:
         return X
+    from deepatlas.data.sequences import check_lengths
+
     where = f"--input file {str(path)!r}"
     if X.ndim not in (2, 3):
         raise InputError(f"{where}: with 'lengths', 'X' must be (n, steps) or (n, steps, features). Got {X.shape}.")
-    if lengths.ndim != 1 or len(lengths) != len(X):
-        raise InputError(f"{where}: 'lengths' must be 1-D with one entry per sequence ({len(X)}). Got {lengths.shape}.")
-    if not np.issubdtype(lengths.dtype, np.integer):
-        raise InputError(f"{where}: 'lengths' must hold integers. Got dtype {lengths.dtype} instead.")
-    bad = np.flatnonzero((lengths < 1) | (lengths > X.shape[1]))
-    if len(bad):
-        i = int(bad[0])
-        raise InputError(
-            f"{where}: lengths[{i}] is {int(lengths[i])}; each length must be between 1 and {X.shape[1]} (the steps in X)."
-        )
+    lengths = check_lengths(lengths, len(X), X.shape[1], where)
     return [X[i, : int(L)] for i, L in enumerate(lengths)]
 
 

@@ -159,6 +159,27 @@ def test_sequence_regressor_predicts_from_npz_ragged_npz_and_csv(runs, tmp_path,
         np.testing.assert_allclose([float(r["prediction"]) for r in _rows(out)], expected, rtol=1e-5, err_msg=name)
 
 
+# ---- training from .npz files of sequences: ragged (lengths) and one label per step -------------
+def test_ragged_and_per_step_npz_files_train_from_the_cli(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6, 2)).astype(np.float32)
+    lengths = rng.integers(1, 7, 40)
+    np.savez(tmp_path / "ragged.npz", X=X, y=(X[:, 0, 0] > 0).astype(np.int64), lengths=lengths)
+    np.savez(tmp_path / "steps.npz", X=X, y=np.where(X[..., 0] > 0, "up", "down"), lengths=lengths)
+    ds = load_dataset(str(tmp_path / "steps.npz"))
+    assert ds.task == "tagging" and [len(s) for s in ds.X_train] == [len(t) for t in ds.y_train]
+    for name, cls in (("ragged", "LSTMClassifier"), ("steps", "LSTMTagger")):
+        run = tmp_path / name
+        code, _, _ = _run(
+            capsys, "train", "lstm", "--data", str(tmp_path / f"{name}.npz"), "--epochs", "1", "--set", "hidden_size=4",
+            "--out", str(run), "--quiet",
+        )  # fmt: skip
+        model = load(run)
+        assert code == 0 and type(model).__name__ == cls and model.masked_
+        code, out, _ = _run(capsys, "predict", str(run), "--input", str(tmp_path / f"{name}.npz"))
+        assert code == 0 and len(_rows(out)) == (40 if name == "ragged" else int(lengths.sum()))
+
+
 # ---- plain-text files are corpora ------------------------------------------------------------------
 def test_a_txt_file_trains_a_language_model_and_nothing_else(tmp_path, capsys):
     book = tmp_path / "book.txt"
@@ -199,9 +220,13 @@ def test_empty_sequences_are_one_line_errors(runs, tmp_path, capsys):
     assert _error(capsys, "train", "lstm", "--data", str(tmp_path / "empty.npz"), "--out", str(tmp_path / "r")) == (
         "X holds empty sequences (shape (14, 0, 2)); every sequence needs at least one step."
     )
-    np.savez(tmp_path / "zero.npz", X=np.zeros((3, 6, 2), np.float32), lengths=np.array([6, 0, 2]))
+    np.savez(tmp_path / "zero.npz", X=np.zeros((12, 6, 2), np.float32), y=np.zeros(12), lengths=np.arange(12) % 7)
+    assert _error(capsys, "train", "lstm", "--data", str(tmp_path / "zero.npz"), "--out", str(tmp_path / "r")) == (
+        f"Data file {str(tmp_path / 'zero.npz')!r}: lengths[0] is 0; each length must be between 1 and 6 "
+        "(the steps in X)."
+    )
     assert _error(capsys, "predict", str(runs / "adding"), "--input", str(tmp_path / "zero.npz")) == (
-        f"--input file {str(tmp_path / 'zero.npz')!r}: lengths[1] is 0; each length must be between 1 and 6 "
+        f"--input file {str(tmp_path / 'zero.npz')!r}: lengths[0] is 0; each length must be between 1 and 6 "
         "(the steps in X)."
     )
 

@@ -50,6 +50,11 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
         y, inferred = infer_task(labels, task)
         return _make(p, X, y, inferred, seed, feature_names=features, target_name=target_name)
     if name.endswith(".npz"):
+        from deepatlas.data.sequences import load_sequence_npz
+
+        ds = load_sequence_npz(p, task=task, seed=seed)  # ragged sequences or one label per step
+        if ds is not None:
+            return ds
         X, labels = read_npz(p)
         y, inferred = infer_task(labels, task)
         return _make(p, X, y, inferred, seed)

@@ -13,8 +13,12 @@ digits for CTC, a text corpus every Python install carries, and loaders for text
 - ``pydoc-text``: the text of ``pydoc_data.topics`` (Python's own help pages), for character-level
   language models.
 
-Sequences are arrays ``(n, T, features)``; a text corpus is a one-element array per split holding
-the split's text.
+Sequences are arrays ``(n, T, features)`` (or object arrays of ``(T_i, features)`` arrays when the
+lengths differ); a text corpus is a one-element array per split holding the split's text.
+
+User files of sequences are ``.npz``: ``X`` ``(n, steps[, features])`` with ``y``; an integer array
+``lengths`` ``(n,)`` makes them ragged (steps past each length are ignored), and ``y`` of shape
+``(n, steps)`` holds one label per step (a tagging task).
 """
 
 from __future__ import annotations
@@ -238,3 +242,60 @@ def load_text_file(path: str | Path, *, text: str, target=None, task=None, seed:
         target_name=target,
         meta={"text_column": text},
     )
+
+
+# ---- user files of sequences -----------------------------------------------------------------------
+def check_lengths(lengths: np.ndarray, n: int, steps: int, where: str) -> np.ndarray:
+    """Validate an array of sequence lengths against ``n`` sequences of at most ``steps`` steps."""
+    if lengths.ndim != 1 or len(lengths) != n:
+        raise InputError(
+            f"{where}: 'lengths' must be 1-D with one entry per sequence ({n}). Got shape {lengths.shape}."
+        )
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise InputError(f"{where}: 'lengths' must hold integers. Got dtype {lengths.dtype} instead.")
+    bad = np.flatnonzero((lengths < 1) | (lengths > steps))
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(
+            f"{where}: lengths[{i}] is {int(lengths[i])}; each length must be between 1 and {steps} (the steps in X)."
+        )
+    return lengths.astype(np.int64)
+
+
+def _objects(rows: list) -> np.ndarray:
+    out = np.empty(len(rows), dtype=object)
+    out[:] = rows
+    return out
+
+
+def load_sequence_npz(path: str | Path, *, task: str | None = None, seed: int = 0) -> Dataset | None:
+    """An ``.npz`` of sequences that the table loader would misread: ragged (``lengths`` beside a
+    padded ``X``) or labelled per step (``y`` of shape ``(n, steps)``, unless ``task`` says
+    otherwise). ``None`` for any other ``.npz``."""
+    from deepatlas.data.files import infer_task, read_npz
+
+    p = Path(path)
+    X, y = read_npz(p)
+    with np.load(p, allow_pickle=False) as f:
+        lengths = np.asarray(f["lengths"]) if "lengths" in f.files else None
+    per_step = task is None and X.ndim in (2, 3) and y.ndim == 2 and y.shape[1] == X.shape[1]
+    if lengths is None and not per_step:
+        return None
+    where = f"Data file {str(p)!r}"
+    if X.ndim not in (2, 3):
+        raise InputError(f"{where}: sequences need 'X' of shape (n, steps) or (n, steps, features). Got {X.shape}.")
+    if X.shape[1] == 0:
+        raise InputError(f"{where} holds empty sequences (shape {X.shape}); every sequence needs at least one step.")
+    steps = np.full(len(X), X.shape[1]) if lengths is None else check_lengths(lengths, len(X), X.shape[1], where)
+    if len(X) < 10:
+        raise InputError(f"{where} has {len(X)} rows; at least 10 are needed to split train, validation and test.")
+    if per_step:
+        labels, _ = infer_task(y.ravel(), "classification")  # step labels: ints or strings
+        labels = labels.reshape(y.shape)
+        y = labels if lengths is None else _objects([labels[i, :L] for i, L in enumerate(steps)])
+        task = "tagging"
+    else:
+        y, task = infer_task(y, task)
+    X = X if lengths is None else _objects([X[i, :L] for i, L in enumerate(steps)])
+    parts = split(X, y, seed=seed, stratify=task == "classification")
+    return Dataset(str(p), task, *parts, description=f"sequences from {p}", meta={"ragged": lengths is not None})
