@@ -103,7 +103,10 @@ def cmd_list(args) -> int:
         print("datasets:")
         for d in list_datasets():
             print(f"  {d.name:<20} {d.description}  [{d.task}]")
-        print("  (or a path: .csv with header, .npz with X and y, MNIST IDX files, a folder of class sub-folders)")
+        print(
+            "  (or a path: .csv with header, .npz with X and y (sequences: optional lengths), MNIST IDX files,"
+            " a folder of class sub-folders, a .txt text corpus)"
+        )
     return 0
 
 
@@ -210,7 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict with a trained run; writes CSV")
     p.add_argument("run", help="run directory")
-    p.add_argument("--input", required=True, metavar="FILE", help=".csv (header row) or .npz (array X)")
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="FILE",
+        help=".csv (header row), .npz (array X; sequences: optional lengths) or .txt (text models: one document per line)",
+    )
     p.add_argument("--output", metavar="FILE", help="CSV to write (default: standard output)")
     p.set_defaults(func=cmd_predict)
 
