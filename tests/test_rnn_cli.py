@@ -236,6 +236,30 @@ def test_ctc_labels_outside_the_alphabet_are_a_one_line_error(tmp_path, capsys):
     assert _error(capsys, "train", *args, "--set", "alphabet=0123") == (
         "y[0] = '55' has '5', which is not in the alphabet '0123'."
     )
+    # The same from a user's file of transcriptions (--task sequence keeps them as strings: "007").
+    ds = load_dataset("digit-strings:n=100,max_digits=2")
+    np.savez(tmp_path / "x.npz", X=ds.X_train, y=np.array(["x" + s for s in ds.y_train]))
+    np.savez(tmp_path / "ok.npz", X=ds.X_train, y=np.array(["007"] + list(ds.y_train[1:])))
+    mine = load_dataset(str(tmp_path / "x.npz"), task="sequence")
+    assert mine.task == "sequence" and mine.y_train.dtype.kind == "U"
+    ok = load_dataset(str(tmp_path / "ok.npz"), task="sequence")
+    assert "007" in np.concatenate([ok.y_train, ok.y_val, ok.y_test]).tolist()
+    args = ["lstm-ctc", "--task", "sequence", "--epochs", "1", "--set", "hidden_size=4"]
+    assert _error(
+        capsys,
+        "train",
+        *args,
+        "--data",
+        str(tmp_path / "x.npz"),
+        "--set",
+        "alphabet=0123456789",
+        "--out",
+        str(tmp_path / "r"),
+    ) == (f"y[0] = {str(mine.y_train[0])!r} has 'x', which is not in the alphabet '0123456789'.")
+    code, _, _ = _run(
+        capsys, "train", *args, "--data", str(tmp_path / "ok.npz"), "--out", str(tmp_path / "ok"), "--quiet"
+    )
+    assert code == 0 and load(tmp_path / "ok").alphabet_ == "0123456789"
 
 
 def test_a_non_utf8_text_file_is_a_one_line_error(tmp_path, capsys):

@@ -17,8 +17,9 @@ Sequences are arrays ``(n, T, features)`` (or object arrays of ``(T_i, features)
 lengths differ); a text corpus is a one-element array per split holding the split's text.
 
 User files of sequences are ``.npz``: ``X`` ``(n, steps[, features])`` with ``y``; an integer array
-``lengths`` ``(n,)`` makes them ragged (steps past each length are ignored), and ``y`` of shape
-``(n, steps)`` holds one label per step (a tagging task).
+``lengths`` ``(n,)`` makes them ragged (steps past each length are ignored), ``y`` of shape
+``(n, steps)`` holds one label per step (a tagging task), and with ``--task sequence`` ``y`` holds
+one string per sequence to transcribe (CTC).
 """
 
 from __future__ import annotations
@@ -278,10 +279,17 @@ def load_sequence_npz(path: str | Path, *, task: str | None = None, seed: int = 
     X, y = read_npz(p)
     with np.load(p, allow_pickle=False) as f:
         lengths = np.asarray(f["lengths"]) if "lengths" in f.files else None
-    per_step = task is None and X.ndim in (2, 3) and y.ndim == 2 and y.shape[1] == X.shape[1]
-    if lengths is None and not per_step:
-        return None
+    per_step = task in (None, "tagging") and X.ndim in (2, 3) and y.ndim == 2 and y.shape[1] == X.shape[1]
     where = f"Data file {str(p)!r}"
+    if task == "tagging" and not per_step:
+        raise InputError(
+            f"{where}: task 'tagging' needs one label per step, 'y' of shape (n, steps) = ({len(X)}, "
+            f"{X.shape[1] if X.ndim > 1 else '?'}). Got {y.shape} instead."
+        )
+    if task == "sequence" and y.ndim != 1:
+        raise InputError(f"{where}: task 'sequence' needs one string per sequence, 'y' of shape (n,). Got {y.shape}.")
+    if lengths is None and not per_step and task != "sequence":
+        return None
     if X.ndim not in (2, 3):
         raise InputError(f"{where}: sequences need 'X' of shape (n, steps) or (n, steps, features). Got {X.shape}.")
     if X.shape[1] == 0:
@@ -294,6 +302,8 @@ def load_sequence_npz(path: str | Path, *, task: str | None = None, seed: int = 
         labels = labels.reshape(y.shape)
         y = labels if lengths is None else _objects([labels[i, :L] for i, L in enumerate(steps)])
         task = "tagging"
+    elif task == "sequence":  # transcriptions (CTC): strings, kept as written ("007" stays "007")
+        y = y.astype(str)
     else:
         y, task = infer_task(y, task)
     X = X if lengths is None else _objects([X[i, :L] for i, L in enumerate(steps)])
