@@ -102,6 +102,11 @@ def read_sequences(path: str | Path, config: dict, n_features: int):
 def read_documents(path: str | Path, config: dict) -> list[str]:
     """Documents for a text model: the training text column of a CSV/TSV, or the lines of a text file."""
     p = _check_input_file(path)
+    if p.suffix.lower() == ".npz":
+        raise InputError(
+            f"--input file {str(path)!r} is an .npz, but a text model reads documents: a .csv with the text "
+            "column it was trained on, or a .txt file with one document per line."
+        )
     try:
         raw = p.read_text(encoding="utf-8").lstrip("\ufeff")
     except UnicodeDecodeError as exc:

@@ -114,6 +114,11 @@ def test_text_predict_takes_one_document_per_line_and_refuses_bad_files(runs, tm
         f"--input file {str(tmp_path / 'body.csv')!r} needs the text column 'review' that the model was trained on; "
         "its columns are: body, id."
     )
+    np.savez(tmp_path / "x.npz", X=np.zeros((2, 3)))
+    assert _error(capsys, "predict", str(runs / "text"), "--input", str(tmp_path / "x.npz")) == (
+        f"--input file {str(tmp_path / 'x.npz')!r} is an .npz, but a text model reads documents: a .csv with the "
+        "text column it was trained on, or a .txt file with one document per line."
+    )
     (tmp_path / "latin1.csv").write_bytes("review\ncaf\xe9\n".encode("latin-1"))
     assert _error(capsys, "predict", str(runs / "text"), "--input", str(tmp_path / "latin1.csv")) == (
         f"--input file {str(tmp_path / 'latin1.csv')!r} is not UTF-8 text (byte 10 cannot be decoded)."
