@@ -177,7 +177,8 @@ def export(
         file is kept beside it). Required when ``model`` is an estimator.
     format : ``"onnx"`` or ``"openvino"`` (optional extra; compiles the ONNX file).
     opset : ONNX opset (default: the exporter's).
-    part : which inference path, for models that list ``_export_parts`` (e.g. ``"decoder"``).
+    part : which inference path, for models with several (``_export_parts``, or the ``parts`` of
+        their registered exporter; e.g. ``"decoder"``); default: the first.
     X : held-out inputs for the parity check (default: the run's test split).
     tolerance : largest allowed difference between onnxruntime and torch, ``|ort - torch| /
         max(1, |torch|)``: absolute for outputs up to 1 (probabilities), relative beyond.

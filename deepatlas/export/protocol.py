@@ -9,7 +9,9 @@ preprocessing inside the graph, plus an example input and metadata. Two ways to 
   (an autoencoder's encoder and decoder) list them in a class attribute ``_export_parts`` and
   receive the chosen name as ``part``;
 * or an exporter function is registered here for the class name with :func:`register_exporter`
-  (how the spine's Perceptron, MLP and CNN are covered without editing their files).
+  (how the spine's models are covered in :mod:`deepatlas.export.builtin`, and every other family
+  in :mod:`deepatlas.export.families`, without editing the model files); ``parts=`` names its
+  inference paths when there are several.
 
 :func:`inference_spec` dispatches: the estimator's own ``_export_module`` first, then the table.
 """
