@@ -229,6 +229,26 @@ def test_ctc_recognizer_exports_per_frame_log_probabilities(tmp_path):
     np.testing.assert_allclose(out["log_probs"], est.predict_log_proba(X[:3]), atol=1e-5)
 
 
+def test_the_character_language_model_exports_next_character_log_probabilities(tmp_path):
+    import math
+
+    from deepatlas.data.sequences import pydoc_corpus
+    from deepatlas.models.charlm import CharLM, encode
+
+    text = pydoc_corpus()[:6000]
+    lm = CharLM(hidden_size=16, embedding_size=8, seq_len=32, epochs=1, seed=0).fit(text[:5000])
+    result = export(lm, tmp_path / "lm.onnx", exporter="torchscript")
+    side = _check_parity(result, keys=("reference", "random"))
+    assert side["input"] == {"name": "ids", "shape": ["batch", "time"], "dtype": "int64"}
+    assert side["kind"] == "language_model" and side["metadata"]["vocabulary"][2:] == lm.vocabulary_
+    # A short text is one window from a zero state: the file's log-probabilities give bits_per_char.
+    ids = encode(text[5000:5060], lm._index())
+    sess = ox.session(result.path)
+    log_probs = ox.run_session(sess, ids[None, :-1])["log_probs"][0]  # (59, V)
+    bpc = -log_probs[np.arange(len(ids) - 1), ids[1:]].mean() / math.log(2)
+    assert bpc == pytest.approx(lm.bits_per_char(text[5000:5060]), abs=1e-5)
+
+
 # ---- RL greedy policies ------------------------------------------------------------------------
 def _agent(name):
     from deepatlas.rl import A2C, DQN, PPO, REINFORCE
@@ -365,6 +385,7 @@ def test_inference_paths_lists_the_families():
         "reinforce/rl (REINFORCE)",
         "a2c/rl (A2C)",
         "ppo/rl (PPO)",
+        "charlm/text (CharLM)",
     ):
         assert paths[key] is True, key
 

@@ -552,3 +552,56 @@ def policy_spec(agent, part=None) -> ExportSpec:
 
 for _name in ("DQN", "REINFORCE", "A2C", "PPO"):
     register_exporter(_name)(policy_spec)
+
+
+# ---- the character language model: next-character log-probabilities --------------------------------
+class NextCharacter(nn.Module):
+    """Character ids (B, T) int64 -> ``log_probs`` (B, T, V) of the next character at each step,
+    from a zero state (as ``bits_per_char`` starts each stream)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.net(ids), dim=-1)
+
+
+def charlm_spec(est, part=None) -> ExportSpec:
+    from deepatlas.models.charlm import encode
+
+    est._check_fitted()
+    V = int(est.n_outputs_)
+    L = min(int(est.seq_len), 32)
+
+    def random_input(rng, n, grow=0):  # real characters only (PAD and UNK are 0 and 1)
+        return rng.integers(2, V, (n, L + grow), dtype=np.int64)
+
+    def windows_of_text(X, label):  # the run's test text, in windows of seq_len characters
+        if X is None or not len(X) or not isinstance(X[0], str):
+            return None
+        ids = encode(str(X[0]), est._index())
+        n = min((len(ids) - 1) // est.seq_len, 16)
+        return (ids[: n * est.seq_len].reshape(n, est.seq_len), f"{label}, {n} windows") if n else None
+
+    device = next(est.module_.parameters()).device
+
+    def reference(ids):  # no public per-step method: the estimator's network, on its device
+        est.module_.eval()
+        with torch.no_grad():
+            return {"log_probs": torch.log_softmax(est.module_(torch.as_tensor(ids, device=device)), -1).cpu().numpy()}
+
+    return ExportSpec(
+        module=NextCharacter(_cpu(est.module_)).eval(),
+        example_input=torch.from_numpy(random_input(np.random.default_rng(0), 4)),
+        input_name="ids",
+        output_names=("log_probs",),
+        dynamic_axes={0: "batch", 1: "time"},
+        metadata={"kind": "language_model", "vocabulary": ["<pad>", "<unk>", *est.vocabulary_], "state": "zero"},
+        reference=reference,
+        random_input=random_input,
+        held_out=windows_of_text,
+    )
+
+
+register_exporter("CharLM")(charlm_spec)
