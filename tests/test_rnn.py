@@ -136,7 +136,9 @@ def test_gated_cells_remember_the_first_step(cell):
     X, y = _memory_task()
     Xt, yt = _memory_task(200, seed=1)
     model = RNNClassifier(cell=cell, hidden_size=16, epochs=15, lr=1e-2, batch_size=32, early_stopping=False)
-    assert model.fit(X, y).score(Xt, yt) >= 0.9
+    # Chance is 0.5. Seeds 0-3 on CPU gave 0.86-0.975 (LSTM lowest: it overfits 400 noisy sequences
+    # a little); CUDA's cuDNN draws another path (LSTM 0.87 at seed 0), so the bar leaves room for both.
+    assert model.fit(X, y).score(Xt, yt) >= 0.8
 
 
 def test_bidirectional_reads_the_first_step_last():
@@ -174,7 +176,8 @@ def test_ragged_batches_train_and_ignore_padding():
     assert model.masked_
     assert model.score(X[200:], y[200:]) >= 0.9
     alone = np.concatenate([model.predict_proba([s]) for s in X[200:210]])
-    np.testing.assert_allclose(model.predict_proba(X[200:210]), alone, atol=1e-5)
+    # A padding leak moves probabilities by far more than 1e-4; cuDNN's TF32 arithmetic on a GPU by ~2e-5.
+    np.testing.assert_allclose(model.predict_proba(X[200:210]), alone, atol=1e-4)
 
 
 @pytest.mark.parametrize("cell", ["gru", "peephole-lstm"])
