@@ -605,3 +605,99 @@ def charlm_spec(est, part=None) -> ExportSpec:
 
 
 register_exporter("CharLM")(charlm_spec)
+
+
+# ---- the character-level text classifier: packed sequences as static ops ---------------------------
+class LengthAwareRecurrent(nn.Module):
+    """A fused RNN/GRU/LSTM stack read over each sequence's real length without packing, so that
+    it exports: every layer and direction becomes a one-direction fused module. The forward
+    direction reads left-aligned sequences as they are; the backward one reads each sequence
+    reversed within its length (``reverse_padded``). Padded steps come after the real ones in
+    both, so they never reach a real step's output; ``last`` takes the output at step length - 1.
+    (B, T, F), lengths (B,) -> last (B, D*H), as ``RecurrentEncoder`` with packing returns."""
+
+    def __init__(self, rnn: nn.RNNBase):
+        super().__init__()
+        self.num_layers, self.bidirectional = rnn.num_layers, rnn.bidirectional
+        kind = type(rnn)
+        extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+        self.cells = nn.ModuleList()
+        for layer in range(rnn.num_layers):
+            for suffix in ("", "_reverse") if rnn.bidirectional else ("",):
+                W_ih = getattr(rnn, f"weight_ih_l{layer}{suffix}")
+                cell = kind(W_ih.shape[1], rnn.hidden_size, batch_first=True, bias=rnn.bias, **extra)
+                with torch.no_grad():
+                    for name in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ()):
+                        getattr(cell, f"{name}_l0").copy_(getattr(rnn, f"{name}_l{layer}{suffix}"))
+                self.cells.append(cell)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        from deepatlas.models.rnn_cells import reverse_padded
+
+        index = (lengths - 1).view(-1, 1, 1)  # (B, 1, 1): each sequence's last real step
+        D = 2 if self.bidirectional else 1
+        lasts: list[torch.Tensor] = []
+        for layer in range(self.num_layers):
+            outs, lasts = [], []
+            for d in range(D):
+                seq = x if d == 0 else reverse_padded(x, lengths)
+                out = self.cells[layer * D + d](seq)[0]  # (B, T, H)
+                lasts.append(out.gather(1, index.expand(-1, 1, out.shape[2])).squeeze(1))  # (B, H)
+                outs.append(out if d == 0 else reverse_padded(out, lengths))
+            x = torch.cat(outs, dim=2)  # (B, T, D*H)
+        return torch.cat(lasts, dim=1)  # (B, D*H)
+
+
+class TextLogits(nn.Module):
+    """Character ids (B, L) int64, 0-padded on the right -> (logits, probabilities) (B, K)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.embed, self.head = net.embed, net.head
+        rnn = net.encoder.rnn
+        self.peephole = not isinstance(rnn, nn.RNNBase)
+        self.encoder = net.encoder if self.peephole else LengthAwareRecurrent(rnn)
+
+    def forward(self, ids: torch.Tensor):
+        lengths = (ids != 0).sum(1).clamp(min=1)  # (B,): an empty document reads one padding step
+        x = self.embed(ids)  # (B, L, E)
+        last = self.encoder(x, lengths)[1] if self.peephole else self.encoder(x, lengths)
+        logits = self.head(last)  # (B, K)
+        return logits, torch.softmax(logits, dim=1)
+
+
+def text_classifier_spec(est, part=None) -> ExportSpec:
+    est._check_fitted()
+    L, V = int(est.length_), len(est.vocabulary_) + 2
+    unknown = next(chr(c) for c in range(0x2400, 0x2500) if chr(c) not in est.vocabulary_)  # reads as UNK
+
+    def random_input(rng, n):  # documents of random lengths, PAD (0) after each one's end
+        ids = rng.integers(1, V, (n, L), dtype=np.int64)
+        return np.where(np.arange(L) < rng.integers(1, L + 1, (n, 1)), ids, 0)
+
+    def documents(ids) -> list[str]:  # the inverse of the estimator's encoding
+        chars = [unknown, *est.vocabulary_]
+        return ["".join(chars[i - 1] for i in row[: int((row != 0).sum())]) for row in np.asarray(ids)]
+
+    def encoded(X, label):
+        return None if X is None else (est._encode_docs(est._documents(X)), f"{label}, encoded")
+
+    return ExportSpec(
+        module=TextLogits(_cpu(est.module_)).eval(),
+        example_input=torch.from_numpy(random_input(np.random.default_rng(0), 4)),
+        input_name="ids",
+        output_names=("logits", "probabilities"),
+        metadata={
+            "kind": "classifier",
+            "classes": est.classes_.tolist(),
+            "decision": "argmax",
+            "vocabulary": ["<pad>", "<unk>", *est.vocabulary_],
+            "input": f"character ids, left-aligned, 0-padded to {L} (longer documents: the first {L})",
+        },
+        reference=lambda ids: {"probabilities": est.predict_proba(documents(ids))},
+        random_input=random_input,
+        held_out=encoded,
+    )
+
+
+register_exporter("TextClassifier")(text_classifier_spec)
