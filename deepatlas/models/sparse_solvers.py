@@ -20,7 +20,8 @@ by more. With ``α = 0`` (least squares) there is no such dual point and the rul
 stationarity: ``‖D r‖_∞ ≤ tol·‖D x‖_∞``.
 
 All four work on the Gram matrix ``G = D Dᵀ`` and the correlations ``C = X Dᵀ``, so an iteration
-costs one ``(B, K) @ (K, K)`` product whatever the signal length.
+costs one ``(B, K) @ (K, K)`` product (a coordinate-descent sweep: one rank-1 update per atom of
+its working set) whatever the signal length.
 
 References
 ----------
@@ -31,7 +32,11 @@ References
 - O'Donoghue & Candès (2015), "Adaptive restart for accelerated gradient schemes" (the
   per-signal momentum restart used by FISTA here).
 - Friedman, Hastie & Tibshirani (2010), "Regularization paths for generalized linear models via
-  coordinate descent" (cyclic coordinate descent with soft thresholding).
+  coordinate descent" (cyclic coordinate descent with soft thresholding, covariance updates,
+  active sets).
+- Johnson & Guestrin (2015), "Blitz: a principled meta-algorithm for scaling sparse
+  optimization"; Massias, Gramfort & Salmon (2018), "Celer: a fast solver for the Lasso with dual
+  extrapolation" (working sets checked by the duality gap).
 - Pati, Rezaiifar & Krishnaprasad (1993), "Orthogonal matching pursuit"; Rubinstein, Zibulevsky &
   Elad (2008), "Efficient implementation of the K-SVD algorithm using batch orthogonal matching
   pursuit" (OMP on the Gram matrix).
