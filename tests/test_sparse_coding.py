@@ -104,8 +104,9 @@ def test_stopping_rule_and_iteration_counts(patches):
 
 @pytest.mark.parametrize("layout", ["per-signal", "union"])
 def test_coordinate_descent_working_sets(patches, monkeypatch, layout):
-    # Both working-set layouts are exact coordinate descent: same optimum as FISTA, the gap rule
-    # holds at the stop, an all-zero atom stays out, a warm start needs fewer sweeps.
+    # Both working-set layouts are exact coordinate descent: the full problem's duality gap (which
+    # bounds the distance to the optimum) holds at the stop, an all-zero atom stays out, a warm
+    # start from the solution stops at the first check, and max_iter is honoured.
     import deepatlas.models.sparse_solvers as solvers
 
     monkeypatch.setattr(solvers, "_GATHER_LIMIT", 1 << 40 if layout == "per-signal" else 0)
@@ -113,18 +114,16 @@ def test_coordinate_descent_working_sets(patches, monkeypatch, layout):
     X, Dt = torch.from_numpy(P).double(), torch.from_numpy(D).double()
     Dt[7] = 0.0  # a dead atom
     res = solvers.coordinate_descent(X, Dt, 0.1, tol=1e-6, max_iter=5000)
-    ref = solvers.fista(X, Dt, 0.1, tol=1e-9, max_iter=20000)
-    assert res.converged and res.n_iter % 10 == 0
+    assert res.converged and 10 < res.n_iter < 5000 and res.n_iter % 10 == 0
     primal, gap = duality_gaps(X, Dt, res.codes, 0.1)
     assert float(gap.sum() / primal.sum()) <= 1e-6
-    ours, best = (float(lasso_objective(X, Dt, r.codes, 0.1).mean()) for r in (res, ref))
-    assert 0 <= (ours - best) / best < 1e-6
     assert bool((res.codes[:, 7] == 0).all())
     assert 2 < float((res.codes != 0).sum(1).double().mean()) < 40  # sparse, not trivial
-    warm = solvers.coordinate_descent(X, Dt, 0.1, tol=1e-6, max_iter=5000, init=ref.codes)
-    assert warm.converged and warm.n_iter < res.n_iter
+    warm = solvers.coordinate_descent(X, Dt, 0.1, tol=1e-6, max_iter=5000, init=res.codes)
+    assert warm.converged and warm.n_iter == 10
     short = solvers.coordinate_descent(X, Dt, 0.1, tol=1e-12, max_iter=7)
     assert short.n_iter == 7 and not short.converged
+    assert float(lasso_objective(X, Dt, short.codes, 0.1).mean()) > float(primal.mean())
 
 
 def test_alpha_zero_is_least_squares():
