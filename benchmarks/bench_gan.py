@@ -14,6 +14,7 @@ label. The vanilla GAN's numbers are reported whatever they are.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -43,7 +44,38 @@ DIGITS_MODELS = {
 }
 
 
-def mixtures(models, datasets, seeds) -> bool:
+class ModeTrace:
+    """Callback: every ``every`` epochs, modes captured and high-quality share of 2,500 samples
+    from the generator as it stands (printed as ``trace`` lines; the learning rate may still be
+    decaying, so these are snapshots of one run, not results of shorter runs)."""
+
+    def __init__(self, model, ds, seed: int, every: int) -> None:
+        self.model, self.ds, self.seed, self.every = model, ds, seed, every
+        self.start = time.perf_counter()
+
+    def on_train_begin(self, loop) -> None:
+        pass
+
+    def on_epoch_end(self, loop, epoch, logs) -> None:
+        if (epoch + 1) % self.every:
+            return
+        G = self.model.module_.generator
+        stats = gm.mode_coverage(
+            self.model.sample(2500, seed=1000 + self.seed), self.ds.meta["modes"], self.ds.meta["sigma"]
+        )
+        G.train()
+        print(
+            f"trace {type(self.model).__name__} {self.ds.name} seed {self.seed} epoch {epoch + 1}: "
+            f"{stats['modes_captured']}/{stats['n_modes']} modes, {100 * stats['high_quality_share']:.1f} % HQ, "
+            f"{time.perf_counter() - self.start:.0f} s",
+            flush=True,
+        )
+
+    def on_train_end(self, loop) -> None:
+        pass
+
+
+def mixtures(models, datasets, seeds, overrides=None, device="auto", trace_every=0) -> bool:
     ok = True
     print("| model | data | seed | modes captured | high-quality share | fit s |")
     print("|---|---|---|---|---|---|")
@@ -52,9 +84,11 @@ def mixtures(models, datasets, seeds) -> bool:
             ds = load_dataset(data)
             rows = []
             for seed in seeds:
-                model = create_model(name, "generative", seed=seed, **MIXTURE_BUDGET[(name, data)])
+                params = {**MIXTURE_BUDGET[(name, data)], **(overrides or {})}
+                model = create_model(name, "generative", seed=seed, device=device, **params)
+                cbs = [ModeTrace(model, ds, seed, trace_every)] if trace_every else []
                 start = time.perf_counter()
-                model.fit(ds.X_train, ds.y_train)
+                model.fit(ds.X_train, ds.y_train, callbacks=cbs)
                 fit_s = time.perf_counter() - start
                 stats = gm.mode_coverage(model.sample(2500, seed=1000 + seed), ds.meta["modes"], ds.meta["sigma"])
                 rows.append(stats)
@@ -165,12 +199,23 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", help="default: wgan-gp gan wgan (mixtures), cgan gan dcgan infogan (digits)")
     p.add_argument("--data", nargs="+", default=["ring8", "grid25"])
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (mixtures)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (mixtures)")
+    p.add_argument("--trace-every", type=int, default=0, help="print modes / HQ share every N epochs (mixtures)")
     args = p.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-." or value in ("true", "false") else value
+        if isinstance(overrides[key], list):
+            overrides[key] = tuple(overrides[key])
     if args.threads:
         torch.set_num_threads(args.threads)
     ok = True
     if args.only in (None, "mixtures"):
-        ok &= mixtures(args.models or ["wgan-gp", "gan", "wgan"], args.data, args.seeds)
+        ok &= mixtures(
+            args.models or ["wgan-gp", "gan", "wgan"], args.data, args.seeds, overrides, args.device, args.trace_every
+        )
     if args.only in (None, "digits"):
         ok &= digits(args.models or ["cgan", "gan", "dcgan", "infogan"], args.seeds)
     if args.only in (None, "speed"):
