@@ -1,10 +1,16 @@
 """Hyperparameter search with Optuna: TPE sampling, pruning from per-epoch validation scores.
 
 The sampler is the Tree-structured Parzen Estimator (Bergstra, Bardenet, Bengio & Kegl, 2011,
-"Algorithms for Hyper-Parameter Optimization"); weak trials are stopped early by a median rule
-on the validation score each epoch reports (the "median stopping rule" of Golovin et al., 2017,
-"Google Vizier: A Service for Black-Box Optimization"). Optuna itself: Akiba et al. (2019),
-"Optuna: A Next-generation Hyperparameter Optimization Framework".
+"Algorithms for Hyper-Parameter Optimization"). Weak trials are stopped early from the
+validation score each epoch reports, by default with asynchronous successive halving (Li et al.,
+2020, "A System for Massively Parallel Hyperparameter Tuning"; Jamieson & Talwalkar, 2016): at
+epochs 5, 13, 37, 109 (4 x 3^k + 1) a trial goes on only if its score is in the top third of the
+scores that all trials so far had at that epoch. The median stopping rule (Golovin et al., 2017,
+"Google Vizier: A Service for Black-Box Optimization") is the alternative ``pruner="median"``;
+it compares with the *finished* trials only, which after a few prunings are the good ones, so it
+grows more aggressive as a study goes on (on MNIST-1D it cut the trials that would have won).
+Optuna itself: Akiba et al. (2019), "Optuna: A Next-generation Hyperparameter Optimization
+Framework".
 
 A search space maps parameter names to distributions::
 
@@ -230,15 +236,24 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def make_pruner(kind: str = "median"):
+PRUNERS = ("halving", "median", "none")
+
+
+def make_pruner(kind: str = "halving"):
+    """``halving``: successive halving from epoch 5, keeping the top third at each rung;
+    ``median``: median stopping rule after 5 finished trials and 5 epochs; ``none``."""
     import optuna
 
+    if kind not in PRUNERS:
+        raise InputError(f"--pruner must be one of {', '.join(PRUNERS)}. Got {kind!r} instead.")
     if kind == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5, interval_steps=1)
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5, interval_steps=1)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=4, reduction_factor=3)
 
 
-def load_study(storage, name: str, *, seed: int = 0, pruner: str = "median"):
+def load_study(storage, name: str, *, seed: int = 0, pruner: str = "halving"):
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
@@ -303,7 +318,7 @@ def run_worker(
     worker: int = 0,
     seed: int = 0,
     timeout: float | None = None,
-    pruner: str = "median",
+    pruner: str = "halving",
     target: str | None = None,
     task: str | None = None,
 ) -> int:

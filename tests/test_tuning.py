@@ -96,6 +96,30 @@ def test_pruning_callback_stops_the_fit_and_records_epochs():
     assert study.trials[0].intermediate_values == {0: seen[0]}
 
 
+def test_default_pruner_halves_at_epoch_5_and_keeps_the_top_third():
+    """Successive halving: no decision before epoch 5; there a trial goes on only when its score
+    is in the top third of all scores seen at that epoch (the best one while fewer than 3)."""
+    study = optuna.create_study(direction="maximize", pruner=tuning.make_pruner())
+    assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+
+    def run(level: float) -> int | None:
+        trial = study.ask()
+        for step in range(20):
+            trial.report(level + 0.001 * step, step)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return step + 1  # the epoch it stopped at
+        study.tell(trial, level)
+        return None
+
+    assert [run(level) for level in (0.5, 0.6, 0.7)] == [None, None, None]  # each the best so far
+    assert run(0.1) == 5  # worst of four at epoch 5
+    assert [run(level) for level in (0.65, 0.8)] == [5, None]  # top 5 // 3 = 1 of 5, top 2 of 6
+    with pytest.raises(InputError) as exc:
+        tuning.make_pruner("hyperband")
+    assert str(exc.value) == "--pruner must be one of halving, median, none. Got 'hyperband' instead."
+
+
 # ---- workers and reliability -----------------------------------------------------------------
 def test_two_workers_share_one_study_then_train(cli, tmp_path):
     space = tmp_path / "space.json"
@@ -137,7 +161,10 @@ def test_killed_worker_leaves_a_failed_trial_and_the_study_continues(tmp_path):
             if db.exists():
                 try:
                     with sqlite3.connect(db) as con:
-                        running = con.execute("select trial_id from trials where state = 'RUNNING'").fetchall()
+                        running = con.execute(  # running, with a heartbeat written (else never stale)
+                            "select t.trial_id from trials t join trial_heartbeats h on t.trial_id = h.trial_id "
+                            "where t.state = 'RUNNING'"
+                        ).fetchall()
                 except sqlite3.OperationalError:
                     pass
         assert running, "the worker never started a trial"
@@ -150,4 +177,4 @@ def test_killed_worker_leaves_a_failed_trial_and_the_study_continues(tmp_path):
     states = [t.state.name for t in trials]
     assert states[0] == "FAIL" and ran == 3
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert states[1:] == ["COMPLETE"] * 3  # the median pruner waits for 5 finished trials
+    assert states[1:] == ["COMPLETE"] * 3  # 2 epochs: no pruning decision before epoch 5

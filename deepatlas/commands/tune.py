@@ -105,7 +105,8 @@ def add_parser(sub) -> None:
     p.add_argument("--study", metavar="NAME", help="study name (default <model>-<data>)")
     p.add_argument("--space", metavar="FILE", help="search space as YAML or JSON (default: the model's own)")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes on one study (default 1)")
-    p.add_argument("--pruner", choices=("median", "none"), default="median", help="pruning rule (default median)")
+    p.add_argument("--pruner", choices=("halving", "median", "none"), default="halving",
+                   help="pruning rule: successive halving (default), median stopping rule, or none")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/tune-<model>-<data>-<time>)")
     p.add_argument("--then-train", action="store_true", help="train the best configuration into DIR/best-run")
     p.add_argument("--quiet", action="store_true", help="print less")
