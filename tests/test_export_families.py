@@ -432,7 +432,21 @@ def test_inference_paths_lists_the_families():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "family",
-    ["vae-decoder", "conv-ae-encoder", "dcgan", "cgan", "dbn", "conv-rbm", "lista", "lstm-tagger", "dqn", "ppo-box"],
+    [
+        "vae-decoder",
+        "conv-ae-encoder",
+        "dcgan",
+        "cgan",
+        "dbn",
+        "conv-rbm",
+        "lista",
+        "lstm-tagger",
+        "ctc",
+        "charlm",
+        "text-gru",
+        "dqn",
+        "ppo-box",
+    ],
 )
 def test_dynamo_exports_each_family(family, digits, ring, tmp_path):
     from deepatlas.models.rnn import LSTMTagger
@@ -452,8 +466,31 @@ def test_dynamo_exports_each_family(family, digits, ring, tmp_path):
     elif family == "lstm-tagger":
         Xs, y = _tagging()
         est, X = LSTMTagger(hidden_size=8, epochs=2, seed=0).fit(Xs[:100], y[:100]), Xs[100:]
+    elif family == "ctc":
+        from deepatlas.models.ctc import CTCRecognizer
+
+        ds = load_dataset("digit-strings:n=120")
+        est, X = CTCRecognizer(hidden_size=8, epochs=1, seed=0).fit(ds.X_train, ds.y_train), ds.X_test[:20]
+    elif family == "charlm":
+        from deepatlas.data.sequences import pydoc_corpus
+        from deepatlas.models.charlm import CharLM
+
+        est = CharLM(hidden_size=16, embedding_size=8, seq_len=32, epochs=1, seed=0).fit(pydoc_corpus()[:5000])
+    elif family == "text-gru":
+        from deepatlas.models.charlm import TextClassifier
+
+        docs, y = _reviews()
+        est = TextClassifier(hidden_size=8, embedding_size=4, epochs=2).fit(docs[:150], y[:150])
+        X = est._encode_docs(docs[150:])
     else:
         est = _agent({"dqn": "DQN", "ppo-box": "PPO-box"}[family])
     result = export(est, tmp_path / "m.onnx", part=part, X=X)
-    assert result.exporter == ox.DYNAMO, result.notes
+    if family in ("lstm-tagger", "ctc", "charlm") and result.exporter == ox.TORCHSCRIPT:
+        # torch 2.13's dynamo exporter keeps an nn.LSTM's time axis dynamic only for the first
+        # LSTM it exports in a process (reproduced with a bare nn.LSTM); later ones get it fixed,
+        # which the pipeline detects, noting it and falling back to TorchScript.
+        steps = 32 if family == "charlm" else 8
+        assert result.notes == [f"the dynamo exporter fixed axis 1 (time) to {steps}; used the TorchScript exporter"]
+    else:
+        assert result.exporter == ox.DYNAMO, result.notes
     _check_parity(result, keys=("reference", "random") + (("held_out",) if "held_out" in result.parity else ()))
