@@ -25,6 +25,10 @@ CTC recognizer       (B, T, F) -> per-step ``log_probs``      ``predict_log_prob
                      (decoding stays outside the graph)
 RL agents            observation -> greedy ``action`` (and    ``predict(obs, deterministic=True)``
                      ``q_values`` / ``logits``)
+CharLM               character ids (B, T) -> next-character   the network called directly (no
+                     ``log_probs``, dynamic ``time``          public per-step method)
+TextClassifier       character ids (B, L), 0-padded ->        ``predict_proba`` of the documents
+                     ``logits``, ``probabilities``            the ids spell
 ===================  ======================================  =====================================
 
 References: Hinton & Salakhutdinov (2006), "Reducing the dimensionality of data with neural
