@@ -317,6 +317,21 @@ def test_rl_greedy_policies_export(name, tmp_path):
         assert {o["name"] for o in side["outputs"]} == {"action", "q_values" if name == "DQN" else "logits"}
 
 
+def test_a_policy_whose_environment_cannot_be_made_exports_on_random_inputs(tmp_path, monkeypatch):
+    import deepatlas.rl.base
+
+    agent = _agent("DQN")
+
+    def no_env(*args, **kwargs):
+        raise RuntimeError("no such environment here")
+
+    monkeypatch.setattr(deepatlas.rl.base, "make_env", no_env)
+    result = export(agent, tmp_path / "policy.onnx", exporter="torchscript")
+    side = _check_parity(result, keys=("reference", "random"))
+    assert "held_out" not in result.parity
+    assert side["metadata"]["rollouts"] == "none (RuntimeError: no such environment here); random inputs only"
+
+
 # ---- run directories, the CLI, the server, OpenVINO ------------------------------------------------
 @pytest.fixture(scope="module")
 def ae_run(digits, tmp_path_factory):

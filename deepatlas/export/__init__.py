@@ -179,7 +179,9 @@ def export(
     opset : ONNX opset (default: the exporter's).
     part : which inference path, for models with several (``_export_parts``, or the ``parts`` of
         their registered exporter; e.g. ``"decoder"``); default: the first.
-    X : held-out inputs for the parity check (default: the run's test split).
+    X : held-out inputs for the parity check, as the inference path takes them (codes for a
+        decoder); default: the run's test split, mapped by the path's ``held_out`` hook when it
+        has one (a decoder's codes of the data, a policy's rollouts, a generator's codes).
     tolerance : largest allowed difference between onnxruntime and torch, ``|ort - torch| /
         max(1, |torch|)``: absolute for outputs up to 1 (probabilities), relative beyond.
     exporter : ``"dynamo"`` (default; falls back to TorchScript with a note if it fails) or
