@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from deepatlas import create_model, load, save_model
 from deepatlas.data import load_dataset
@@ -121,9 +122,10 @@ def test_string_labels_round_trip(tmp_path):
 
 
 # ---- checkpoints and resume (point 4) ----------------------------------------------------------
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("dropout", [0.2, 0.0])  # 0.0 takes the autograd-free step (direct fused Adam)
+def test_resume_continues_exactly(tmp_path, dropout):
     ds = load_dataset("digits")
-    params = dict(epochs=6, early_stopping=False, dropout=0.2, seed=1)
+    params = dict(epochs=6, early_stopping=False, dropout=dropout, seed=1)
     full = MLPClassifier(**params).fit(ds.X_train, ds.y_train)
     MLPClassifier(**{**params, "epochs": 3}).fit(ds.X_train, ds.y_train, checkpoint_dir=tmp_path)
     assert (tmp_path / "checkpoint.safetensors").exists()
@@ -132,6 +134,9 @@ def test_resume_continues_exactly(tmp_path):
     assert resumed.history_ == full.history_
     for va, vb in zip(full.module_.state_dict().values(), resumed.module_.state_dict().values()):
         assert torch.equal(va, vb)
+    saved = load_file(tmp_path / "checkpoint.safetensors")  # the optimiser's step counts are current
+    steps = {k: float(v) for k, v in saved.items() if k.endswith(".step")}
+    assert steps and set(steps.values()) == {6.0 * -(-len(ds.X_train) // 64)}
 
 
 def test_nan_guard_names_epoch_and_suggests_lower_lr():

@@ -11,7 +11,7 @@ from deepatlas.cli import add_data_args
 from deepatlas.errors import InputError
 
 
-def _load_data(args, config: dict):
+def _load_data(args, config: dict, model=None):
     from deepatlas.data import load_dataset
 
     spec = args.data or config.get("data")
@@ -23,7 +23,10 @@ def _load_data(args, config: dict):
     task = args.task or config.get("data_task") or config.get("task")
     if task not in ("classification", "regression"):
         task = None
-    return spec, load_dataset(spec, target=target, task=task, seed=seed if seed is not None else 0)
+    text = args.text
+    if text is None and getattr(model, "_input_kind", None) == "text":
+        text = (config.get("feature_names") or [None])[0]  # the run's own text column
+    return spec, load_dataset(spec, target=target, task=task, seed=seed if seed is not None else 0, text=text)
 
 
 def cmd_evaluate(args) -> int:
@@ -35,17 +38,18 @@ def cmd_evaluate(args) -> int:
     model = load(args.run)
     config = model.run_config_
     kind = model_kind(model)
-    spec, ds = _load_data(args, config)
+    spec, ds = _load_data(args, config, model)
     if ds.task != kind:
         raise InputError(f"Run {args.run!r} holds a {kind} model, but --data {spec!r} is {ds.task} data.")
     X, y = getattr(ds, f"X_{args.split}"), getattr(ds, f"y_{args.split}")
     if y is None:
         raise InputError(f"--data {spec!r} has no targets in its {args.split} split; evaluation needs labels.")
-    shape = tuple(getattr(model, "input_shape_", ()) or config.get("sample_shape") or ())
+    flat = getattr(model, "_input_kind", "features") == "features"  # sequence/text models check their own input
+    shape = tuple(getattr(model, "input_shape_", ()) or config.get("sample_shape") or ()) if flat else ()
     if shape and X.shape[1:] != shape and int(np.prod(X.shape[1:])) == int(np.prod(shape)):
         X = X.reshape(len(X), *shape)  # e.g. flattened 8x8 images from a CSV
     n_in = getattr(model, "n_features_in_", None)
-    if n_in is not None and int(np.prod(X.shape[1:])) != int(n_in):
+    if flat and n_in is not None and int(np.prod(X.shape[1:])) != int(n_in):
         raise InputError(
             f"--data {spec!r} has {int(np.prod(X.shape[1:]))} features per sample, "
             f"but run {args.run!r} was trained on {int(n_in)}."

@@ -26,9 +26,11 @@ def model_kind(estimator) -> str:
     """``"classification"`` or ``"regression"``; anything else is a one-line error."""
     from sklearn.base import is_classifier, is_regressor
 
-    if is_classifier(estimator) or hasattr(estimator, "classes_") and hasattr(estimator, "predict"):
+    if getattr(estimator, "_task", None) in ("tagging", "sequence", "text"):
+        pass  # per-step labels, transcriptions, text: their run's metrics.json holds their scores
+    elif is_classifier(estimator) or hasattr(estimator, "classes_") and hasattr(estimator, "predict"):
         return "classification"
-    if is_regressor(estimator):
+    elif is_regressor(estimator):
         return "regression"
     task = getattr(estimator, "_task", None) or "unknown"
     raise InputError(f"evaluation covers classifiers and regressors; {type(estimator).__name__} is a {task} model.")
@@ -55,16 +57,17 @@ def class_scores(estimator, X) -> tuple[np.ndarray, bool]:
 # ---- checks of the data against the fitted model --------------------------------------------------
 def check_against_model(estimator, X, y, *, what: str = "X") -> tuple[np.ndarray, np.ndarray]:
     """Feature count and labels must match what the model was trained on; one-line errors."""
-    X = np.asarray(X)
+    flat = getattr(estimator, "_input_kind", "features") == "features"  # sequence/text models check their own X
+    X = np.asarray(X) if flat or not isinstance(X, list) else X
     y = np.asarray(y)
-    if X.ndim < 2:
+    if flat and X.ndim < 2:
         raise InputError(f"{what} must have shape (n_samples, n_features). Got a {X.ndim}-D array instead.")
     if len(X) != len(y):
         raise InputError(f"X and y have inconsistent numbers of samples: X has {len(X)}, y has {len(y)}.")
     if len(X) == 0:
         raise InputError(f"{what} has 0 samples; at least 1 is required.")
-    n_in = getattr(estimator, "n_features_in_", None)
-    n_features = int(np.prod(X.shape[1:]))
+    n_in = getattr(estimator, "n_features_in_", None) if flat else None
+    n_features = int(np.prod(X.shape[1:])) if flat else 0
     if n_in is not None and n_features != int(n_in):
         raise InputError(
             f"{what} has {n_features} features per sample, but the model was trained on {int(n_in)} features."

@@ -36,6 +36,19 @@ def plain_mlp_layers(module: nn.Module) -> list[nn.Linear] | None:
     return linears
 
 
+class _SyncSteps:
+    """Callback: keeps the optimiser's state current for checkpoints and for later fits."""
+
+    def on_train_begin(self, loop) -> None:
+        pass
+
+    def on_epoch_end(self, loop, epoch, logs) -> None:
+        loop.sync_steps()
+
+    def on_train_end(self, loop) -> None:
+        loop.sync_steps()
+
+
 class FastMLPLoop(TrainingLoop):
     """``TrainingLoop`` whose step is the manual forward/backward above; everything else
     (epochs, validation, callbacks, checkpoints) is inherited unchanged."""
@@ -51,8 +64,19 @@ class FastMLPLoop(TrainingLoop):
         self._fused: tuple | None = None  # the direct fused-Adam call's tensor lists, once state exists
 
     def run(self, *args, **kwargs):
-        with torch.no_grad():  # one no-grad scope for the whole fit instead of one per step
-            return super().run(*args, **kwargs)
+        self.callbacks.insert(0, _SyncSteps())  # first, so that checkpoints see the true counts
+        try:
+            with torch.no_grad():  # one no-grad scope for the whole fit instead of one per step
+                return super().run(*args, **kwargs)
+        finally:
+            self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, _SyncSteps)]
+
+    def sync_steps(self) -> None:
+        """Copy the kernel's step count into the optimiser's per-parameter counters."""
+        if self._fused:
+            shared = self._fused[5][0]
+            for step in self._own_steps:
+                step.copy_(shared)
 
     def _direct_adam(self):
         """Tensor lists for ``torch._fused_adam_`` when the optimiser is a fused Adam/AdamW over one
@@ -67,13 +91,13 @@ class FastMLPLoop(TrainingLoop):
         if len(params) != len(group["params"]) or any(p not in opt.state or not opt.state[p] for p in params):
             return None
         st = [opt.state[p] for p in params]
-        # One step counter for all parameters (they always hold the same count): one add per
-        # step instead of a foreach over every tensor. The state dict still has an entry each.
-        shared = st[0]["step"]
-        if any(not torch.equal(s["step"], shared) for s in st):
+        # One step counter for the kernel (all parameters hold the same count): one add per step
+        # instead of a foreach over every tensor. The optimiser's own per-parameter counters (what
+        # checkpoints save) are brought up to date at the end of every epoch (``on_epoch_end``).
+        if any(not torch.equal(s["step"], st[0]["step"]) for s in st):
             return None
-        for s in st:
-            s["step"] = shared
+        shared = st[0]["step"].clone()
+        self._own_steps = [s["step"] for s in st]
         amsgrad = bool(group["amsgrad"])
         return (
             params,
