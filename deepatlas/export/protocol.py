@@ -114,7 +114,7 @@ def export_parts(estimator) -> tuple[str, ...]:
 
 
 def _load_builtin() -> None:
-    from deepatlas.export import builtin, families  # noqa: F401  (register the exporters)
+    from deepatlas.export import builtin, families, sequences  # noqa: F401  (register the exporters)
 
 
 def has_inference_path(estimator) -> bool:
