@@ -141,10 +141,9 @@ class TrainingLoop:
                     perm = perm.to(X.device)
                 Xp, yp = X[perm], y[perm]
                 m = len(perm)
-                outs, weights = [], []
-                for i in range(0, m, bs):
-                    outs.append(self.train_step(Xp[i : i + bs], yp[i : i + bs]))
-                    weights.append(min(bs, m - i))
+                step = self.train_step
+                outs = [step(xb, yb) for xb, yb in zip(Xp.split(bs), yp.split(bs))]  # views, one split each
+                weights = [bs] * (m // bs) + ([m % bs] if m % bs else [])
                 # Batch losses stay on the device until the epoch ends: no per-step sync or op.
                 w = torch.tensor(weights, dtype=torch.float32, device=X.device)
                 if isinstance(outs[0], dict):
