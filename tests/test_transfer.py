@@ -18,7 +18,7 @@ from deepatlas.transfer import frozen_layers, label_subset, transfer
 @pytest.fixture(scope="module")
 def mnist1d_source():
     ds = load_dataset("mnist1d-0to4")
-    model = MLPClassifier(hidden_sizes=(128, 128), epochs=30, patience=10, seed=0)
+    model = MLPClassifier(epochs=30, patience=10, seed=0)  # the default architecture, 256 x 256
     return model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
 
 
@@ -50,7 +50,7 @@ def test_all_but_head_trains_only_the_new_head(mnist1d_source):
     src = mnist1d_source.module_
     for i in (1, 4):  # reused hidden layers are exactly the source's
         assert torch.equal(tuned.module_[i].weight, src[i].weight)
-    assert tuned.module_[-1].weight.shape == (5, 128)  # new head, five new classes
+    assert tuned.module_[-1].weight.shape == (5, 256)  # new head, five new classes
     assert tuned.classes_.tolist() == [5, 6, 7, 8, 9]
     assert not torch.equal(scratch.module_[1].weight, src[1].weight)
     assert m["n_train_labels"] == sum(max(1, round(0.05 * c)) for c in np.bincount(target.y_train)[5:])
@@ -59,7 +59,9 @@ def test_all_but_head_trains_only_the_new_head(mnist1d_source):
 
 def test_fine_tuning_moves_reused_layers_at_the_lower_rate(mnist1d_source):
     target = load_dataset("mnist1d-5to9")
-    tuned, _, _ = transfer(mnist1d_source, target, freeze="none", labels_fraction=0.05, params={"epochs": 3})
+    tuned, _, _ = transfer(
+        mnist1d_source, target, freeze="none", labels_fraction=0.05, reuse_lr_factor=0.1, params={"epochs": 3}
+    )
     src = mnist1d_source.module_
     first = (tuned.module_[1].weight - src[1].weight).abs().max().item()
     assert 0 < first < 3 * 3 * 1e-4 * 1.5  # moved, but at most ~epochs x steps x 0.1 lr per weight
@@ -68,9 +70,24 @@ def test_fine_tuning_moves_reused_layers_at_the_lower_rate(mnist1d_source):
 def test_transfer_beats_scratch_with_5_percent_labels_on_mnist1d(mnist1d_source):
     """The built-in scenario on MNIST-1D: pre-trained on classes 0-4, 5 % of the labels of 5-9."""
     target, params = load_dataset("mnist1d-5to9"), {"epochs": 100, "patience": 20}
-    _, _, m = transfer(mnist1d_source, target, freeze="features", labels_fraction=0.05, params=params)
-    # measured: 0.564 vs 0.410 (seed 0), 0.533 vs 0.391 (seed 1)
+    _, _, m = transfer(mnist1d_source, target, labels_fraction=0.05, params=params)  # default policy
+    # measured (freeze features, reuse factor 1): 0.479 vs 0.396 (seed 0), 0.560 vs 0.387 (seed 1)
     assert m["transfer_test_accuracy"] >= m["scratch_test_accuracy"] + 0.05, m
+
+
+def test_fine_tuning_on_digits_is_no_longer_far_below_scratch():
+    """digits 0-4 -> 5-9 with 31 labels: one optimiser step an epoch, so reused layers trained at
+    0.1 x lr hardly move and the transfer fell 16-19 points below scratch; at the default factor 1
+    it is level with scratch (the +5-point target is not met on digits: see the results page)."""
+    src_ds, target = load_dataset("digits-0to4"), load_dataset("digits-5to9")
+    source = MLPClassifier(epochs=30, patience=10).fit(src_ds.X_train, src_ds.y_train)
+    params = {"epochs": 100, "patience": 20}
+    _, _, full = transfer(source, target, freeze="none", labels_fraction=0.05, params=params)
+    _, _, slow = transfer(source, target, freeze="none", labels_fraction=0.05, reuse_lr_factor=0.1, params=params)
+    assert full["n_train_labels"] == 31
+    # measured: 0.839 at factor 1, 0.567 at 0.1, 0.872 from scratch
+    assert full["transfer_test_accuracy"] >= max(0.8, slow["transfer_test_accuracy"] + 0.1), (full, slow)
+    assert full["transfer_test_accuracy"] >= full["scratch_test_accuracy"] - 0.05, full
 
 
 def test_bad_input(mnist1d_source):

@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
                    help="which reused layers stay fixed (default features)")  # fmt: skip
     p.add_argument("--labels-fraction", type=float, default=1.0, metavar="F",
                    help="use a stratified fraction F of the training labels (default 1)")  # fmt: skip
-    p.add_argument("--reuse-lr-factor", type=float, default=0.1, metavar="R",
-                   help="reused layers train at R x lr (default 0.1)")  # fmt: skip
+    p.add_argument("--reuse-lr-factor", type=float, default=1.0, metavar="R",
+                   help="reused layers train at R x lr (default 1; e.g. 0.1 for long fine-tuning on many labels)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/transfer-<data>-<time>)")
     p.set_defaults(func=cmd_transfer)
