@@ -43,12 +43,15 @@ def evaluate_policy(predict, env_id: str, n_episodes: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
+EVAL = {"freq": 0, "episodes": 10}  # --eval-freq: keep the best policy of periodic evaluations, both sides
+
+
 def run_ours(algo: str, env_id: str, seed: int, steps: int | None):
     from deepatlas.registry import get_model_class
 
     cls = get_model_class(algo, "rl")
     params, n = cls.zoo_params(env_id)
-    agent = cls(env_id, seed=seed, device="cpu", **params)
+    agent = cls(env_id, seed=seed, device="cpu", eval_freq=EVAL["freq"], eval_episodes=EVAL["episodes"], **params)
     start, cpu = time.perf_counter(), time.process_time()
     agent.learn(steps or n)
     return time.perf_counter() - start, time.process_time() - cpu, lambda obs: agent.predict(obs)
@@ -98,9 +101,28 @@ def run_sb3(algo: str, env_id: str, seed: int, steps: int | None):
         )
     else:
         raise SystemExit(f"no Stable-Baselines3 peer for {algo}")
+    callback, best_dir = None, None
+    if EVAL["freq"]:
+        import tempfile
+
+        from stable_baselines3.common.callbacks import EvalCallback
+
+        best_dir = tempfile.mkdtemp(prefix="sb3-best-")
+        eval_env = make_vec_env(env_id, n_envs=1, seed=20_000 + seed)
+        n_envs = params.get("n_envs", 1) if algo == "ppo" else 1
+        callback = EvalCallback(  # eval_freq counts calls, one per step of the vectorised env
+            eval_env, n_eval_episodes=EVAL["episodes"], eval_freq=max(EVAL["freq"] // n_envs, 1),
+            best_model_save_path=best_dir, deterministic=True, verbose=0,
+        )  # fmt: skip
     start, cpu = time.perf_counter(), time.process_time()
-    model.learn(steps or n)
-    return time.perf_counter() - start, time.process_time() - cpu, lambda obs: model.predict(obs, deterministic=True)[0]
+    model.learn(steps or n, callback=callback)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    if best_dir is not None:
+        from pathlib import Path
+
+        if (Path(best_dir) / "best_model.zip").exists():
+            model = type(model).load(Path(best_dir) / "best_model.zip", device="cpu")
+    return seconds, cpu_seconds, lambda obs: model.predict(obs, deterministic=True)[0]
 
 
 def main() -> None:
@@ -114,7 +136,12 @@ def main() -> None:
     ap.add_argument("--peer-seeds", nargs="+", type=int, help="run Stable-Baselines3 on these seeds only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log", default="bench_rl.jsonl", help="append one JSON line per run here")
+    ap.add_argument(
+        "--eval-freq", type=int, default=0,
+        help="both sides evaluate the greedy policy every N steps on 10 separately seeded episodes and keep the best",
+    )  # fmt: skip
     args = ap.parse_args()
+    EVAL["freq"] = args.eval_freq
     torch.set_num_threads(args.threads)
     threshold = SOLVED.get(args.env, float("inf"))
     runners = [("deepatlas", run_ours)] + ([] if args.no_peer else [("sb3", run_sb3)])
@@ -132,6 +159,7 @@ def main() -> None:
                     "who": who,
                     "seed": seed,
                     "steps": args.steps,
+                    "eval_freq": args.eval_freq,
                     "seconds": round(seconds, 2),
                     "cpu_seconds": round(cpu_seconds, 2),
                     "mean_reward": score,

@@ -33,6 +33,20 @@ def test_dqn_learns_cartpole_with_zoo_settings_in_3000_steps():
     assert agent.evaluate(10)["mean_reward"] >= 100
 
 
+def test_eval_freq_ends_with_the_best_evaluated_weights():
+    params, _ = DQN.zoo_params("CartPole-v1")
+    agent = DQN("CartPole-v1", seed=0, eval_freq=1_000, eval_episodes=5, **params).learn(4_000)
+    scores = [e["mean_reward"] for e in agent.eval_history_]
+    assert [e["step"] for e in agent.eval_history_] == [1_000, 2_000, 3_000, 4_000]  # 3 during, 1 at the end
+    assert agent.best_eval_return_ == max(scores)
+    assert agent.best_eval_step_ == agent.eval_history_[int(np.argmax(scores))]["step"]
+    # The weights left in place are the best ones: they score it again on the same episodes,
+    assert agent.evaluate(5, seed=20_000)["mean_reward"] == agent.best_eval_return_
+    # and the training trajectory itself is the one without evaluations (evaluation draws no randomness).
+    plain = DQN("CartPole-v1", seed=0, **params).learn(4_000)
+    assert [h["return"] for h in plain.history_] == [h["return"] for h in agent.history_]
+
+
 def test_ppo_learns_cartpole_with_zoo_settings_in_6000_steps():
     params, _ = PPO.zoo_params("CartPole-v1")
     agent = PPO("CartPole-v1", seed=0, **params).learn(6_000)

@@ -28,7 +28,7 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from deepatlas._validation import SEED, Boolean, Constraint, Options, TupleOf, validate_params
+from deepatlas._validation import SEED, Boolean, Constraint, Interval, Options, TupleOf, validate_params
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError, InputTypeError
 from deepatlas.training import distributed
@@ -205,7 +205,13 @@ class Agent(BaseEstimator):
     """Common parameters and the interaction loop of every agent.
 
     Parameters shared by all agents: ``env`` (a Gymnasium id such as ``"CartPole-v1"``, or an
-    Env), ``gamma`` (discount), ``lr``, ``hidden_sizes``, ``seed``, ``device``, ``verbose``.
+    Env), ``gamma`` (discount), ``lr``, ``hidden_sizes``, ``seed``, ``device``, ``verbose``, and
+    ``eval_freq`` / ``eval_episodes``: with ``eval_freq > 0``, every ``eval_freq`` steps (and at
+    the end) the greedy policy plays ``eval_episodes`` evaluation episodes, and ``learn`` ends
+    with the weights that scored best (the practice of Stable-Baselines3's ``EvalCallback`` and
+    of rl-baselines3-zoo's published scores). Those episodes are seeded apart from ``evaluate``'s
+    default ones (``seed + 20,000 + i`` against ``seed + 10,000 + i``), so a final evaluation is
+    not scored on the episodes that chose the weights. ``eval_history_`` keeps every score.
     """
 
     env: Any = field(default="CartPole-v1", kw_only=False)
@@ -215,9 +221,13 @@ class Agent(BaseEstimator):
     seed: int | None = 0
     device: str = "auto"
     verbose: bool = False
+    eval_freq: int = 0
+    eval_episodes: int = 10
 
     _parameter_constraints: ClassVar[dict] = {
         "env": EnvSpec(),
+        "eval_freq": Interval(int, 0, None),
+        "eval_episodes": Interval(int, 1, None),
         "hidden_sizes": TupleOf(),
         "seed": SEED,
         "device": Options(("auto", "cpu", "cuda", "mps")),
@@ -319,7 +329,11 @@ class Agent(BaseEstimator):
             with seeded(self.seed):
                 self._gen = make_generator(self.seed, device)
                 self._build(device)
+                self.eval_history_: list[dict] = []
+                self._best = None
                 self._run(envs, total, bar, callback)
+                if self.eval_freq:
+                    self._keep_best(final=True)
         finally:
             envs.close()
             if bar is not None:
@@ -337,6 +351,7 @@ class Agent(BaseEstimator):
         ep_length = np.zeros(n, np.int64)
         recent: list[float] = []
         t = 0
+        evals_done = 0
         while t < total:
             actions, extra = self._act(obs)
             next_obs, rewards, terminated, truncated, info = envs.step(self._env_actions(actions))
@@ -373,8 +388,33 @@ class Agent(BaseEstimator):
                     bar.set_postfix(
                         {"ep_return": f"{np.mean(recent):.1f}", "episodes": len(self.history_)}, refresh=False
                     )
+            if self.eval_freq and t // self.eval_freq > evals_done and t < total:
+                evals_done = t // self.eval_freq
+                self._keep_best()
             if stop:
                 break
+
+    def _keep_best(self, final: bool = False) -> None:
+        """Score the greedy policy on the evaluation episodes; remember the best weights, and at
+        the end (``final``) put them back."""
+        nets = self._networks()
+        modes = {k: m.training for k, m in nets.items()}
+        for m in nets.values():
+            m.eval()
+        base = (0 if self.seed is None else int(self.seed)) + 20_000
+        score = self.evaluate(self.eval_episodes, seed=base)["mean_reward"]
+        for k, m in nets.items():
+            m.train(modes[k])
+        self.eval_history_.append({"step": int(self.num_timesteps_), "mean_reward": score})
+        if self._best is None or score > self._best[0]:
+            state = {k: {n: v.detach().clone() for n, v in m.state_dict().items()} for k, m in nets.items()}
+            self._best = (score, int(self.num_timesteps_), state)
+        if final:
+            score, step, state = self._best
+            for k, m in nets.items():
+                m.load_state_dict(state[k])
+            self.best_eval_return_, self.best_eval_step_ = score, step
+            self._best = None
 
     def _check_finite(self, logs: dict) -> None:
         from deepatlas.errors import TrainingDiverged
