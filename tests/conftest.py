@@ -19,6 +19,24 @@ def _quiet_threads():
     yield
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module of tiny models, restored afterwards.
+
+    Small steps are dominated by waking and synchronising a second intra-op thread, and under
+    ``pytest -n 2`` two workers with two threads each oversubscribe two cores. Measured on the
+    loaded 2-core machine: a GAN ring test took ~1 min with one thread and over 15 min with two; a
+    packed bidirectional GRU fitted 14x slower; an evaluation curve fit took 6.5 s of CPU instead of
+    0.5 s. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m deepatlas ARGS`` and capture text output."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
@@ -16,14 +15,7 @@ from deepatlas.runs import load, save_model
 PERIODIC = "the cat sat. " * 400  # every character is predictable from the two before it
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small recurrent steps are dominated by thread synchronisation; one thread per test worker
-    # is faster on a busy 2-core machine. Restored afterwards for other test modules.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")

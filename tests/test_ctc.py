@@ -15,15 +15,7 @@ from deepatlas.errors import InputError
 from deepatlas.models.ctc import CTCNet, CTCRecognizer, edit_distance, greedy_paths, prefix_beam_search
 from deepatlas.runs import load, save_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small recurrent steps are dominated by thread synchronisation; one thread per test worker
-    # is faster on a busy 2-core machine. Restored afterwards for other test modules.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 def test_greedy_decoding_merges_repeats_and_drops_blanks():

@@ -45,17 +45,7 @@ from deepatlas.evaluation import (
 )
 from deepatlas.runs import train_run
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # These models are tiny: one thread is fastest, and two pytest workers with two threads each
-    # oversubscribe a 2-core machine (measured here: the epochs-curve fit took 6.5 s CPU instead of 0.5 s).
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 # ---- shared fitted models ----------------------------------------------------------------------------

@@ -18,16 +18,7 @@ from deepatlas.registry import create_model, get_model_class
 from deepatlas.runs import load, save_model
 from deepatlas.training.callbacks import Callback
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are tiny: a second intra-op thread only adds synchronisation, and under
-    pytest -n 2 two workers with two threads each oversubscribe two cores (on the loaded shared
-    machine the ring test took ~1 min with one thread and over 15 min with two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,7 @@ import torch
 from deepatlas.errors import InputError, InputTypeError
 from deepatlas.rl import A2C, DQN, PPO, REINFORCE
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The networks here are tiny: one thread avoids the cost of waking a second one on every op.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 # ---- it learns -----------------------------------------------------------------------------------

@@ -25,15 +25,7 @@ from deepatlas.models.rnn_cells import PeepholeLSTM, RecurrentEncoder, reverse_p
 from deepatlas.registry import create_model, get_entry
 from deepatlas.runs import load, save_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small recurrent steps are dominated by thread synchronisation; one thread per test worker
-    # is faster on a busy 2-core machine. Restored afterwards for other test modules.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 def _memory_task(n=400, T=12, seed=0):

@@ -12,20 +12,13 @@ import io
 
 import numpy as np
 import pytest
-import torch
 
 from deepatlas.cli import main
 from deepatlas.data import load_dataset
 from deepatlas.models.charlm import UNK
 from deepatlas.runs import load
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -14,15 +14,7 @@ from deepatlas.models.conv_sparse_coding import ConvSparseCoding, analyze, synth
 from deepatlas.models.sparse_coding import LISTA, DictionaryLearning, SparseCoder, dct_dictionary
 from deepatlas.models.sparse_solvers import duality_gaps, ista, lasso_objective, sparse_encode
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These batches are small: one thread avoids the spin-waiting that two threads per xdist
-    # worker cause on a 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")
