@@ -376,6 +376,31 @@ def test_the_server_answers_an_encoders_code_arrays(ae_run, digits):
     assert client.post("/v1/predict", json={"instances": [[0.0] * 5]}).status_code == 422
 
 
+def test_the_server_serves_a_chosen_part(ae_run, digits, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from deepatlas.errors import InputError
+    from deepatlas.serving import create_app
+
+    run, est = ae_run
+    Z = est.transform(digits.X_test[:3])
+    for backend in ("onnxruntime", "torch"):  # onnxruntime exports the part to a temporary file
+        client = TestClient(create_app(run, backend=backend, part="decoder"))
+        assert client.get("/v1/metadata").json()["kind"] == "decoder"
+        r = client.post("/v1/predict", json={"instances": Z.tolist()})
+        assert r.status_code == 200
+        (name,) = r.json()["predictions"][0]
+        out = np.array([p[name] for p in r.json()["predictions"]]).reshape(3, -1)
+        np.testing.assert_allclose(out, est.inverse_transform(Z).reshape(3, -1), atol=1e-4)
+    onnx_file = tmp_path / "x.onnx"
+    onnx_file.write_bytes(b"x")
+    with pytest.raises(InputError) as err:
+        create_app(onnx_file, part="decoder")
+    assert str(err.value) == (
+        f"--part applies to a run directory; {str(onnx_file)!r} is an ONNX file, which holds one part."
+    )
+
+
 def test_the_server_answers_a_policys_actions(rl_run):
     from fastapi.testclient import TestClient
 

@@ -37,12 +37,14 @@ def cmd_serve(args) -> int:
         max_batch=args.max_batch,
         max_body_bytes=args.max_body_bytes,
         threads=args.threads,
+        part=args.part,
     )
     if not _is_loopback(args.host):
         print(f"warning: --host {args.host} makes the model reachable from other machines", file=sys.stderr)
     import uvicorn
 
-    print(f"serving {args.source} with {args.backend} on http://{args.host}:{args.port}/v1/predict", flush=True)
+    what = args.source if args.part is None else f"{args.source} ({args.part})"
+    print(f"serving {what} with {args.backend} on http://{args.host}:{args.port}/v1/predict", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
     return 0
 
@@ -60,5 +62,6 @@ def add_parser(sub) -> None:
         "--max-body-bytes", type=int, default=MAX_BODY_BYTES, help=f"largest request body ({MAX_BODY_BYTES})"
     )
     p.add_argument("--threads", type=int, help="threads for the model's runtime (default: the runtime's)")
+    p.add_argument("--part", help="inference path of a run with several (e.g. an autoencoder's decoder)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=cmd_serve)

@@ -168,8 +168,10 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     threads: int | None = None,
     loaded: Loaded | None = None,
+    part: str | None = None,
 ) -> FastAPI:
-    """The FastAPI app for ``source`` (a run directory or a .onnx file), or for ``loaded``."""
+    """The FastAPI app for ``source`` (a run directory or a .onnx file), or for ``loaded``.
+    ``part`` picks an inference path of a run with several (an autoencoder's ``decoder``)."""
     from deepatlas import __version__
     from deepatlas.errors import InputError
 
@@ -177,7 +179,7 @@ def create_app(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive int. Got {value!r} instead.")
     if loaded is None:
-        loaded = load_source(source, backend=backend, threads=threads)
+        loaded = load_source(source, backend=backend, threads=threads, part=part)
     info = loaded.info
     model_name = info.get("model") or info.get("class")
     dtype = (info.get("input") or {}).get("dtype", "float32")

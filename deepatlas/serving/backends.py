@@ -127,11 +127,14 @@ def _load_onnx(path: Path, threads: int | None, keep=None) -> tuple[OnnxRuntimeB
     return backend, info
 
 
-def load_source(source: str | Path, backend: str = "onnxruntime", threads: int | None = None) -> Loaded:
+def load_source(
+    source: str | Path, backend: str = "onnxruntime", threads: int | None = None, part: str | None = None
+) -> Loaded:
     """``RUN`` (a run directory) or ``MODEL.onnx`` -> a ready backend and the model's description.
 
-    From a run with onnxruntime, ``RUN/model.onnx`` is used when it exists (and matches its
-    sidecar); otherwise the run is exported (with the parity checks) to a temporary file.
+    From a run with onnxruntime, ``RUN/model.onnx`` (``RUN/model-PART.onnx`` for a ``part``, as
+    ``deepatlas export --part`` names it) is used when it exists (and matches its sidecar);
+    otherwise the run is exported (with the parity checks) to a temporary file.
     """
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.")
@@ -139,6 +142,10 @@ def load_source(source: str | Path, backend: str = "onnxruntime", threads: int |
     if not path.exists():
         raise InputError(f"{str(source)!r} does not exist; expected a run directory or a .onnx file.")
     if path.is_file():
+        if part is not None:
+            raise InputError(
+                f"--part applies to a run directory; {str(source)!r} is an ONNX file, which holds one part."
+            )
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{str(source)!r} is neither a run directory nor a .onnx file.")
         if backend == "torch":
@@ -151,13 +158,13 @@ def load_source(source: str | Path, backend: str = "onnxruntime", threads: int |
 
     estimator = load(path)
     if backend == "torch":
-        spec = inference_spec(estimator)
+        spec = inference_spec(estimator, part)
         return Loaded(TorchBackend(spec, threads), describe_spec(spec, estimator), str(path))
-    onnx_file = path / "model.onnx"
+    onnx_file = path / ("model.onnx" if part is None else f"model-{part}.onnx")
     if onnx_file.exists():
         ort_backend, info = _load_onnx(onnx_file, threads)
         return Loaded(ort_backend, info, str(onnx_file))
     tmp = tempfile.TemporaryDirectory(prefix="deepatlas-serve-")
-    result = export(estimator, Path(tmp.name) / "model.onnx")
+    result = export(estimator, Path(tmp.name) / "model.onnx", part=part)
     ort_backend, info = _load_onnx(result.onnx_path, threads, keep=tmp)
     return Loaded(ort_backend, info, str(path), notes=[f"exported {path} to a temporary ONNX file"] + result.notes)
