@@ -141,8 +141,9 @@ def _gaussian_data(n=300):
 
 
 def _rbm_family(name, digits):
+    from deepatlas.models.conv_rbm import ConvRBM
     from deepatlas.models.dbn import DBN, ConvDBN, DBNClassifier
-    from deepatlas.models.rbm import RBM, ConvRBM, GaussianRBM
+    from deepatlas.models.rbm import RBM, GaussianRBM
 
     X = digits.X_train
     if name == "RBM":

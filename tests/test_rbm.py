@@ -14,7 +14,8 @@ from threadpoolctl import threadpool_limits
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.rbm import RBM, ConvRBM, GaussianRBM
+from deepatlas.models.conv_rbm import ConvRBM
+from deepatlas.models.rbm import RBM, GaussianRBM
 from deepatlas.runs import load, save_model
 
 

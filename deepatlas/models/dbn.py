@@ -31,9 +31,9 @@ from deepatlas._validation import SEED, Boolean, Interval, Options, TupleOf, val
 from deepatlas.device import make_generator
 from deepatlas.errors import InputError
 from deepatlas.models.base import SupervisedClassifier, check_features
+from deepatlas.models.conv_rbm import ConvRBM
 from deepatlas.models.rbm import (
     RBM,
-    ConvRBM,
     GaussianRBM,
     check_unit_interval,
     one_thread,
