@@ -224,6 +224,10 @@ def test_cli_train_evaluate_record(one_thread_cli, tmp_path):
         "n_envs=2",
         "--set",
         "n_steps=64",
+        "--set",
+        "eval_freq=256",  # keep the best of the evaluations at steps 256 and 512
+        "--set",
+        "eval_episodes=2",
         "--eval-episodes",
         "3",
         "--out",
@@ -235,6 +239,8 @@ def test_cli_train_evaluate_record(one_thread_cli, tmp_path):
     assert metrics["n_eval_episodes"] == 3 and len(metrics["eval_returns"]) == 3
     assert metrics["mean_reward"] == pytest.approx(np.mean(metrics["eval_returns"]))
     assert metrics["total_timesteps"] == 512
+    assert [e["step"] for e in metrics["eval_history"]] == [256, 512]
+    assert metrics["best_eval_return"] == max(e["mean_reward"] for e in metrics["eval_history"])
     assert (run / "plots" / "returns.png").stat().st_size > 1000
     assert json.loads((run / "history.json").read_text())[0].keys() == {"step", "return", "length"}
     agent = deepatlas.load(run)

@@ -119,6 +119,12 @@ def cmd_train(args) -> int:
         "total_timesteps": agent.num_timesteps_,
         "fit_seconds": agent.fit_seconds_,
     }
+    if getattr(agent, "eval_history_", None):  # eval_freq > 0: the weights kept are the best evaluated
+        metrics.update(
+            best_eval_return=agent.best_eval_return_,
+            best_eval_step=agent.best_eval_step_,
+            eval_history=agent.eval_history_,
+        )
     write_json(out / "metrics.json", metrics)
     if args.quiet:
         print(out)
