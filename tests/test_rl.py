@@ -26,18 +26,35 @@ def test_dqn_learns_cartpole_with_zoo_settings_in_3000_steps():
     assert agent.evaluate(10)["mean_reward"] >= 100
 
 
-def test_eval_freq_ends_with_the_best_evaluated_weights():
+def test_eval_freq_ends_with_the_best_evaluated_weights(monkeypatch):
     params, _ = DQN.zoo_params("CartPole-v1")
-    agent = DQN("CartPole-v1", seed=0, eval_freq=1_000, eval_episodes=5, **params).learn(4_000)
-    scores = [e["mean_reward"] for e in agent.eval_history_]
-    assert [e["step"] for e in agent.eval_history_] == [1_000, 2_000, 3_000, 4_000]  # 3 during, 1 at the end
-    assert agent.best_eval_return_ == max(scores)
-    assert agent.best_eval_step_ == agent.eval_history_[int(np.argmax(scores))]["step"]
-    # The weights left in place are the best ones: they score it again on the same episodes,
-    assert agent.evaluate(5, seed=20_000)["mean_reward"] == agent.best_eval_return_
-    # and the training trajectory itself is the one without evaluations (evaluation draws no randomness).
+    agent = DQN("CartPole-v1", seed=0, eval_freq=1_000, eval_episodes=5, **params)
+    # Script the scores so that the best evaluation is neither the first nor the last, and keep
+    # the weights each evaluation saw.
+    scores, seen = iter([10.0, 50.0, 20.0, 30.0]), []
+
+    def scripted(n_episodes, *, deterministic=True, seed=None):
+        assert (n_episodes, seed) == (5, 20_000)  # the eval episodes, apart from evaluate's default
+        seen.append({k: v.clone() for k, v in agent.q_net_.state_dict().items()})
+        return {"mean_reward": next(scores)}
+
+    monkeypatch.setattr(agent, "evaluate", scripted)
+    agent.learn(4_000)
+    assert agent.eval_history_ == [
+        {"step": 1_000, "mean_reward": 10.0},
+        {"step": 2_000, "mean_reward": 50.0},
+        {"step": 3_000, "mean_reward": 20.0},
+        {"step": 4_000, "mean_reward": 30.0},  # at the end
+    ]
+    assert (agent.best_eval_return_, agent.best_eval_step_) == (50.0, 2_000)
+    final = agent.q_net_.state_dict()
+    assert all(torch.equal(final[k], seen[1][k]) for k in final)  # the weights of step 2,000 are back
+    assert not all(torch.equal(seen[3][k], seen[1][k]) for k in final)  # (training moved them on)
+    # Real evaluations draw no randomness: the training trajectory is the one without them.
+    evaluated = DQN("CartPole-v1", seed=0, eval_freq=1_000, eval_episodes=5, **params).learn(4_000)
     plain = DQN("CartPole-v1", seed=0, **params).learn(4_000)
-    assert [h["return"] for h in plain.history_] == [h["return"] for h in agent.history_]
+    assert [h["return"] for h in plain.history_] == [h["return"] for h in evaluated.history_]
+    assert evaluated.best_eval_return_ == max(e["mean_reward"] for e in evaluated.eval_history_)
 
 
 def test_ppo_learns_cartpole_with_zoo_settings_in_6000_steps():

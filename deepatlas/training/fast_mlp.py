@@ -79,9 +79,8 @@ class FastMLPLoop(TrainingLoop):
     def sync_steps(self) -> None:
         """Copy the kernel's step count into the optimiser's per-parameter counters."""
         if self._fused:
-            shared = self._fused[5][0]
             for step in self._own_steps:
-                step.copy_(shared)
+                step.copy_(self._shared_step)
 
     def _direct_adam(self):
         """Tensor lists for ``torch._fused_adam_`` when the optimiser is a fused Adam/AdamW over one
@@ -101,7 +100,7 @@ class FastMLPLoop(TrainingLoop):
         # checkpoints save) are brought up to date at the end of every epoch (``on_epoch_end``).
         if any(not torch.equal(s["step"], st[0]["step"]) for s in st):
             return None
-        shared = st[0]["step"].clone()
+        shared = self._shared_step = st[0]["step"].clone()
         self._own_steps = [s["step"] for s in st]
         amsgrad = bool(group["amsgrad"])
         return (
@@ -128,7 +127,7 @@ class FastMLPLoop(TrainingLoop):
         params, grads, m, v, vmax, steps, amsgrad, kernel = self._fused
         group = self.optimizer.param_groups[0]  # read each step: schedulers may change lr
         beta1, beta2 = group["betas"]
-        steps[0].add_(1)
+        self._shared_step.add_(1)
         kernel(
             params, grads, m, v, vmax, steps, amsgrad=amsgrad, lr=group["lr"], beta1=beta1, beta2=beta2,
             weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
