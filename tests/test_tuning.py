@@ -178,3 +178,20 @@ def test_killed_worker_leaves_a_failed_trial_and_the_study_continues(tmp_path):
     assert states[0] == "FAIL" and ran == 3
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert states[1:] == ["COMPLETE"] * 3  # 2 epochs: no pruning decision before epoch 5
+
+
+def test_trial_orphaned_before_its_first_heartbeat_is_failed_and_not_counted(tmp_path, monkeypatch):
+    # A worker killed between Optuna creating its trial and the first heartbeat leaves a RUNNING
+    # trial that fail_stale_trials never sees; it must not hold a slot of the study forever.
+    storage = tuning.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = tuning.load_study(storage, "orphans")
+    with pytest.warns(UserWarning, match="Heartbeat"):  # ask() runs no heartbeat thread, as wanted here
+        orphan = study.ask()  # RUNNING, no heartbeat, never reached the objective (no pid)
+        live = study.ask()
+    live.set_user_attr("pid", os.getpid())  # reached the objective: left to the heartbeat rule
+    assert not tuning._claim(study, 2)  # both hold a slot while younger than ORPHAN_S
+    monkeypatch.setattr(tuning, "ORPHAN_S", 0)
+    assert tuning._claim(study, 2)  # the orphan's slot is freed ...
+    states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
+    assert states == {orphan.number: "FAIL", live.number: "RUNNING"}  # ... and only the orphan's
+    assert tuning.fail_orphans(study) == []

@@ -46,7 +46,7 @@ def k_tuning(ctx):
 
     from deepatlas.data import load_dataset
     from deepatlas.models.mlp import MLPClassifier
-    from deepatlas.tuning import default_space, make_objective
+    from deepatlas.tuning import default_space, load_study, make_objective
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ds = load_dataset("mnist1d")
@@ -55,7 +55,7 @@ def k_tuning(ctx):
     epochs = ctx.pick(5, 20)
     fixed = {"epochs": epochs, "early_stopping": False, "seed": 0}
     default = MLPClassifier(**fixed).fit(ds.X_train, ds.y_train)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study = load_study(optuna.storages.InMemoryStorage(), "atlas-k-tuning", seed=0)  # as `deepatlas tune` does
     study.optimize(make_objective("mlp", ds, default_space("mlp"), fixed), n_trials=ctx.pick(5, 30))
     scores = [t.value for t in study.trials if t.value is not None]
     base_val = default.score(ds.X_val, ds.y_val)
