@@ -16,7 +16,7 @@ A search space maps parameter names to distributions::
 
     lr:         {type: float, low: 1.0e-4, high: 3.0e-2, log: true}
     batch_size: {type: categorical, choices: [32, 64, 128]}
-    width:      {type: int, low: 32, high: 512, log: true}
+    width:      {type: int, low: 64, high: 1024, log: true}
 
 Names are the estimator's own parameters, plus a few derived ones per family (``width`` and
 ``depth`` build an MLP's ``hidden_sizes``; ``base_channels`` and ``depth`` build a CNN's
