@@ -170,6 +170,25 @@ def test_cnn_accepts_other_signal_lengths():
         model.predict(np.zeros((2, 3, 40), np.float32))
 
 
+def test_cnn_standardises_per_channel_at_every_size():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2, 6, 5)).astype(np.float32)
+    X[:, 1] = 10 * X[:, 1] + 3  # the second channel: mean ~3, scale ~10
+    X[:, 0, 0, 0] += 50  # one position far off: per-position statistics would absorb it
+    y = np.arange(40) % 2
+    model = CNNClassifier(epochs=1, channels=(4,), early_stopping=False).fit(X, y)
+    mean, scale = model.mean_.reshape(2, -1), model.scale_.reshape(2, -1)
+    for c in range(2):  # one value per channel, over samples and positions, repeated per position
+        np.testing.assert_allclose(mean[c], X[:, c].mean(), rtol=1e-5)
+        np.testing.assert_allclose(scale[c], X[:, c].std(), rtol=1e-5)
+    bigger = rng.normal(size=(3, 2, 9, 7)).astype(np.float32)  # another size: the same statistics
+    expected = (bigger - mean[:, 0].reshape(1, 2, 1, 1)) / scale[:, 0].reshape(1, 2, 1, 1)
+    np.testing.assert_allclose(model._standardized(bigger), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        model._standardized(X[:3]), (X[:3] - mean.reshape(1, 2, 6, 5)) / scale.reshape(1, 2, 6, 5), rtol=1e-5
+    )
+
+
 # ---- scikit-learn tooling works unchanged (point 5) --------------------------------------------
 def test_clone_pipeline_gridsearch_cross_val_score():
     from sklearn.base import clone

@@ -165,11 +165,8 @@ class TorchEstimator(BaseEstimator):
 
         self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
-        flat = X.reshape(len(X), -1)
         if self.standardize:
-            self.mean_ = flat.mean(axis=0).astype(np.float32)
-            scale = flat.std(axis=0)
-            self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+            self.mean_, self.scale_ = self._input_statistics(X)
         else:
             self.mean_ = np.zeros(self.n_features_in_, np.float32)
             self.scale_ = np.ones(self.n_features_in_, np.float32)
@@ -279,6 +276,12 @@ class TorchEstimator(BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
         return X.reshape((len(X), *self.input_shape_))
+
+    def _input_statistics(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale per flattened feature (a constant feature gets scale 1)."""
+        flat = X.reshape(len(X), -1)
+        scale = flat.std(axis=0)
+        return flat.mean(axis=0).astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
 
     def _standardized(self, X: np.ndarray) -> np.ndarray:
         flat = X.reshape(len(X), -1)

@@ -78,11 +78,35 @@ class _CNNMixin:
             return arr
         return super()._check_input(arr)
 
+    def _input_statistics(self, X):
+        """Mean and scale per channel, over samples and positions, repeated for every position.
+
+        Per-position statistics (what an MLP uses) are estimated from few samples each; with 31
+        training images of digits they put rarely inked pixels at tens of standard deviations and
+        cost a CNN trained from scratch 5 points (0.853 -> 0.903 without standardisation,
+        docs/results-tuning-transfer.md). Per-channel statistics are the convention for images
+        and keep the network's translation equivariance; they also apply at any input size."""
+        per_channel = X.reshape(len(X), self._n_channels(X.shape[1:]), -1)  # (n, C, positions)
+        mean = per_channel.mean(axis=(0, 2))
+        scale = per_channel.std(axis=(0, 2))
+        scale = np.where(scale > 1e-8, scale, 1.0)
+        positions = per_channel.shape[2]
+        return np.repeat(mean, positions).astype(np.float32), np.repeat(scale, positions).astype(np.float32)
+
+    @staticmethod
+    def _n_channels(sample_shape) -> int:
+        return 1 if len(sample_shape) == 1 else int(sample_shape[0])
+
     def _standardized(self, X):
         if tuple(X.shape[1:]) == tuple(self.input_shape_):
             return super()._standardized(X)
-        # Another size: per-position statistics do not apply; use their overall mean and scale.
-        return ((X - float(np.mean(self.mean_))) / float(np.mean(self.scale_))).astype(np.float32)
+        # Another size: the statistics per channel apply at every position (runs saved before they
+        # were per channel held per-position values; their channel averages stand in).
+        c = self._n_channels(self.input_shape_)
+        mean = self.mean_.reshape(c, -1).mean(axis=1)
+        scale = self.scale_.reshape(c, -1).mean(axis=1)
+        shape = (1, c) + (1,) * (X.ndim - 2) if X.ndim > 2 else (1, 1)
+        return ((X - mean.reshape(shape)) / scale.reshape(shape)).astype(np.float32)
 
 
 @register_model("cnn", task="classification", description="convolutional network (1-D or 2-D, global pooling)")
