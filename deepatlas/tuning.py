@@ -331,6 +331,7 @@ def run_worker(
     pruner: str = "halving",
     target: str | None = None,
     task: str | None = None,
+    progress: bool = False,
 ) -> int:
     """Run trials until the study holds ``trials`` finished ones, ``quota`` trials were run here,
     or ``timeout`` passed; returns how many ran here.
@@ -354,9 +355,31 @@ def run_worker(
     while (quota is None or ran < quota) and (deadline is None or time.monotonic() < deadline):
         if not _claim(study, trials):
             break
-        study.optimize(objective, n_trials=1, catch=(InputError,), gc_after_trial=False)
+        callbacks = [TrialReport(trials, f"worker {worker}: " if worker else "")] if progress else None
+        study.optimize(objective, n_trials=1, catch=(InputError,), gc_after_trial=False, callbacks=callbacks)
         ran += 1
     return ran
+
+
+class TrialReport:
+    """One line per finished trial: its state, score, epochs and time, and the best so far."""
+
+    def __init__(self, trials: int, prefix: str = "") -> None:
+        self.trials, self.prefix = trials, prefix
+
+    def __call__(self, study, trial) -> None:
+        done = finished_count(study)
+        epochs = trial.user_attrs.get("epochs")
+        seconds = trial.duration.total_seconds() if trial.duration is not None else None
+        value = "" if trial.value is None else f" {trial.value:.4f}"
+        parts = [f"{self.prefix}trial {trial.number} {trial.state.name.lower()}{value}"]
+        if epochs:
+            parts.append(f"{epochs} epochs" + (f", {seconds:.1f} s" if seconds else ""))
+        try:
+            parts.append(f"best {study.best_value:.4f} (trial {study.best_trial.number})")
+        except ValueError:
+            pass  # no finished trial yet
+        print(f"[{min(done, self.trials)}/{self.trials}] " + " · ".join(parts), flush=True)
 
 
 def worker_main(config_path: str) -> int:

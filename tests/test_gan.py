@@ -98,7 +98,7 @@ def test_wgan_gp_covers_the_ring():
 
 def test_wgan_clips_the_critic(ring):
     model = WGAN(epochs=1, clip_value=0.02, hidden_sizes=(16,)).fit(ring.X_train)
-    weights = torch.cat([p.flatten() for p in model.module_.discriminator.parameters()])
+    weights = torch.cat([p.detach().flatten() for p in model.module_.discriminator.parameters()])
     assert float(weights.abs().max()) <= 0.02 + 1e-7
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -134,6 +135,8 @@ def test_two_workers_share_one_study_then_train(cli, tmp_path):
     assert sorted(t.number for t in trials) == list(range(6))  # none lost, none run twice
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
+    reported = re.findall(r"\] (?:worker 1: )?trial (\d+) (?:complete|pruned) ", r.stdout)
+    assert sorted(int(n) for n in reported) == list(range(6)), r.stdout  # one progress line per trial
     rows = (out / "trials.csv").read_text().splitlines()
     assert rows[0].startswith("number,state,value,duration_s,lr,width") and len(rows) == 7
     best = json.loads((out / "best.json").read_text())

@@ -48,7 +48,7 @@ def cmd_tune(args) -> int:
     config = dict(
         model=args.model, data=args.data, storage_url=storage_url, study_name=study_name, trials=args.trials,
         space=space, fixed=fixed, seed=args.seed, timeout=args.timeout, pruner=args.pruner,
-        target=args.target, task=args.task,
+        target=args.target, task=args.task, progress=not args.quiet,
     )  # fmt: skip
     if not args.quiet:
         print(f"study {study_name!r}: {args.trials - remaining} trials finished, {remaining} to run ({storage_url})")
