@@ -391,7 +391,11 @@ def worker_main(config_path: str) -> int:
 def fail_orphans(study, older_than: float | None = None) -> list[int]:
     """Mark ``FAIL`` the RUNNING trials that never reached the objective (no ``pid``) and started
     more than ``older_than`` seconds ago: their worker died between Optuna creating the trial and
-    its first heartbeat, so ``fail_stale_trials`` cannot see them. Returns their numbers."""
+    its first heartbeat, so ``fail_stale_trials`` cannot see them. Returns their numbers.
+
+    Ages come from the trial's ``datetime_start``, which Optuna writes in the creating worker's
+    local time: workers on several machines must share a time zone (a live trial is safe either
+    way once its objective has set ``pid``, within milliseconds of starting)."""
     import datetime
 
     from optuna.trial import TrialState
