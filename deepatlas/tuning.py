@@ -352,10 +352,10 @@ def run_worker(
     objective = make_objective(model, ds, space, fixed)
     deadline = None if timeout is None else time.monotonic() + timeout
     ran = 0
+    callbacks = [TrialReport(trials, f"worker {worker}: " if worker else "")] if progress else None
     while (quota is None or ran < quota) and (deadline is None or time.monotonic() < deadline):
         if not _claim(study, trials):
             break
-        callbacks = [TrialReport(trials, f"worker {worker}: " if worker else "")] if progress else None
         study.optimize(objective, n_trials=1, catch=(InputError,), gc_after_trial=False, callbacks=callbacks)
         ran += 1
     return ran
@@ -376,7 +376,8 @@ class TrialReport:
         if epochs:
             parts.append(f"{epochs} epochs" + (f", {seconds:.1f} s" if seconds else ""))
         try:
-            parts.append(f"best {study.best_value:.4f} (trial {study.best_trial.number})")
+            best = study.best_trial
+            parts.append(f"best {best.value:.4f} (trial {best.number})")
         except ValueError:
             pass  # no finished trial yet
         print(f"[{min(done, self.trials)}/{self.trials}] " + " · ".join(parts), flush=True)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas.export.builtin import supervised_spec
+from deepatlas.export.builtin import _preprocessing, supervised_spec
 from deepatlas.export.protocol import ExportSpec, register_exporter
 
 _HELD_OUT_ROWS = 256  # codes drawn for a generator's held-out check
@@ -101,12 +101,7 @@ def autoencoder_spec(est, part: str) -> ExportSpec:
     vae = type(est).__name__ == "VAE"
     meta = {"part": part, "code_size": int(est.code_size)}
     if getattr(est, "standardize", False):
-        meta["preprocessing"] = {
-            "in_graph": True,
-            "standardize": True,
-            "mean": np.asarray(est.mean_, np.float64).tolist(),
-            "scale": np.asarray(est.scale_, np.float64).tolist(),
-        }
+        meta["preprocessing"] = _preprocessing(est)
     if part == "encoder":
         random_input = _autoencoder_data_sampler(est)
         meta.update(kind="encoder", code="posterior mean" if vae else "code")
@@ -300,12 +295,7 @@ def rbm_spec(est, part=None) -> ExportSpec:
         sigma = float(est.sigma)
         mean = np.asarray(est.mean_, np.float32).reshape(shape)
         std = (np.asarray(est.scale_, np.float32) / sigma).reshape(shape)
-        meta["preprocessing"] = {
-            "in_graph": True,
-            "standardize": True,
-            "mean": np.asarray(est.mean_, np.float64).tolist(),
-            "scale": np.asarray(est.scale_, np.float64).tolist(),
-        }
+        meta["preprocessing"] = _preprocessing(est)
 
         def random_input(rng, n):
             return (mean + std * rng.standard_normal((n, *shape))).astype(np.float32)

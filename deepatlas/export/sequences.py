@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from deepatlas.errors import InputError
-from deepatlas.export.builtin import FeatureStandardize, _example_and_random
+from deepatlas.export.builtin import FeatureStandardize, _example_and_random, _preprocessing
 from deepatlas.export.families import _cpu
 from deepatlas.export.protocol import ExportSpec, register_exporter
 
@@ -61,15 +61,7 @@ def per_step_spec(est, part=None) -> ExportSpec:
     ctc = name == "CTCRecognizer"
     example, random_input = _example_and_random(est, (_EXAMPLE_STEPS, int(est.n_features_in_)), per_feature=True)
     module = PerStep(_cpu(est.module_), est.mean_, est.scale_, log_probs=ctc).eval()
-    meta = {
-        "preprocessing": {
-            "in_graph": True,
-            "standardize": bool(getattr(est, "standardize", True)),
-            "per": "feature",
-            "mean": np.asarray(est.mean_, np.float64).tolist(),
-            "scale": np.asarray(est.scale_, np.float64).tolist(),
-        }
-    }
+    meta = {"preprocessing": dict(_preprocessing(est), per="feature")}
     if ctc:
         meta.update(kind="sequence", blank=0, alphabet=est.alphabet_, decoding="outside the graph (greedy or beam)")
         names = ("log_probs",)

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from deepatlas._validation import Interval, Options, TupleOf, validate_params
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
-from deepatlas.models.base import TorchEstimator, check_features
+from deepatlas.models.base import TorchEstimator, check_features, column_statistics
 from deepatlas.models.mlp import ACTIVATIONS, mlp_stack
 from deepatlas.registry import register_model
 from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, distributed, make_optimizer
@@ -283,9 +283,7 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
             )
         flat = X.reshape(len(X), -1)
         if self.standardize:
-            self.mean_ = flat.mean(axis=0).astype(np.float32)
-            scale = flat.std(axis=0)
-            self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+            self.mean_, self.scale_ = column_statistics(flat)
         else:
             self.mean_ = np.zeros(self.n_features_in_, np.float32)
             self.scale_ = np.ones(self.n_features_in_, np.float32)

@@ -89,6 +89,13 @@ def check_class_labels(y, owner: str) -> np.ndarray:
     return y
 
 
+def column_statistics(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each column of a 2-D array, as float32; a constant column
+    gets scale 1 so that standardising leaves it at zero."""
+    scale = columns.std(axis=0)
+    return columns.mean(axis=0).astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+
+
 @dataclass(eq=False, repr=False, kw_only=True)
 class TorchEstimator(BaseEstimator):
     """Common hyperparameters and the fit machinery of every gradient-trained estimator."""
@@ -278,10 +285,8 @@ class TorchEstimator(BaseEstimator):
         return X.reshape((len(X), *self.input_shape_))
 
     def _input_statistics(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and scale per flattened feature (a constant feature gets scale 1)."""
-        flat = X.reshape(len(X), -1)
-        scale = flat.std(axis=0)
-        return flat.mean(axis=0).astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+        """Mean and scale per flattened feature."""
+        return column_statistics(X.reshape(len(X), -1))
 
     def _standardized(self, X: np.ndarray) -> np.ndarray:
         flat = X.reshape(len(X), -1)

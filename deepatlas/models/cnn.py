@@ -19,7 +19,7 @@ from torch import nn
 
 from deepatlas._validation import Boolean, Interval, TupleOf
 from deepatlas.errors import InputError
-from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor, check_features
+from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor, check_features, column_statistics
 from deepatlas.registry import register_model
 
 
@@ -86,12 +86,11 @@ class _CNNMixin:
         cost a CNN trained from scratch 5 points (0.853 -> 0.903 without standardisation,
         docs/results-tuning-transfer.md). Per-channel statistics are the convention for images
         and keep the network's translation equivariance; they also apply at any input size."""
-        per_channel = X.reshape(len(X), self._n_channels(X.shape[1:]), -1)  # (n, C, positions)
-        mean = per_channel.mean(axis=(0, 2))
-        scale = per_channel.std(axis=(0, 2))
-        scale = np.where(scale > 1e-8, scale, 1.0)
+        c = self._n_channels(X.shape[1:])
+        per_channel = X.reshape(len(X), c, -1)  # (n, C, positions)
+        mean, scale = column_statistics(per_channel.transpose(0, 2, 1).reshape(-1, c))
         positions = per_channel.shape[2]
-        return np.repeat(mean, positions).astype(np.float32), np.repeat(scale, positions).astype(np.float32)
+        return np.repeat(mean, positions), np.repeat(scale, positions)
 
     @staticmethod
     def _n_channels(sample_shape) -> int:
@@ -105,7 +104,7 @@ class _CNNMixin:
         c = self._n_channels(self.input_shape_)
         mean = self.mean_.reshape(c, -1).mean(axis=1)
         scale = self.scale_.reshape(c, -1).mean(axis=1)
-        shape = (1, c) + (1,) * (X.ndim - 2) if X.ndim > 2 else (1, 1)
+        shape = (1, c) + (1,) * (X.ndim - 2)  # (n, L) inputs have c = 1
         return ((X - mean.reshape(shape)) / scale.reshape(shape)).astype(np.float32)
 
 

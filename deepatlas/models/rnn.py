@@ -31,7 +31,13 @@ from torch.nn import functional as F
 from deepatlas._validation import Boolean, Interval, NoneOr, Options, validate_params
 from deepatlas.device import resolve_device, seeded
 from deepatlas.errors import InputError
-from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor, TorchEstimator, check_features
+from deepatlas.models.base import (
+    SupervisedClassifier,
+    SupervisedRegressor,
+    TorchEstimator,
+    check_features,
+    column_statistics,
+)
 from deepatlas.models.rnn_cells import CELLS, RecurrentEncoder
 from deepatlas.registry import register_model
 from deepatlas.training import TrainingLoop
@@ -250,9 +256,7 @@ class _RNNMixin:
         values = X[..., :n_feat].reshape(-1, n_feat)
         if self.masked_:
             values = values[X[..., -1].reshape(-1) > 0]  # real steps only
-        self.mean_ = values.mean(axis=0).astype(np.float32)
-        scale = values.std(axis=0)
-        self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+        self.mean_, self.scale_ = column_statistics(values)
 
     def _standardized(self, X: np.ndarray) -> np.ndarray:
         n_feat = self.n_features_in_
