@@ -1,0 +1,75 @@
+"""The root of every deepatlas estimator and agent.
+
+:class:`Estimator` is a dataclass over scikit-learn's ``BaseEstimator``. It declares the three
+settings every family shares (``seed``, ``device``, ``verbose``) and their constraints once, and
+owns the checks that every ``fit`` starts with:
+
+* :meth:`Estimator._validate_params` checks every declared constraint (one message template, see
+  :mod:`deepatlas._validation`) and, under ``torchrun``, refuses to start a family that does not
+  train data-parallel (``_data_parallel = False``) with one line instead of N unsynchronised
+  copies;
+* :meth:`Estimator._check_fitted` raises scikit-learn's ``NotFittedError`` with one message for
+  every family, through :func:`sklearn.utils.validation.check_is_fitted`; a family names the
+  attribute that marks it fitted in ``_fitted_attr``.
+
+Hyperparameters are documented where they are declared: a string literal right under a dataclass
+field is that field's documentation (:func:`deepatlas._params.field_docs` reads it), shown by
+``help()``-style listings and ``deepatlas list --params NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sklearn.base import BaseEstimator
+
+from deepatlas._validation import SEED, Boolean, Options, validate_params
+from deepatlas.errors import InputError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class Estimator(BaseEstimator):
+    """Shared settings and fit-time checks of every deepatlas model."""
+
+    seed: int | None = 0
+    """Seed of every random draw in ``fit`` (initial weights, batch order, noise, sampling);
+    the same seed gives the same model on the same machine. ``None`` draws a fresh seed."""
+    device: str = "auto"
+    """Where the arithmetic runs: ``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    verbose: bool = False
+    """Print progress (a bar per epoch or step) while fitting."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "seed": SEED,
+        "device": Options(DEVICES),
+        "verbose": Boolean(),
+    }
+    # True when ``fit`` runs data-parallel under torchrun (the shared TorchEstimator fit does);
+    # every other family refuses to start there.
+    _data_parallel: ClassVar[bool] = False
+    # The attribute that ``fit`` sets last; its presence means "fitted".
+    _fitted_attr: ClassVar[str] = "module_"
+
+    def _validate_params(self) -> None:
+        """Check every constrained parameter; refuse torchrun for a family that is not data-parallel."""
+        validate_params(self)
+        if not self._data_parallel and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InputError(
+                f"{type(self).__name__} does not train data-parallel; run it as a single process "
+                "(without torchrun or --nproc)."
+            )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, self._fitted_attr)
+
+    def _check_fitted(self) -> None:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, msg=NOT_FITTED)
+
+
+NOT_FITTED = "This %(name)s instance is not fitted yet. Call 'fit' with appropriate arguments first."
