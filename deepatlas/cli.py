@@ -90,28 +90,6 @@ def build_model(name: str, task: str | None, params: dict):
     return create_model(name, task, **params)
 
 
-# ---- list ------------------------------------------------------------------------------------
-def cmd_list(args) -> int:
-    from deepatlas.data import list_datasets
-    from deepatlas.registry import model_entries
-
-    if args.what in ("all", "models"):
-        print("models:")
-        for e in model_entries():
-            if args.pattern and not __import__("fnmatch").fnmatch(e.name, args.pattern):
-                continue
-            print(f"  {e.name:<20} {e.description}  [{', '.join(e.classes)}]")
-    if args.what in ("all", "datasets"):
-        print("datasets:")
-        for d in list_datasets():
-            print(f"  {d.name:<20} {d.description}  [{d.task}]")
-        print(
-            "  (or a path: .csv with header, .npz with X and y (sequences: optional lengths), MNIST IDX files,"
-            " a folder of class sub-folders, a .txt text corpus)"
-        )
-    return 0
-
-
 # ---- train -----------------------------------------------------------------------------------
 def _default_out(model: str, data: str) -> Path:
     stem = Path(data.split(":")[0]).stem if ("/" in data or "." in data) else data.split(":")[0]
@@ -191,15 +169,13 @@ def cmd_predict(args) -> int:
     return 0
 
 
+_FIRST = ("list", "train", "predict")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="deepatlas", description="The classic deep-learning map, runnable and measured.")
     parser.add_argument("--version", action="version", version=f"deepatlas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    p = sub.add_parser("list", help="list models and datasets")
-    p.add_argument("what", nargs="?", choices=("all", "models", "datasets"), default="all")
-    p.add_argument("--pattern", help="shell-style filter on model names, e.g. '*gan*'")
-    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("train", help="train a model on a dataset into a run directory")
     p.add_argument("model", help="registry name (see 'deepatlas list models')")
@@ -226,9 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     import deepatlas.commands as commands
 
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"deepatlas.commands.{info.name}").add_parser(sub)
+    names = [i.name for i in pkgutil.iter_modules(commands.__path__) if not i.name.startswith("_")]
+    # The everyday commands first in --help, then the rest alphabetically.
+    for name in sorted(names, key=lambda n: (_FIRST.index(n) if n in _FIRST else len(_FIRST), n)):
+        importlib.import_module(f"deepatlas.commands.{name}").add_parser(sub)
     return parser
 
 
