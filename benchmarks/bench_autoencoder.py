@@ -22,7 +22,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from deepatlas.data import load_dataset
-from deepatlas.models.autoencoder import (
+from deepatlas.models.autoencoder.autoencoder import (
     Autoencoder,
     ConvAutoencoder,
     DenoisingAutoencoder,
@@ -30,7 +30,7 @@ from deepatlas.models.autoencoder import (
     denoising_metrics,
     linear_probe,
 )
-from deepatlas.models.vae import VAE
+from deepatlas.models.autoencoder.vae import VAE
 
 
 def pca_mse(ds, k: int) -> float:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from deepatlas.data import load_dataset
-from deepatlas.models import gan_metrics as gm
+from deepatlas.models.gan import metrics as gm
 from deepatlas.registry import create_model
 
 # Training budgets per (model, data); everything else is the estimator's default.

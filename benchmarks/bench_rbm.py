@@ -26,8 +26,8 @@ from sklearn.neural_network import BernoulliRBM
 from threadpoolctl import threadpool_limits
 
 from deepatlas.data import load_dataset
-from deepatlas.models.dbn import DBNClassifier
-from deepatlas.models.rbm import RBM
+from deepatlas.models.rbm.dbn import DBNClassifier
+from deepatlas.models.rbm.rbm import RBM
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 

@@ -73,7 +73,7 @@ def minimal_loop(X, y, cell: str, hidden: int, epochs: int, batch_size: int, see
 
 
 def bench_speed(args) -> None:
-    from deepatlas.models.rnn import RNNClassifier
+    from deepatlas.models.rnn.recurrent import RNNClassifier
 
     rng = np.random.default_rng(0)
     n, T, F, hidden, bs = 1024, 50, 8, 64, 64
@@ -114,7 +114,7 @@ def bench_speed(args) -> None:
 
 
 def bench_peephole(args) -> None:
-    from deepatlas.models.rnn_cells import PeepholeLSTM
+    from deepatlas.models.rnn.cells import PeepholeLSTM
 
     B, T, F, H = 64, 50, 8, 64
     x = torch.randn(B, T, F)
@@ -172,7 +172,7 @@ def bench_mnist1d(args) -> None:
 
 def bench_ctc(args) -> None:
     from deepatlas.data import load_dataset
-    from deepatlas.models.ctc import CTCRecognizer
+    from deepatlas.models.rnn.ctc import CTCRecognizer
 
     ds = load_dataset("digit-strings")
     model = CTCRecognizer(epochs=args.epochs)
@@ -188,7 +188,7 @@ def bench_ctc(args) -> None:
 
 def bench_charlm(args) -> None:
     from deepatlas.data import load_dataset
-    from deepatlas.models.charlm import CharLM
+    from deepatlas.models.rnn.charlm import CharLM
 
     ds = load_dataset("pydoc-text")
     model = CharLM(epochs=args.epochs, max_chars=args.max_chars)

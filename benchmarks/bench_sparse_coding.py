@@ -29,8 +29,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from deepatlas.models.sparse_coding import LISTA, DictionaryLearning, SparseCoder, code_accuracy, plot_atoms  # noqa: E402
-from deepatlas.models.sparse_solvers import lasso_objective, sparse_encode  # noqa: E402
+from deepatlas.models.sparse_coding.coders import LISTA, DictionaryLearning, SparseCoder, code_accuracy, plot_atoms  # noqa: E402
+from deepatlas.models.sparse_coding.solvers import lasso_objective, sparse_encode  # noqa: E402
 
 
 def median_time(fn, repeats: int):
@@ -244,7 +244,7 @@ def main(argv=None) -> int:
 
     # ---- 5. measures ------------------------------------------------------------------------
     if "measures" not in skip:
-        from deepatlas.models.sparse_coding import dct_dictionary, random_dictionary
+        from deepatlas.models.sparse_coding.coders import dct_dictionary, random_dictionary
 
         print("\n## 5a. Reconstruction error at equal sparsity (OMP, test patches, mean squared error per patch)")
         dicts = {"learned": D, "dct": dct_dictionary((6, 6), K), "random": random_dictionary(K, 36, 0)}

@@ -6,7 +6,7 @@ picks the class, so ``deepatlas train mlp --data <regression data>`` builds an `
 The first class registered under a name is its default.
 
 Model modules register themselves on import; :func:`_ensure_loaded` imports every module of
-``deepatlas.models`` (and ``deepatlas.rl`` when present) the first time the registry is queried,
+``deepatlas.models`` and its family sub-packages (and ``deepatlas.rl`` when present) the first time the registry is queried,
 so adding a family means adding a file.
 """
 
@@ -72,9 +72,9 @@ def _ensure_loaded() -> None:
             pkg = importlib.import_module(pkg_name)
         except ModuleNotFoundError:
             continue
-        for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{pkg_name}.{info.name}")
+        for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg_name}."):
+            if not info.name.rsplit(".", 1)[-1].startswith("_"):
+                importlib.import_module(info.name)
 
 
 def get_entry(name: str) -> ModelEntry:

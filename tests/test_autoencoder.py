@@ -14,14 +14,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.autoencoder import (
+from deepatlas.models.autoencoder.autoencoder import (
     Autoencoder,
     ConvAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
     denoising_metrics,
 )
-from deepatlas.models.vae import VAE, VAENet
+from deepatlas.models.autoencoder.vae import VAE, VAENet
 from deepatlas.registry import create_model
 from deepatlas.runs import load, save_model, train_run
 
@@ -125,7 +125,7 @@ def test_sparse_autoencoder_codes_are_sparse(digits):
 
 
 def test_kl_sparsity_penalty_matches_closed_form():
-    from deepatlas.models.autoencoder import kl_sparsity
+    from deepatlas.models.autoencoder.autoencoder import kl_sparsity
 
     z = torch.tensor([[0.1, 0.5], [0.3, 0.5]])
     rho, target = torch.tensor([0.2, 0.5]), 0.05

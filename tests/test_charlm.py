@@ -9,7 +9,7 @@ import pytest
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.charlm import CharLM, TextClassifier
+from deepatlas.models.rnn.charlm import CharLM, TextClassifier
 from deepatlas.runs import load, save_model
 
 PERIODIC = "the cat sat. " * 400  # every character is predictable from the two before it

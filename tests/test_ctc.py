@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.ctc import CTCNet, CTCRecognizer, edit_distance, greedy_paths, prefix_beam_search
+from deepatlas.models.rnn.ctc import CTCNet, CTCRecognizer, edit_distance, greedy_paths, prefix_beam_search
 from deepatlas.runs import load, save_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py

@@ -11,7 +11,7 @@ from torch import nn
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.dbn import DBN, ConvDBN, DBNClassifier
+from deepatlas.models.rbm.dbn import DBN, ConvDBN, DBNClassifier
 from deepatlas.runs import load, save_model
 
 

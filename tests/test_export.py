@@ -265,7 +265,7 @@ def _sequences(n=160, T=10, seed=0):
 
 
 def test_recurrent_classifier_exports_with_a_dynamic_time_axis(tmp_path):
-    from deepatlas.models.rnn import GRUClassifier
+    from deepatlas.models.rnn.recurrent import GRUClassifier
 
     X, y = _sequences()
     est = GRUClassifier(hidden_size=8, epochs=2, seed=0).fit(X, y)
@@ -290,7 +290,7 @@ def test_recurrent_classifier_exports_with_a_dynamic_time_axis(tmp_path):
 
 @pytest.mark.slow
 def test_dynamo_fixing_a_dynamic_axis_falls_back_to_torchscript(tmp_path):
-    from deepatlas.models.rnn import RNNClassifier
+    from deepatlas.models.rnn.recurrent import RNNClassifier
 
     X, y = _sequences()
     est = RNNClassifier(hidden_size=8, epochs=2, seed=0).fit(X, y)

@@ -1,4 +1,4 @@
-"""Export of the families beyond the spine (deepatlas/export/families.py): autoencoder and VAE
+"""Export of the families beyond the spine (each family's deepatlas/models/<family>/export.py): autoencoder and VAE
 encoders and decoders, GAN generators, RBM/DBN hidden probabilities, the DBN classifier, LISTA,
 sequence taggers, CTC log-probabilities and RL greedy policies. Each goes through the full
 pipeline (reference vs the estimator's public API, onnx.checker, onnxruntime vs torch on held-out
@@ -49,8 +49,8 @@ def _check_parity(result, keys=("reference", "held_out", "random")):
 
 # ---- autoencoders and the VAE ------------------------------------------------------------------
 def _autoencoder(name, X):
-    from deepatlas.models import autoencoder as ae
-    from deepatlas.models.vae import VAE
+    from deepatlas.models.autoencoder import autoencoder as ae
+    from deepatlas.models.autoencoder.vae import VAE
 
     kw = {"code_size": 4, "epochs": 2, "seed": 0}
     if name == "ConvAutoencoder":
@@ -102,7 +102,8 @@ def test_the_parts_of_an_autoencoder_are_checked(digits, tmp_path):
 
 # ---- GAN generators ----------------------------------------------------------------------------
 def _gan(name, ring, digits):
-    from deepatlas.models import gan, gan_variants
+    from deepatlas.models.gan import gan
+    from deepatlas.models.gan import variants as gan_variants
 
     cls = getattr(gan, name, None) or getattr(gan_variants, name)
     if name == "DCGAN":
@@ -141,9 +142,9 @@ def _gaussian_data(n=300):
 
 
 def _rbm_family(name, digits):
-    from deepatlas.models.conv_rbm import ConvRBM
-    from deepatlas.models.dbn import DBN, ConvDBN, DBNClassifier
-    from deepatlas.models.rbm import RBM, GaussianRBM
+    from deepatlas.models.rbm.conv_rbm import ConvRBM
+    from deepatlas.models.rbm.dbn import DBN, ConvDBN, DBNClassifier
+    from deepatlas.models.rbm.rbm import RBM, GaussianRBM
 
     X = digits.X_train
     if name == "RBM":
@@ -178,7 +179,7 @@ def test_rbm_and_dbn_export(name, digits, tmp_path):
 
 
 def test_lista_exports_its_unrolled_iterations(digits, tmp_path):
-    from deepatlas.models.sparse_coding import LISTA
+    from deepatlas.models.sparse_coding.coders import LISTA
 
     est = LISTA(dictionary="dct", n_atoms=32, n_layers=4, epochs=2, max_iter=100).fit(digits.X_train)
     result = export(est, tmp_path / "lista.onnx", X=digits.X_test, exporter="torchscript")
@@ -196,7 +197,7 @@ def _tagging(n=120, T=10, seed=0):
 
 
 def test_taggers_export_per_step_outputs_with_a_dynamic_time_axis(tmp_path):
-    from deepatlas.models.rnn import GRUTagger
+    from deepatlas.models.rnn.recurrent import GRUTagger
 
     X, y = _tagging()
     est = GRUTagger(hidden_size=8, epochs=2, seed=0).fit(X[:100], y[:100])
@@ -220,7 +221,7 @@ def test_taggers_export_per_step_outputs_with_a_dynamic_time_axis(tmp_path):
 
 
 def test_ctc_recognizer_exports_per_frame_log_probabilities(tmp_path):
-    from deepatlas.models.ctc import CTCRecognizer
+    from deepatlas.models.rnn.ctc import CTCRecognizer
 
     ds = load_dataset("digit-strings:n=120")
     est = CTCRecognizer(hidden_size=8, epochs=1, seed=0).fit(ds.X_train, ds.y_train)
@@ -237,7 +238,7 @@ def test_the_character_language_model_exports_next_character_log_probabilities(t
     import math
 
     from deepatlas.data.sequences import pydoc_corpus
-    from deepatlas.models.charlm import CharLM, encode
+    from deepatlas.models.rnn.charlm import CharLM, encode
 
     text = pydoc_corpus()[:6000]
     lm = CharLM(hidden_size=16, embedding_size=8, seq_len=32, epochs=1, seed=0).fit(text[:5000])
@@ -265,7 +266,7 @@ def _reviews(n=200, seed=0):
     "cell, bidirectional, layers", [("gru", True, 1), ("lstm", False, 2), ("peephole-lstm", True, 1)]
 )
 def test_the_text_classifier_exports_its_packed_network_as_static_ops(cell, bidirectional, layers, tmp_path):
-    from deepatlas.models.charlm import TextClassifier
+    from deepatlas.models.rnn.charlm import TextClassifier
 
     docs, y = _reviews()
     est = TextClassifier(
@@ -483,8 +484,8 @@ def test_inference_paths_lists_the_families():
     ],
 )
 def test_dynamo_exports_each_family(family, digits, ring, tmp_path):
-    from deepatlas.models.rnn import LSTMTagger
-    from deepatlas.models.sparse_coding import LISTA
+    from deepatlas.models.rnn.recurrent import LSTMTagger
+    from deepatlas.models.sparse_coding.coders import LISTA
 
     part, X = None, None
     if family == "vae-decoder":
@@ -501,17 +502,17 @@ def test_dynamo_exports_each_family(family, digits, ring, tmp_path):
         Xs, y = _tagging()
         est, X = LSTMTagger(hidden_size=8, epochs=2, seed=0).fit(Xs[:100], y[:100]), Xs[100:]
     elif family == "ctc":
-        from deepatlas.models.ctc import CTCRecognizer
+        from deepatlas.models.rnn.ctc import CTCRecognizer
 
         ds = load_dataset("digit-strings:n=120")
         est, X = CTCRecognizer(hidden_size=8, epochs=1, seed=0).fit(ds.X_train, ds.y_train), ds.X_test[:20]
     elif family == "charlm":
         from deepatlas.data.sequences import pydoc_corpus
-        from deepatlas.models.charlm import CharLM
+        from deepatlas.models.rnn.charlm import CharLM
 
         est = CharLM(hidden_size=16, embedding_size=8, seq_len=32, epochs=1, seed=0).fit(pydoc_corpus()[:5000])
     elif family == "text-gru":
-        from deepatlas.models.charlm import TextClassifier
+        from deepatlas.models.rnn.charlm import TextClassifier
 
         docs, y = _reviews()
         est = TextClassifier(hidden_size=8, embedding_size=4, epochs=2).fit(docs[:150], y[:150])

@@ -11,9 +11,9 @@ from sklearn.base import clone
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models import gan_metrics as gm
-from deepatlas.models.gan import GAN, WGAN, WGANGP
-from deepatlas.models.gan_variants import CGAN, DCGAN, InfoGAN
+from deepatlas.models.gan import metrics as gm
+from deepatlas.models.gan.gan import GAN, WGAN, WGANGP
+from deepatlas.models.gan.variants import CGAN, DCGAN, InfoGAN
 from deepatlas.registry import create_model, get_model_class
 from deepatlas.runs import load, save_model
 from deepatlas.training.callbacks import Callback

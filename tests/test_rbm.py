@@ -14,8 +14,8 @@ from threadpoolctl import threadpool_limits
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.conv_rbm import ConvRBM
-from deepatlas.models.rbm import RBM, GaussianRBM
+from deepatlas.models.rbm.conv_rbm import ConvRBM
+from deepatlas.models.rbm.rbm import RBM, GaussianRBM
 from deepatlas.runs import load, save_model
 
 

@@ -13,7 +13,8 @@ from torch import nn
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.rnn import (
+from deepatlas.models.rnn.cells import PeepholeLSTM, RecurrentEncoder, reverse_padded
+from deepatlas.models.rnn.recurrent import (
     BiLSTMTagger,
     LSTMRegressor,
     PeepholeLSTMClassifier,
@@ -21,7 +22,6 @@ from deepatlas.models.rnn import (
     RNNRegressor,
     SequenceTagger,
 )
-from deepatlas.models.rnn_cells import PeepholeLSTM, RecurrentEncoder, reverse_padded
 from deepatlas.registry import create_model, get_entry
 from deepatlas.runs import load, save_model
 

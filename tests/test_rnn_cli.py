@@ -15,7 +15,7 @@ import pytest
 
 from deepatlas.cli import main
 from deepatlas.data import load_dataset
-from deepatlas.models.charlm import UNK
+from deepatlas.models.rnn.charlm import UNK
 from deepatlas.runs import load
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py

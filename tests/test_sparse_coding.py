@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from deepatlas.errors import InputError
-from deepatlas.models.conv_sparse_coding import ConvSparseCoding, analyze, synthesize
-from deepatlas.models.sparse_coding import LISTA, DictionaryLearning, SparseCoder, dct_dictionary
-from deepatlas.models.sparse_solvers import duality_gaps, ista, lasso_objective, sparse_encode
+from deepatlas.models.sparse_coding.coders import LISTA, DictionaryLearning, SparseCoder, dct_dictionary
+from deepatlas.models.sparse_coding.conv import ConvSparseCoding, analyze, synthesize
+from deepatlas.models.sparse_coding.solvers import duality_gaps, ista, lasso_objective, sparse_encode
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
@@ -99,7 +99,7 @@ def test_coordinate_descent_working_sets(patches, monkeypatch, layout):
     # Both working-set layouts are exact coordinate descent: the full problem's duality gap (which
     # bounds the distance to the optimum) holds at the stop, an all-zero atom stays out, a warm
     # start from the solution stops at the first check, and max_iter is honoured.
-    import deepatlas.models.sparse_solvers as solvers
+    import deepatlas.models.sparse_coding.solvers as solvers
 
     monkeypatch.setattr(solvers, "_GATHER_LIMIT", 1 << 40 if layout == "per-signal" else 0)
     P, D = patches

@@ -9,8 +9,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from deepatlas._io import atomic_write_text
 from deepatlas.atlas import FAMILIES, VERDICTS
-from deepatlas.runs import atomic_write_text
 
 COLOURS = {
     "supported": "#2e7d32",

@@ -13,8 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from deepatlas import __version__
+from deepatlas._io import read_json, write_json
 from deepatlas.atlas import CLAIMS, Context, Result, all_experiments
-from deepatlas.runs import write_json
 
 
 def _cache_key(exp, quick: bool) -> str:
@@ -111,7 +111,7 @@ def run_report(
         key = _cache_key(exp, quick)
         cached = cache / f"{cid}.json"
         if cached.exists():
-            saved = json.loads(cached.read_text())
+            saved = read_json(cached)
             figure = saved["entry"].get("figure")
             if saved.get("key") == key and (figure is None or (figures / figure).exists()):
                 entries[cid] = {**base, **saved["entry"], "seeds": list(exp.seeds), "cached": True}

@@ -6,7 +6,7 @@ Both follow the set-ups of Srivastava et al. (2017), "VEEGAN: Reducing mode coll
 using implicit variational learning", and Lin et al. (2018), "PacGAN: The power of two samples
 in generative adversarial networks". ``y`` holds the index of the component that drew each
 point (conditional models may use it); ``meta["modes"]`` and ``meta["sigma"]`` let the mode
-measures in :mod:`deepatlas.models.gan_metrics` count which modes a model reaches.
+measures in :mod:`deepatlas.models.gan.metrics` count which modes a model reaches.
 """
 
 from __future__ import annotations

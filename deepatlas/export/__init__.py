@@ -188,9 +188,10 @@ def export(
         ``"torchscript"`` (the legacy exporter, much faster to run).
     """
     from deepatlas import __version__
+    from deepatlas._io import to_jsonable, write_json
     from deepatlas.export import onnx as ox
     from deepatlas.export.protocol import export_parts, has_inference_path, inference_spec
-    from deepatlas.runs import load, to_jsonable, write_json
+    from deepatlas.saving import load
 
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise InputError(f"--tolerance must be a positive float. Got {tolerance!r} instead.")

@@ -8,10 +8,10 @@ preprocessing inside the graph, plus an example input and metadata. Two ways to 
   the short form ``(module, example_input, metadata)``; families with several inference paths
   (an autoencoder's encoder and decoder) list them in a class attribute ``_export_parts`` and
   receive the chosen name as ``part``;
-* or an exporter function is registered here for the class name with :func:`register_exporter`
-  (how the spine's models are covered in :mod:`deepatlas.export.builtin`, and every other family
-  in :mod:`deepatlas.export.families`, without editing the model files); ``parts=`` names its
-  inference paths when there are several.
+* or an exporter function is registered for the class with :func:`register_exporter`, found
+  through the method resolution order (each family registers its adapters in its own
+  ``export`` module, e.g. :mod:`deepatlas.models.rnn.export`, imported with the registry);
+  ``parts=`` names its inference paths when there are several.
 
 :func:`inference_spec` dispatches: the estimator's own ``_export_module`` first, then the table.
 """
@@ -86,45 +86,58 @@ class ExportSpec:
         return rng.standard_normal((n, *shape)).astype(dtype)
 
 
-_EXPORTERS: dict[str, Callable[..., ExportSpec]] = {}
-_PARTS: dict[str, tuple[str, ...]] = {}
+_EXPORTERS: dict[type, Callable[..., ExportSpec]] = {}
+_PARTS: dict[type, tuple[str, ...]] = {}
 
 
-def register_exporter(class_name: str, parts: tuple[str, ...] = ()):
-    """Decorator: ``fn(estimator, part) -> ExportSpec`` exports instances of ``class_name``;
-    ``parts`` names its inference paths when there are several (the first is the default)."""
+def register_exporter(cls: type, parts: tuple[str, ...] = ()):
+    """Decorator: ``fn(estimator, part) -> ExportSpec`` exports instances of ``cls`` and of its
+    subclasses (found through the method resolution order, so a user's subclass keeps its
+    export); ``parts`` names its inference paths when there are several (the first is the default)."""
+    if not isinstance(cls, type):
+        raise TypeError(f"register_exporter takes the estimator class, not {cls!r}.")
 
     def decorate(fn):
-        _EXPORTERS[class_name] = fn
+        _EXPORTERS[cls] = fn
         if parts:
-            _PARTS[class_name] = tuple(parts)
+            _PARTS[cls] = tuple(parts)
         return fn
 
     return decorate
 
 
+def _registered(estimator_or_class) -> type | None:
+    """The nearest class in the MRO with a registered exporter (family adapters register on import)."""
+    from deepatlas.registry import _ensure_loaded
+
+    _ensure_loaded()
+    cls = estimator_or_class if isinstance(estimator_or_class, type) else type(estimator_or_class)
+    return next((k for k in cls.__mro__ if k in _EXPORTERS), None)
+
+
 def export_parts(estimator) -> tuple[str, ...]:
     """The inference paths an estimator offers (``()`` for one): its ``_export_parts``, else the
     ``parts`` its registered exporter declared."""
-    _load_builtin()
     own = tuple(getattr(estimator, "_export_parts", ()) or ())
     if own or hasattr(estimator, "_export_module"):
         return own
-    return _PARTS.get(type(estimator).__name__, ())
+    return _PARTS.get(_registered(estimator), ())
 
 
-def _load_builtin() -> None:
-    from deepatlas.export import builtin, families, sequences  # noqa: F401  (register the exporters)
+def exporter_of(cls: type) -> Callable[..., ExportSpec] | None:
+    """The export function that covers ``cls`` (its own ``_export_module`` counts), or ``None``."""
+    if hasattr(cls, "_export_module"):
+        return cls._export_module
+    found = _registered(cls)
+    return _EXPORTERS[found] if found is not None else None
 
 
 def has_inference_path(estimator) -> bool:
-    _load_builtin()
-    return hasattr(estimator, "_export_module") or type(estimator).__name__ in _EXPORTERS
+    return exporter_of(type(estimator)) is not None
 
 
 def inference_spec(estimator, part: str | None = None) -> ExportSpec:
     """The :class:`ExportSpec` of a fitted estimator (``part`` picks one of ``_export_parts``)."""
-    _load_builtin()
     name = type(estimator).__name__
     parts = export_parts(estimator)
     if part is not None and part not in parts:
@@ -132,8 +145,8 @@ def inference_spec(estimator, part: str | None = None) -> ExportSpec:
         raise InputError(f"--part {part!r} is not an inference path of {name}; expected {known}.")
     if hasattr(estimator, "_export_module"):
         spec = estimator._export_module(part) if parts else estimator._export_module()
-    elif name in _EXPORTERS:
-        spec = _EXPORTERS[name](estimator, part if part is not None or not parts else parts[0])
+    elif (found := _registered(estimator)) is not None:
+        spec = _EXPORTERS[found](estimator, part if part is not None or not parts else parts[0])
     else:
         raise InputError(
             f"{name} has no inference path to export: it defines no _export_module() and no exporter is "
@@ -172,9 +185,8 @@ def inference_paths() -> dict[str, bool]:
     """``{"name/task (Class)": has an inference path}`` over the whole registry: which models export."""
     from deepatlas.registry import model_entries
 
-    _load_builtin()
     out = {}
     for entry in model_entries():
         for task, cls in entry.classes.items():
-            out[f"{entry.name}/{task} ({cls.__name__})"] = hasattr(cls, "_export_module") or cls.__name__ in _EXPORTERS
+            out[f"{entry.name}/{task} ({cls.__name__})"] = exporter_of(cls) is not None
     return out

@@ -38,7 +38,7 @@ def _one_thread(fn):
 
 
 def _ae(**kw):
-    from deepatlas.models.autoencoder import Autoencoder
+    from deepatlas.models.autoencoder.autoencoder import Autoencoder
 
     base = dict(code_size=16, hidden_sizes=(256,), epochs=40, early_stopping=False, batch_size=64)
     base.update(kw)
@@ -73,7 +73,7 @@ def _grid(ax, rows, title: str = "") -> None:
 @experiment("A.unsupervised", seeds=(0,), requires=("ae",))
 @_one_thread
 def a_unsupervised(ctx):
-    from deepatlas.models.autoencoder import linear_probe
+    from deepatlas.models.autoencoder.autoencoder import linear_probe
 
     ds = load_dataset(_DATA)
     n = ctx.pick(600, len(ds.X_train))
@@ -102,7 +102,7 @@ def a_unsupervised(ctx):
 def a_reduce(ctx):
     from sklearn.decomposition import PCA
 
-    from deepatlas.models.autoencoder import linear_probe
+    from deepatlas.models.autoencoder.autoencoder import linear_probe
 
     ds = load_dataset(_DATA)
     n = ctx.pick(600, len(ds.X_train))
@@ -153,7 +153,7 @@ def a_reduce(ctx):
 @experiment("A.denoise", seeds=(0,), requires=("ae", "dae"))
 @_one_thread
 def a_denoise(ctx):
-    from deepatlas.models.autoencoder import DenoisingAutoencoder, denoising_metrics
+    from deepatlas.models.autoencoder.autoencoder import DenoisingAutoencoder, denoising_metrics
 
     ds = load_dataset(_DATA)
     n = ctx.pick(800, len(ds.X_train))
@@ -175,7 +175,7 @@ def a_denoise(ctx):
     g_noise, g_miss = m_dae["psnr_gaussian_0.3_gain"], m_dae["psnr_missing_0.3_gain"]
     import torch
 
-    from deepatlas.models.autoencoder import corrupt
+    from deepatlas.models.autoencoder.autoencoder import corrupt
 
     gen = torch.Generator().manual_seed(seed)
     clean = ds.X_test[:8]
@@ -287,7 +287,7 @@ def a_unstable(ctx):
 @experiment("A.noise-sensitive", seeds=(0,), requires=("ae",))
 @_one_thread
 def a_noise_sensitive(ctx):
-    from deepatlas.models.autoencoder import denoising_metrics
+    from deepatlas.models.autoencoder.autoencoder import denoising_metrics
 
     ds = load_dataset(_DATA)
     n = ctx.pick(600, len(ds.X_train))
@@ -332,8 +332,8 @@ def a_noise_sensitive(ctx):
 @experiment("A.variants", seeds=(0,), requires=("ae", "conv-ae", "vae"))
 @_one_thread
 def a_variants(ctx):
-    from deepatlas.models.autoencoder import ConvAutoencoder
-    from deepatlas.models.vae import VAE
+    from deepatlas.models.autoencoder.autoencoder import ConvAutoencoder
+    from deepatlas.models.autoencoder.vae import VAE
 
     ds = load_dataset(_DATA)
     n = ctx.pick(600, len(ds.X_train))

@@ -1,6 +1,6 @@
 """Atlas experiments for the GAN claims (G.*).
 
-Mode counts follow the mixtures' own measure (:func:`deepatlas.models.gan_metrics.mode_coverage`:
+Mode counts follow the mixtures' own measure (:func:`deepatlas.models.gan.metrics.mode_coverage`:
 a mode is captured when a sample lies within 3 sigma of it). Short CPU budgets leave samples
 near the modes but not yet inside the tight 3-sigma discs, so every experiment also reports the
 same measure at a *loose* radius (0.3 on ring8, whose modes are 0.77 apart; 0.6 on grid25,
@@ -20,9 +20,9 @@ import torch
 from deepatlas.atlas import Result, experiment
 from deepatlas.atlas.experiments._common import r
 from deepatlas.data import load_dataset
-from deepatlas.models import gan_metrics as gm
-from deepatlas.models.gan import GAN, WGAN, WGANGP
-from deepatlas.models.gan_variants import CGAN, DCGAN, InfoGAN
+from deepatlas.models.gan import metrics as gm
+from deepatlas.models.gan.gan import GAN, WGAN, WGANGP
+from deepatlas.models.gan.variants import CGAN, DCGAN, InfoGAN
 
 LOOSE = {"ring8": 0.1, "grid25": 0.2}  # loose sigma: 3 sigma = 0.3 on ring8, 0.6 on grid25
 N_SAMPLES = 1000

@@ -18,8 +18,8 @@ import numpy as np
 from deepatlas.atlas import Result, experiment
 from deepatlas.atlas.experiments._common import flat, r
 from deepatlas.data import load_dataset
-from deepatlas.models.dbn import DBN, ConvDBN, DBNClassifier
-from deepatlas.models.rbm import RBM, GaussianRBM
+from deepatlas.models.rbm.dbn import DBN, ConvDBN, DBNClassifier
+from deepatlas.models.rbm.rbm import RBM, GaussianRBM
 
 
 # ---- helpers ------------------------------------------------------------------------------------

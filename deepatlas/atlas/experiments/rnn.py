@@ -18,7 +18,7 @@ import torch
 from deepatlas.atlas import Result, experiment
 from deepatlas.atlas.experiments._common import n_params, r
 from deepatlas.data.sequences import make_adding
-from deepatlas.models.rnn import RNNRegressor
+from deepatlas.models.rnn.recurrent import RNNRegressor
 
 BASELINE_MSE = 1 / 6  # predicting the mean sum (1.0) on the adding problem
 
@@ -407,7 +407,7 @@ def l_gradients(ctx):
 @experiment("L.params", seeds=(0, 1), requires=("rnn", "lstm"))
 def l_params(ctx):
     from deepatlas.data import load_dataset
-    from deepatlas.models.rnn import RNNClassifier
+    from deepatlas.models.rnn.recurrent import RNNClassifier
 
     ds = load_dataset("digits")  # 8x8 images read row by row: 8 steps of 8 features
     rows = {k: getattr(ds, k).reshape(-1, 8, 8) for k in ("X_train", "X_test")}
@@ -493,8 +493,8 @@ def _next_step_task(n: int, T: int, k: int, seed: int):
 @experiment("L.variants", seeds=(0,), requires=("lstm", "bilstm", "peephole-lstm", "lstm-ctc"))
 def l_variants(ctx):
     from deepatlas.data import load_dataset
-    from deepatlas.models.ctc import CTCRecognizer
-    from deepatlas.models.rnn import LSTMTagger, PeepholeLSTMRegressor
+    from deepatlas.models.rnn.ctc import CTCRecognizer
+    from deepatlas.models.rnn.recurrent import LSTMTagger, PeepholeLSTMRegressor
 
     seed = ctx.seeds[0]
     out = {}

@@ -1,9 +1,9 @@
 """Atlas experiments for the sparse-coding claims (S.*).
 
 Data: 6×6 patches of the built-in ``digits`` images (pixel values in [0, 1]); dictionaries learned
-by :class:`~deepatlas.models.sparse_coding.DictionaryLearning`, codes from
-:class:`~deepatlas.models.sparse_coding.SparseCoder` and the solvers of
-:mod:`deepatlas.models.sparse_solvers`. Every experiment runs torch on one thread (cheap, and the
+by :class:`~deepatlas.models.sparse_coding.coders.DictionaryLearning`, codes from
+:class:`~deepatlas.models.sparse_coding.coders.SparseCoder` and the solvers of
+:mod:`deepatlas.models.sparse_coding.solvers`. Every experiment runs torch on one thread (cheap, and the
 timings of S.slow are then comparable on a shared machine).
 """
 
@@ -52,13 +52,13 @@ def _patches(images: np.ndarray) -> np.ndarray:
 
 
 def _learn(P: np.ndarray, n_atoms: int, epochs: int, seed: int = 0, alpha: float = ALPHA) -> np.ndarray:
-    from deepatlas.models.sparse_coding import DictionaryLearning
+    from deepatlas.models.sparse_coding.coders import DictionaryLearning
 
     return DictionaryLearning(n_atoms=n_atoms, alpha=alpha, epochs=epochs, seed=seed).fit(P).components_
 
 
 def _bases(P: np.ndarray, n_atoms: int, epochs: int, seed: int = 0) -> dict[str, np.ndarray]:
-    from deepatlas.models.sparse_coding import dct_dictionary, random_dictionary
+    from deepatlas.models.sparse_coding.coders import dct_dictionary, random_dictionary
 
     return {
         "learned": _learn(P, n_atoms, epochs, seed),
@@ -69,7 +69,7 @@ def _bases(P: np.ndarray, n_atoms: int, epochs: int, seed: int = 0) -> dict[str,
 
 def _omp_error(P: np.ndarray, D: np.ndarray, k: int) -> float:
     """Mean squared reconstruction error per patch, ‖x − zD‖², with k atoms chosen by OMP."""
-    from deepatlas.models.sparse_coding import SparseCoder
+    from deepatlas.models.sparse_coding.coders import SparseCoder
 
     coder = SparseCoder(dictionary=D, solver="omp", n_nonzero=k).fit(P)
     return float(((P - coder.inverse_transform(coder.transform(P))) ** 2).sum(1).mean())
@@ -85,7 +85,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def s_essential(ctx):
     from sklearn.feature_extraction.image import reconstruct_from_patches_2d
 
-    from deepatlas.models.sparse_coding import SparseCoder, dct_dictionary
+    from deepatlas.models.sparse_coding.coders import SparseCoder, dct_dictionary
 
     seed, sigma = ctx.seeds[0], 0.2
     train = _patches(_images("train", ctx.pick(80, 300), seed))
@@ -174,7 +174,7 @@ def s_reconstruct(ctx):
 @experiment("S.unsupervised", seeds=(0,), requires=("dictionary-learning",))
 @_one_thread
 def s_unsupervised(ctx):
-    from deepatlas.models.sparse_coding import DictionaryLearning, code_accuracy
+    from deepatlas.models.sparse_coding.coders import DictionaryLearning, code_accuracy
 
     seed = ctx.seeds[0]
     ds = load_dataset("digits", seed=seed)
@@ -220,8 +220,8 @@ def s_unsupervised(ctx):
 def s_slow(ctx):
     import torch
 
-    from deepatlas.models.sparse_coding import LISTA
-    from deepatlas.models.sparse_solvers import lasso_objective, sparse_encode
+    from deepatlas.models.sparse_coding.coders import LISTA
+    from deepatlas.models.sparse_coding.solvers import lasso_objective, sparse_encode
 
     seed = ctx.seeds[0]
     train = _patches(_images("train", ctx.pick(40, 300), seed))
@@ -313,7 +313,7 @@ def s_slow(ctx):
 def s_init(ctx):
     from scipy.optimize import linear_sum_assignment
 
-    from deepatlas.models.sparse_coding import DictionaryLearning
+    from deepatlas.models.sparse_coding.coders import DictionaryLearning
 
     seeds = ctx.seeds[: ctx.pick(4, 8)]
     train = _patches(_images("train", ctx.pick(60, 300)))
@@ -425,9 +425,9 @@ def s_header(ctx):
 def s_variants(ctx):
     import torch
 
-    from deepatlas.models.conv_sparse_coding import ConvSparseCoding
-    from deepatlas.models.sparse_coding import LISTA, DictionaryLearning
-    from deepatlas.models.sparse_solvers import sparse_encode
+    from deepatlas.models.sparse_coding.coders import LISTA, DictionaryLearning
+    from deepatlas.models.sparse_coding.conv import ConvSparseCoding
+    from deepatlas.models.sparse_coding.solvers import sparse_encode
 
     seed = ctx.seeds[0]
     train = _patches(_images("train", ctx.pick(60, 300), seed))

@@ -38,7 +38,7 @@ from deepatlas.models.base import (
     check_features,
     column_statistics,
 )
-from deepatlas.models.rnn_cells import CELLS, RecurrentEncoder
+from deepatlas.models.rnn.cells import CELLS, RecurrentEncoder
 from deepatlas.registry import register_model
 from deepatlas.training import TrainingLoop
 

@@ -4,7 +4,7 @@ A signal ``x`` (a row of ``X``; images are flattened) is written as a sparse com
 rows ("atoms") of a dictionary ``D`` of shape ``(n_atoms, n_features)``: ``x ≈ z D``, with the
 code ``z`` found by a lasso solver (``½‖x − z D‖² + α‖z‖₁``, so ``alpha`` is scikit-learn's
 ``transform_alpha``) or by OMP with ``n_nonzero`` atoms. The solvers live in
-:mod:`deepatlas.models.sparse_solvers`.
+:mod:`deepatlas.models.sparse_coding.solvers`.
 
 - :class:`SparseCoder` codes over a fixed dictionary: an overcomplete DCT, random unit atoms,
   your own array, or one learned by :class:`DictionaryLearning` (``dictionary="learned"``).
@@ -40,7 +40,13 @@ from deepatlas._validation import SEED, Boolean, Interval, NoneOr, Options, vali
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
 from deepatlas.models.base import check_features
-from deepatlas.models.sparse_solvers import SOLVERS, check_dictionary, gram_lipschitz, lasso_objective, sparse_encode
+from deepatlas.models.sparse_coding.solvers import (
+    SOLVERS,
+    check_dictionary,
+    gram_lipschitz,
+    lasso_objective,
+    sparse_encode,
+)
 from deepatlas.registry import register_model
 from deepatlas.training import distributed
 

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from deepatlas._validation import Options, TupleOf
 from deepatlas.device import seeded
 from deepatlas.errors import InputError
-from deepatlas.models.autoencoder import (
+from deepatlas.models.autoencoder.autoencoder import (
     AutoencoderBase,
     Standardize,
     _as_images,

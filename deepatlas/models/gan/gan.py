@@ -14,7 +14,7 @@ References
   (||grad D(x_hat)|| - 1)^2 on points between real and generated samples replaces clipping.
 
 DCGAN's convolutional players, the conditional GAN (Mirza & Osindero, 2014) and InfoGAN
-(Chen et al., 2016) live in :mod:`deepatlas.models.gan_variants`; the measures in :mod:`deepatlas.models.gan_metrics`.
+(Chen et al., 2016) live in :mod:`deepatlas.models.gan.variants`; the measures in :mod:`deepatlas.models.gan.metrics`.
 
 Every estimator here trains through the shared :class:`~deepatlas.training.TrainingLoop`: an
 :class:`AdversarialLoop` overrides ``train_step`` to take one critic step per batch and one
@@ -419,7 +419,7 @@ class GANBase(BaseEstimator):
     def write_samples(self, out, *, n=None, prompt=None, label=None, temperature=1.0, seed=0) -> str:
         """``deepatlas sample``: a PNG (an image grid, or a scatter over the true modes for 2-D
         data), or the raw samples as ``.npz`` (array ``X``) or ``.csv``."""
-        from deepatlas.models import gan_metrics
+        from deepatlas.models.gan import metrics as gan_metrics
 
         if prompt is not None:
             raise InputError(f"--prompt is for language models; {type(self).__name__} takes no prompt.")
@@ -454,7 +454,7 @@ class GANBase(BaseEstimator):
     def dataset_metrics(self, ds, n: int = 2500) -> dict[str, Any]:
         """``deepatlas train``: mode coverage on 2-D mixtures, classifier-feature FID on digits,
         and the nearest-training-sample distance; also draws ``plots/samples.png``."""
-        from deepatlas.models import gan_metrics
+        from deepatlas.models.gan import metrics as gan_metrics
 
         labels = self._grid_labels(n)
         S = self.sample(n, labels)

@@ -1,6 +1,6 @@
 """The convolutional RBM (Lee, Grosse, Ranganath & Ng, 2009, "Convolutional deep belief networks
 for scalable unsupervised learning of hierarchical representations"): shared filters over images,
-trained by CD-k / PCD like :class:`deepatlas.models.rbm.RBM`, whose helpers it reuses.
+trained by CD-k / PCD like :class:`deepatlas.models.rbm.rbm.RBM`, whose helpers it reuses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from deepatlas._validation import SEED, Boolean, Interval, Options, validate_par
 from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
 from deepatlas.models.base import check_features
-from deepatlas.models.rbm import (
+from deepatlas.models.rbm.rbm import (
     _MONITOR_ROWS,
     check_unit_interval,
     one_thread,

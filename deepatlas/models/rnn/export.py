@@ -1,5 +1,5 @@
-"""Inference modules for the sequence and text families, registered by class name (the rest of
-the families are in :mod:`deepatlas.export.families`).
+"""Inference paths of the recurrent family (sequence classifiers, regressors and taggers, CTC,
+the character LM and the text classifier), registered for their classes.
 
 ===================  ======================================  =====================================
 family               module: raw input -> outputs            reference
@@ -26,8 +26,14 @@ import torch
 from torch import nn
 
 from deepatlas.errors import InputError
-from deepatlas.export.builtin import FeatureStandardize, _example_and_random, _preprocessing
-from deepatlas.export.families import _cpu
+from deepatlas.export.adapters import (
+    EXAMPLE_STEPS,
+    FeatureStandardize,
+    cpu_copy,
+    example_and_random,
+    preprocessing_of,
+    supervised_spec,
+)
 from deepatlas.export.protocol import ExportSpec, register_exporter
 
 
@@ -47,9 +53,6 @@ class PerStep(nn.Module):
         return out if self.log_probs else (out, torch.softmax(out, dim=-1))
 
 
-_EXAMPLE_STEPS = 8
-
-
 def per_step_spec(est, part=None) -> ExportSpec:
     est._check_fitted()
     name = type(est).__name__
@@ -59,9 +62,9 @@ def per_step_spec(est, part=None) -> ExportSpec:
             "only networks trained on equal-length sequences export."
         )
     ctc = name == "CTCRecognizer"
-    example, random_input = _example_and_random(est, (_EXAMPLE_STEPS, int(est.n_features_in_)), per_feature=True)
-    module = PerStep(_cpu(est.module_), est.mean_, est.scale_, log_probs=ctc).eval()
-    meta = {"preprocessing": dict(_preprocessing(est), per="feature")}
+    example, random_input = example_and_random(est, (EXAMPLE_STEPS, int(est.n_features_in_)), per_feature=True)
+    module = PerStep(cpu_copy(est.module_), est.mean_, est.scale_, log_probs=ctc).eval()
+    meta = {"preprocessing": dict(preprocessing_of(est), per="feature")}
     if ctc:
         meta.update(kind="sequence", blank=0, alphabet=est.alphabet_, decoding="outside the graph (greedy or beam)")
         names = ("log_probs",)
@@ -87,10 +90,6 @@ def per_step_spec(est, part=None) -> ExportSpec:
     )
 
 
-for _name in ("SequenceTagger", "GRUTagger", "LSTMTagger", "PeepholeLSTMTagger", "BiLSTMTagger", "CTCRecognizer"):
-    register_exporter(_name)(per_step_spec)
-
-
 # ---- the character language model: next-character log-probabilities --------------------------------
 class NextCharacter(nn.Module):
     """Character ids (B, T) int64 -> ``log_probs`` (B, T, V) of the next character at each step,
@@ -105,7 +104,7 @@ class NextCharacter(nn.Module):
 
 
 def charlm_spec(est, part=None) -> ExportSpec:
-    from deepatlas.models.charlm import encode
+    from deepatlas.models.rnn.charlm import encode
 
     est._check_fitted()
     V = int(est.n_outputs_)
@@ -129,7 +128,7 @@ def charlm_spec(est, part=None) -> ExportSpec:
             return {"log_probs": torch.log_softmax(est.module_(torch.as_tensor(ids, device=device)), -1).cpu().numpy()}
 
     return ExportSpec(
-        module=NextCharacter(_cpu(est.module_)).eval(),
+        module=NextCharacter(cpu_copy(est.module_)).eval(),
         example_input=torch.from_numpy(random_input(np.random.default_rng(0), 4)),
         input_name="ids",
         output_names=("log_probs",),
@@ -139,9 +138,6 @@ def charlm_spec(est, part=None) -> ExportSpec:
         random_input=random_input,
         held_out=windows_of_text,
     )
-
-
-register_exporter("CharLM")(charlm_spec)
 
 
 # ---- the character-level text classifier: packed sequences as static ops ---------------------------
@@ -169,7 +165,7 @@ class LengthAwareRecurrent(nn.Module):
                 self.cells.append(cell)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        from deepatlas.models.rnn_cells import reverse_padded
+        from deepatlas.models.rnn.cells import reverse_padded
 
         index = (lengths - 1).view(-1, 1, 1)  # (B, 1, 1): each sequence's last real step
         D = 2 if self.bidirectional else 1
@@ -220,7 +216,7 @@ def text_classifier_spec(est, part=None) -> ExportSpec:
         return None if X is None else (est._encode_docs(est._documents(X)), f"{label}, encoded")
 
     return ExportSpec(
-        module=TextLogits(_cpu(est.module_)).eval(),
+        module=TextLogits(cpu_copy(est.module_)).eval(),
         example_input=torch.from_numpy(random_input(np.random.default_rng(0), 4)),
         input_name="ids",
         output_names=("logits", "probabilities"),
@@ -237,4 +233,29 @@ def text_classifier_spec(est, part=None) -> ExportSpec:
     )
 
 
-register_exporter("TextClassifier")(text_classifier_spec)
+def sequence_spec(est, part=None) -> ExportSpec:
+    """Recurrent classifiers and regressors: (B, T, F) with a dynamic ``time`` axis and per-feature
+    standardisation. Only networks trained on equal-length sequences (no mask channel): a masked
+    network packs sequences by length, which has no static graph. (Until the recurrent family
+    defines its own ``_export_module``, which takes precedence.)"""
+    from deepatlas.errors import InputError
+
+    est._check_fitted()
+    if getattr(est, "masked_", False):
+        raise InputError(
+            f"{type(est).__name__} was trained on sequences of different lengths (a masked network); "
+            "only networks trained on equal-length sequences export."
+        )
+    return supervised_spec(est, part, sequence=True)
+
+
+from deepatlas.models.rnn.charlm import CharLM, TextClassifier  # noqa: E402
+from deepatlas.models.rnn.ctc import CTCRecognizer  # noqa: E402
+from deepatlas.models.rnn.recurrent import RNNClassifier, RNNRegressor, SequenceTagger  # noqa: E402
+
+register_exporter(SequenceTagger)(per_step_spec)
+register_exporter(CTCRecognizer)(per_step_spec)
+register_exporter(CharLM)(charlm_spec)
+register_exporter(TextClassifier)(text_classifier_spec)
+register_exporter(RNNClassifier)(sequence_spec)
+register_exporter(RNNRegressor)(sequence_spec)

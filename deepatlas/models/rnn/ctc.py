@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from deepatlas._validation import Interval, Options
 from deepatlas.errors import InputError
 from deepatlas.models.base import TorchEstimator
-from deepatlas.models.rnn import SequenceNet, _RNNMixin
+from deepatlas.models.rnn.recurrent import SequenceNet, _RNNMixin
 from deepatlas.registry import register_model
 
 BLANK = 0

@@ -15,7 +15,7 @@ References
   minimising the cross-entropy of the categorical code plus the squared error of the continuous
   ones (a fixed-variance Gaussian), weighted by ``info_weight``.
 
-The loop, scaling, sampling, saving and measures are :class:`deepatlas.models.gan.GANBase`'s.
+The loop, scaling, sampling, saving and measures are :class:`deepatlas.models.gan.gan.GANBase`'s.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from deepatlas._validation import Interval, TupleOf
 from deepatlas.errors import InputError
-from deepatlas.models.gan import GANBase, MLPCritic, MLPGenerator, Players, _leaky, _register
+from deepatlas.models.gan.gan import GANBase, MLPCritic, MLPGenerator, Players, _leaky, _register
 
 
 # ---- DCGAN ---------------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ class InfoGAN(GANBase):
     def _extra_plots(self, directory: Path) -> None:
         if not self.bounded_:
             return
-        from deepatlas.models.gan_metrics import plot_traversal
+        from deepatlas.models.gan.metrics import plot_traversal
 
         lo = self.center_[0] - self.scale_[0]
         for code in range(self.n_continuous):
@@ -369,6 +369,6 @@ class InfoGAN(GANBase):
 
 
 def _cluster_accuracy(pred, true) -> float:
-    from deepatlas.models.gan_metrics import cluster_accuracy
+    from deepatlas.models.gan.metrics import cluster_accuracy
 
     return cluster_accuracy(pred, true)

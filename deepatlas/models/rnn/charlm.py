@@ -28,8 +28,8 @@ from deepatlas._validation import Interval, NoneOr, Options, validate_params
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
 from deepatlas.models.base import SupervisedClassifier, TorchEstimator
-from deepatlas.models.rnn import _RNNMixin
-from deepatlas.models.rnn_cells import RecurrentEncoder
+from deepatlas.models.rnn.cells import RecurrentEncoder
+from deepatlas.models.rnn.recurrent import _RNNMixin
 from deepatlas.registry import register_model
 
 PAD, UNK = 0, 1  # reserved indices; real characters start at 2

@@ -1,4 +1,6 @@
-"""Inference modules for the spine's estimators (Perceptron, MLP, CNN), registered by class name.
+"""Building blocks of the export adapters that each family registers for its classes (in
+``deepatlas/models/<family>/export.py``): standardisation inside the graph, classifier and
+regressor heads, example inputs on the data's scale, and the supervised spec most networks share.
 
 Each module takes raw inputs ``(B, *input_shape_)``, applies the saved standardisation
 ``(x - mean_) / scale_`` inside the graph and returns what the estimator's public methods return:
@@ -15,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepatlas.export.protocol import ExportSpec, register_exporter
+from deepatlas.export.protocol import ExportSpec
+
+EXAMPLE_STEPS = 8  # time steps of a sequence model's example input (the time axis is dynamic)
 
 
 class Standardize(nn.Module):
@@ -85,7 +89,7 @@ class PerceptronModule(nn.Module):
         return scores.flatten() if self.binary else scores
 
 
-def _preprocessing(est) -> dict:
+def preprocessing_of(est) -> dict:
     return {
         "in_graph": True,
         "standardize": bool(getattr(est, "standardize", True)),
@@ -94,7 +98,7 @@ def _preprocessing(est) -> dict:
     }
 
 
-def _example_and_random(est, shape, per_feature: bool = False):
+def example_and_random(est, shape, per_feature: bool = False):
     """A fixed example batch and a sampler of raw inputs on the training data's scale."""
     stat_shape = shape[-1:] if per_feature else shape
     mean = np.asarray(est.mean_, np.float32).reshape(stat_shape)
@@ -107,33 +111,11 @@ def _example_and_random(est, shape, per_feature: bool = False):
     return torch.from_numpy(random_input(np.random.default_rng(0), 4)), random_input
 
 
-def _check_fitted(est) -> None:
+def require_fitted(est) -> None:
     if not hasattr(est, "mean_"):
         from sklearn.exceptions import NotFittedError
 
         raise NotFittedError(f"This {type(est).__name__} instance is not fitted yet; fit it before exporting.")
-
-
-@register_exporter("Perceptron")
-def perceptron_spec(est, part=None) -> ExportSpec:
-    _check_fitted(est)
-    shape = (int(est.n_features_in_),)
-    module = PerceptronModule(est._W, est.mean_, est.scale_, est.fit_intercept).eval()
-    example, random_input = _example_and_random(est, shape)
-    binary = len(est.classes_) == 2
-    return ExportSpec(
-        module=module,
-        example_input=example,
-        output_names=("scores",),
-        metadata={
-            "kind": "classifier",
-            "classes": est.classes_.tolist(),
-            "decision": "sign" if binary else "argmax",
-            "preprocessing": _preprocessing(est),
-        },
-        reference=lambda X: {"scores": est.decision_function(X)},
-        random_input=random_input,
-    )
 
 
 def supervised_spec(est, part=None, *, sequence: bool = False) -> ExportSpec:
@@ -141,16 +123,16 @@ def supervised_spec(est, part=None, *, sequence: bool = False) -> ExportSpec:
     the standardised input as it is (the MLP and the CNN, at the training input size)."""
     est._check_fitted()
     net = copy.deepcopy(est.module_).cpu().eval()
-    meta = {"preprocessing": _preprocessing(est)}
+    meta = {"preprocessing": preprocessing_of(est)}
     standardize = None
     if sequence:
-        shape = (_EXAMPLE_STEPS, int(est.n_features_in_))
+        shape = (EXAMPLE_STEPS, int(est.n_features_in_))
         standardize = FeatureStandardize(est.mean_, est.scale_)
-        example, random_input = _example_and_random(est, shape, per_feature=True)
+        example, random_input = example_and_random(est, shape, per_feature=True)
         meta["preprocessing"]["per"] = "feature"
     else:
         shape = tuple(int(s) for s in est.input_shape_)
-        example, random_input = _example_and_random(est, shape)
+        example, random_input = example_and_random(est, shape)
     if hasattr(est, "classes_"):
         module = ClassifierModule(net, est.mean_, est.scale_, standardize).eval()
         meta.update(kind="classifier", classes=est.classes_.tolist(), decision="argmax")
@@ -179,29 +161,36 @@ def supervised_spec(est, part=None, *, sequence: bool = False) -> ExportSpec:
     )
 
 
-for _name in ("MLPClassifier", "MLPRegressor", "CNNClassifier", "CNNRegressor"):
-    register_exporter(_name)(supervised_spec)
+HELD_OUT_ROWS = 256  # codes drawn for a generator's held-out check
 
 
-_EXAMPLE_STEPS = 8
+def cpu_copy(module: nn.Module) -> nn.Module:
+    """A CPU copy in evaluation mode (the estimator keeps its own module where it is)."""
+    return copy.deepcopy(module).cpu().eval()
 
 
-def sequence_spec(est, part=None) -> ExportSpec:
-    """Recurrent classifiers and regressors: (B, T, F) with a dynamic ``time`` axis and per-feature
-    standardisation. Only networks trained on equal-length sequences (no mask channel): a masked
-    network packs sequences by length, which has no static graph. (Until the recurrent family
-    defines its own ``_export_module``, which takes precedence.)"""
-    from deepatlas.errors import InputError
-
-    est._check_fitted()
-    if getattr(est, "masked_", False):
-        raise InputError(
-            f"{type(est).__name__} was trained on sequences of different lengths (a masked network); "
-            "only networks trained on equal-length sequences export."
-        )
-    return supervised_spec(est, part, sequence=True)
+def as_buffer(values) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, np.float32))
 
 
-for _cell in ("RNN", "GRU", "LSTM", "BiLSTM", "PeepholeLSTM"):
-    for _task in ("Classifier", "Regressor"):
-        register_exporter(f"{_cell}{_task}")(sequence_spec)
+def example_batch(random_input) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(random_input(np.random.default_rng(0), 4)))
+
+
+def input_shape_of(est) -> tuple[int, ...]:
+    return tuple(int(s) for s in est.input_shape_)
+
+
+def unit_interval(shape):
+    return lambda rng, n: rng.random((n, *shape), dtype=np.float32)
+
+
+def transform_spec(est, module, random_input, meta) -> ExportSpec:
+    return ExportSpec(
+        module=module.eval(),
+        example_input=example_batch(random_input),
+        output_names=("hidden",),
+        metadata={"kind": "transform", **meta},
+        reference=lambda X: {"hidden": est.transform(X)},
+        random_input=random_input,
+    )

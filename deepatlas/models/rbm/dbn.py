@@ -31,8 +31,8 @@ from deepatlas._validation import SEED, Boolean, Interval, Options, TupleOf, val
 from deepatlas.device import make_generator
 from deepatlas.errors import InputError
 from deepatlas.models.base import SupervisedClassifier, check_features
-from deepatlas.models.conv_rbm import ConvRBM
-from deepatlas.models.rbm import (
+from deepatlas.models.rbm.conv_rbm import ConvRBM
+from deepatlas.models.rbm.rbm import (
     RBM,
     GaussianRBM,
     check_unit_interval,

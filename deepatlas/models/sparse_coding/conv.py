@@ -39,8 +39,8 @@ from deepatlas._validation import SEED, Boolean, Interval, Options, validate_par
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
 from deepatlas.models.base import check_features
-from deepatlas.models.sparse_coding import code_accuracy
-from deepatlas.models.sparse_solvers import soft_threshold
+from deepatlas.models.sparse_coding.coders import code_accuracy
+from deepatlas.models.sparse_coding.solvers import soft_threshold
 from deepatlas.registry import register_model
 from deepatlas.training import distributed
 
@@ -281,7 +281,7 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
         if checkpoint_dir is not None:
             from pathlib import Path
 
-            from deepatlas.models.sparse_coding import plot_atoms
+            from deepatlas.models.sparse_coding.coders import plot_atoms
 
             K, C, kh, kw = self.components_.shape
             shape = (kh, kw) if kh > 1 else (kw,)

@@ -17,7 +17,7 @@ so non-linear layers have to beat PCA at the same code size to earn their keep.
   Ciresan & Schmidhuber, 2011, "Stacked convolutional auto-encoders for hierarchical feature
   extraction").
 
-The variational autoencoder lives in :mod:`deepatlas.models.vae` and shares the base here.
+The variational autoencoder lives in :mod:`deepatlas.models.autoencoder.vae` and shares the base here.
 
 All are scikit-learn transformers: ``fit(X)`` (labels ignored), ``transform`` -> codes,
 ``inverse_transform`` -> reconstructions in the input's shape, ``score`` -> negative mean squared
