@@ -182,7 +182,7 @@ def _per_step_columns(model, X) -> dict[str, list]:
 
 
 def predict_file(run: str | Path, input_path: str | Path) -> str:
-    from deepatlas.runs import load
+    from deepatlas.saving import load
 
     model = load(run)
     X = _read_input(model, run, input_path)

@@ -214,7 +214,8 @@ def plot_curves(tuned, scratch, path: str | Path, title: str = "") -> Path:
 def write_transfer_run(out: str | Path, tuned, scratch, metrics: dict, *, source_run: str, data_spec: str, ds):
     """A run directory for the transferred model, with the scratch model in ``scratch/``."""
     from deepatlas import __version__
-    from deepatlas.runs import save_model, write_json
+    from deepatlas._io import write_json
+    from deepatlas.saving import save_model
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -289,9 +289,9 @@ def make_objective(model: str, ds, space: dict, fixed: dict):
 
     from deepatlas.cli import build_model
     from deepatlas.registry import get_model_class
-    from deepatlas.runs import _tuple_params
+    from deepatlas.saving import tuple_params
 
-    fixed = _tuple_params(get_model_class(model, ds.task), fixed)  # JSON gave lists back
+    fixed = tuple_params(get_model_class(model, ds.task), fixed)  # JSON gave lists back
 
     def objective(trial) -> float:
         params = compose_params(model, suggest_params(trial, space), fixed)
@@ -479,7 +479,7 @@ def summarize(study, model: str, fixed: dict, out: Path) -> dict:
     """Write ``best.json``, ``trials.csv`` and ``plots/``; return the summary."""
     from optuna.trial import TrialState
 
-    from deepatlas.runs import atomic_write_text, write_json
+    from deepatlas._io import atomic_write_text, write_json
 
     trials = study.get_trials(deepcopy=False)
     count = {s.name: sum(t.state == s for t in trials) for s in TrialState}

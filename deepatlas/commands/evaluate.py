@@ -33,7 +33,7 @@ def cmd_evaluate(args) -> int:
     from deepatlas.evaluation import evaluate
     from deepatlas.evaluation.core import format_table
     from deepatlas.evaluation.metrics import model_kind
-    from deepatlas.runs import load
+    from deepatlas.saving import load
 
     model = load(args.run)
     config = model.run_config_

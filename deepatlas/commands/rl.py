@@ -62,10 +62,11 @@ def plot_returns(history: list[dict], path, title: str, eval_mean: float | None 
 
 def cmd_train(args) -> int:
     from deepatlas import __version__
+    from deepatlas._io import write_json
     from deepatlas.cli import _params_from_set
     from deepatlas.registry import create_model
     from deepatlas.rl.base import env_id_of, make_env
-    from deepatlas.runs import save_model, write_json
+    from deepatlas.saving import save_model
 
     _positive("--steps", args.steps)
     _positive("--eval-episodes", args.eval_episodes)
@@ -139,7 +140,7 @@ def cmd_train(args) -> int:
 
 def _load_agent(run: str):
     from deepatlas.rl.base import Agent
-    from deepatlas.runs import load
+    from deepatlas.saving import load
 
     agent = load(run)
     if not isinstance(agent, Agent):

@@ -11,7 +11,7 @@ from deepatlas.errors import InputError
 
 
 def cmd_sample(args) -> int:
-    from deepatlas.runs import load
+    from deepatlas.saving import load
 
     if args.n is not None and args.n <= 0:
         raise InputError(f"-n must be a positive int. Got {args.n} instead.")

@@ -17,7 +17,7 @@ from deepatlas.errors import InputError
 def cmd_transfer(args) -> int:
     from deepatlas.cli import collect_params
     from deepatlas.data import load_dataset
-    from deepatlas.runs import load
+    from deepatlas.saving import load
     from deepatlas.transfer import transfer, write_transfer_run
 
     source = load(args.source)

@@ -20,7 +20,7 @@ from deepatlas.errors import InputError
 
 
 def _load(run: str, needs: tuple[str, ...], command: str):
-    from deepatlas.runs import load
+    from deepatlas.saving import load
 
     model = load(run)
     missing = [m for m in needs if not hasattr(model, m)]
@@ -80,7 +80,7 @@ def reconstruct_file(run: str, input_path: str) -> str:
 
 def _emit(text: str, output: str | None) -> None:
     if output:
-        from deepatlas.runs import atomic_write_text
+        from deepatlas._io import atomic_write_text
 
         atomic_write_text(output, text)
     else:

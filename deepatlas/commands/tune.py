@@ -77,7 +77,7 @@ def cmd_tune(args) -> int:
 
 def _run_workers(config: dict, out: Path, remaining: int, workers: int) -> None:
     """Start ``workers`` processes on one study, each with its share of the remaining trials."""
-    from deepatlas.runs import write_json
+    from deepatlas._io import write_json
 
     procs = []
     for i in range(workers):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepatlas._io import atomic_savez
 from deepatlas.data import Dataset, register_dataset, split
 from deepatlas.errors import InputError
 
@@ -64,10 +65,7 @@ def _mnist1d_arrays() -> dict[str, np.ndarray]:
     raw = make_dataset(get_dataset_args())
     arrays = {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        atomic_savez(path, **arrays)
     except OSError:
         pass  # caching is an optimisation only
     return arrays

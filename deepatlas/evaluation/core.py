@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from deepatlas._io import write_json
 from deepatlas.evaluation import plots
 from deepatlas.evaluation.metrics import check_against_model, evaluate_classifier, evaluate_regressor, model_kind
-from deepatlas.runs import write_json
 
 
 def evaluate(

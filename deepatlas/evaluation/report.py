@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deepatlas.runs import atomic_write_text
+from deepatlas._io import atomic_write_text, read_json
 
 _CAPTIONS = {
     "loss.png": "Training curves recorded during fit.",
@@ -83,7 +83,7 @@ def _read(directory: Path, name: str) -> Any:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (json.JSONDecodeError, OSError):
         return None
 

@@ -154,7 +154,7 @@ def load_source(
         return Loaded(ort_backend, info, str(path))
 
     from deepatlas.export import export, inference_spec
-    from deepatlas.runs import load
+    from deepatlas.saving import load
 
     estimator = load(path)
     if backend == "torch":
