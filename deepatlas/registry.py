@@ -24,39 +24,98 @@ _PACKAGES = ("deepatlas.models", "deepatlas.rl")
 
 
 @dataclass
+class ModelCard:
+    """What the registry knows of one (name, task): the class, the variant's defaults, and the
+    settings that other parts read instead of keeping side tables.
+
+    defaults : parameter values that make this variant (``gru`` is the RNN estimator with
+        ``cell="gru"``); applied by :func:`create_model` under the caller's own values.
+    smoke : a seconds-long fit for the contract tests and ``benchmarks/gpu_check.py``:
+        ``{"data": "<dataset spec>", "params": {...}}``.
+    tuning_space : the default search space of ``deepatlas tune`` (see :mod:`deepatlas.tuning`);
+        ``None`` gives the generic space over the common parameters the class has.
+    """
+
+    name: str
+    task: str
+    cls: type
+    description: str = ""
+    family: str = ""
+    defaults: dict = field(default_factory=dict)
+    smoke: dict = field(default_factory=dict)
+    tuning_space: dict | None = None
+
+    @property
+    def exporter(self):
+        """The function that exports this card's models to ONNX, or ``None`` (see :mod:`deepatlas.export.protocol`)."""
+        from deepatlas.export.protocol import exporter_of
+
+        return exporter_of(self.cls)
+
+    def create(self, **params):
+        return self.cls(**{**self.defaults, **params})
+
+
+@dataclass
 class ModelEntry:
+    """A registry name and its cards, one per task; the first registered task is the default."""
+
     name: str
     description: str
     family: str
-    classes: dict[str, type] = field(default_factory=dict)  # task -> estimator class
+    cards: dict[str, ModelCard] = field(default_factory=dict)
 
     @property
     def default_task(self) -> str:
-        return next(iter(self.classes))
+        return next(iter(self.cards))
+
+    @property
+    def classes(self) -> dict[str, type]:
+        return {task: card.cls for task, card in self.cards.items()}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
 
 
-def register_model(name: str, *, task: str = "classification", description: str = "", family: str = ""):
+def register_model(
+    name: str,
+    *,
+    task: str = "classification",
+    description: str = "",
+    family: str = "",
+    defaults: dict | None = None,
+    smoke: dict | None = None,
+    tuning_space: dict | None = None,
+):
     """Class decorator: make ``cls`` available as ``create_model(name, task=task)``.
+
+    Stack it to register one class under several names: a variant is a set of ``defaults``, not a
+    class of its own.
 
     Example
     -------
-    >>> @register_model("mlp", task="classification", description="multilayer perceptron")
-    ... class MLPClassifier(...): ...
+    >>> @register_model("gru", task="classification", defaults={"cell": "gru"})
+    ... @register_model("rnn", task="classification", description="tanh recurrent network")
+    ... class RNNClassifier(...): ...
     """
 
     def decorate(cls: type) -> type:
-        entry = _REGISTRY.setdefault(name, ModelEntry(name, description, family or cls.__module__.rsplit(".", 1)[-1]))
+        parts = cls.__module__.split(".")
+        fam = family or (parts[2] if len(parts) > 2 and parts[0] == "deepatlas" else parts[-1])
+        entry = _REGISTRY.setdefault(name, ModelEntry(name, description, fam))
         if description and not entry.description:
             entry.description = description
-        entry.classes[task] = cls
-        names = dict(getattr(cls, "_registry_names", {}))
-        names[task] = name
-        cls._registry_names = names
-        cls._registry_name = names.get(task, name)
+        entry.cards[task] = ModelCard(
+            name,
+            task,
+            cls,
+            description or entry.description,
+            entry.family,
+            dict(defaults or {}),
+            dict(smoke or {}),
+            tuning_space,
+        )
         return cls
 
     return decorate
@@ -86,16 +145,45 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[key]
 
 
-def get_model_class(name: str, task: str | None = None) -> type:
-    """The estimator class registered as ``name`` for ``task`` (default: the name's first task)."""
+def get_card(name: str, task: str | None = None) -> ModelCard:
+    """The card registered as ``name`` for ``task`` (default: the name's first task)."""
     entry = get_entry(name)
     if task is None:
-        return entry.classes[entry.default_task]
-    if task not in entry.classes:
+        return entry.cards[entry.default_task]
+    if task not in entry.cards:
         if entry.default_task in ("transform", "generative"):
-            return entry.classes[entry.default_task]  # unsupervised: any dataset's X will do
-        raise InputError(f"Model {name!r} does not support {task} data; it supports: {', '.join(entry.classes)}.")
-    return entry.classes[task]
+            return entry.cards[entry.default_task]  # unsupervised: any dataset's X will do
+        raise InputError(f"Model {name!r} does not support {task} data; it supports: {', '.join(entry.cards)}.")
+    return entry.cards[task]
+
+
+def get_model_class(name: str, task: str | None = None) -> type:
+    """The estimator class registered as ``name`` for ``task`` (default: the name's first task)."""
+    return get_card(name, task).cls
+
+
+def cards() -> list[ModelCard]:
+    """Every card, by name, then in registration order of the tasks."""
+    _ensure_loaded()
+    return [card for n in sorted(_REGISTRY) for card in _REGISTRY[n].cards.values()]
+
+
+def card_of(estimator, task: str | None = None) -> ModelCard | None:
+    """The card of an estimator instance: of its class (or nearest registered base class), the
+    one whose variant defaults it matches most closely, e.g. ``RNNClassifier(cell="gru")`` -> ``gru``."""
+    params = estimator.get_params(deep=False) if hasattr(estimator, "get_params") else {}
+    for klass in type(estimator).__mro__:
+        found = [c for c in cards() if c.cls is klass and (task is None or c.task == task)]
+        matching = [c for c in found if all(params.get(k) == v for k, v in c.defaults.items())]
+        if matching:
+            return max(matching, key=lambda c: len(c.defaults))
+    return None
+
+
+def name_of(estimator, task: str | None = None) -> str:
+    """The registry name of an estimator instance (its class name when it is not registered)."""
+    card = card_of(estimator, task)
+    return card.name if card is not None else type(estimator).__name__
 
 
 def create_model(name: str, task: str | None = None, **params):
@@ -105,13 +193,13 @@ def create_model(name: str, task: str | None = None, **params):
 
     >>> model = create_model("mlp", hidden_sizes=(64,), epochs=20)
     """
-    cls = get_model_class(name, task)
-    valid = cls._get_param_names()
+    card = get_card(name, task)
+    valid = card.cls._get_param_names()
     for key in params:
         if key not in valid:
             hint = suggest(key, valid) or f" Valid parameters: {', '.join(valid)}."
-            raise InputError(f"Unknown parameter {key!r} for model {name!r} ({cls.__name__}).{hint}")
-    return cls(**params)
+            raise InputError(f"Unknown parameter {key!r} for model {name!r} ({card.cls.__name__}).{hint}")
+    return card.create(**params)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -123,3 +211,12 @@ def list_models(pattern: str = "*") -> list[str]:
 def model_entries() -> list[ModelEntry]:
     _ensure_loaded()
     return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def build_model(name: str, task: str | None, params: dict):
+    """:func:`create_model` for the command line and tuning, which pass ``seed`` (and ``verbose``)
+    to every model: those two are dropped for a model that lacks them; any other unknown name
+    still fails with a "did you mean" hint. ``params`` is not modified."""
+    valid = get_model_class(name, task)._get_param_names()
+    kept = {k: v for k, v in params.items() if k in valid or k not in ("seed", "verbose")}
+    return create_model(name, task, **kept)

@@ -28,10 +28,12 @@ def save_model(estimator, directory: str | os.PathLike, *, extra_config: dict | 
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     with atomic_path(directory / "model.safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"format": "deepatlas", "version": __version__})
-    names = getattr(type(estimator), "_registry_names", {})
-    task = getattr(estimator, "_task", None) or next(iter(names), None)
+    from deepatlas.registry import card_of
+
+    card = card_of(estimator, getattr(estimator, "_task", None)) or card_of(estimator)
+    task = getattr(estimator, "_task", None) or (card.task if card is not None else None)
     config = {
-        "model": names.get(task) or getattr(type(estimator), "_registry_name", type(estimator).__name__),
+        "model": card.name if card is not None else type(estimator).__name__,
         "task": task,
         "class": type(estimator).__name__,
         "params": estimator.get_params(deep=False),

@@ -265,10 +265,10 @@ def _sequences(n=160, T=10, seed=0):
 
 
 def test_recurrent_classifier_exports_with_a_dynamic_time_axis(tmp_path):
-    from deepatlas.models.rnn.recurrent import GRUClassifier
+    from deepatlas.models.rnn.recurrent import RNNClassifier
 
     X, y = _sequences()
-    est = GRUClassifier(hidden_size=8, epochs=2, seed=0).fit(X, y)
+    est = RNNClassifier(cell="gru", hidden_size=8, epochs=2, seed=0).fit(X, y)
     result = export(est, tmp_path / "gru.onnx", X=X[:40], exporter="torchscript")
     assert result.parity["held_out"]["max_scaled_diff"] <= 1e-4
     assert result.parity["random"]["rows"] == 1 + 64 + 3  # the last 3 are 3 steps longer
@@ -279,11 +279,11 @@ def test_recurrent_classifier_exports_with_a_dynamic_time_axis(tmp_path):
     np.testing.assert_allclose(proba, est.predict_proba(X_short), atol=1e-5)
 
     ragged = [x[: 5 + i % 5] for i, x in enumerate(X)]  # different lengths: a masked network
-    masked = GRUClassifier(hidden_size=4, epochs=1, seed=0).fit(ragged, y)
+    masked = RNNClassifier(cell="gru", hidden_size=4, epochs=1, seed=0).fit(ragged, y)
     with pytest.raises(InputError) as err:
         export(masked, tmp_path / "m.onnx")
     assert str(err.value) == (
-        "GRUClassifier was trained on sequences of different lengths (a masked network); "
+        "RNNClassifier was trained on sequences of different lengths (a masked network); "
         "only networks trained on equal-length sequences export."
     )
 

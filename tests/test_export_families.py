@@ -197,10 +197,10 @@ def _tagging(n=120, T=10, seed=0):
 
 
 def test_taggers_export_per_step_outputs_with_a_dynamic_time_axis(tmp_path):
-    from deepatlas.models.rnn.recurrent import GRUTagger
+    from deepatlas.models.rnn.recurrent import SequenceTagger
 
     X, y = _tagging()
-    est = GRUTagger(hidden_size=8, epochs=2, seed=0).fit(X[:100], y[:100])
+    est = SequenceTagger(cell="gru", hidden_size=8, epochs=2, seed=0).fit(X[:100], y[:100])
     result = export(est, tmp_path / "tagger.onnx", X=X[100:], exporter="torchscript")
     side = _check_parity(result)
     assert side["input"]["shape"] == ["batch", "time", 3] and side["kind"] == "tagger"
@@ -211,11 +211,13 @@ def test_taggers_export_per_step_outputs_with_a_dynamic_time_axis(tmp_path):
     np.testing.assert_allclose(out["probabilities"], est.predict_proba(short), atol=1e-5)
 
     ragged = [x[: 5 + i % 5] for i, x in enumerate(X[:40])]
-    masked = GRUTagger(hidden_size=4, epochs=1, seed=0).fit(ragged, [t[: len(x)] for x, t in zip(ragged, y)])
+    masked = SequenceTagger(cell="gru", hidden_size=4, epochs=1, seed=0).fit(
+        ragged, [t[: len(x)] for x, t in zip(ragged, y)]
+    )
     with pytest.raises(InputError) as err:
         export(masked, tmp_path / "m.onnx")
     assert str(err.value) == (
-        "GRUTagger was trained on sequences of different lengths (a masked network); "
+        "SequenceTagger was trained on sequences of different lengths (a masked network); "
         "only networks trained on equal-length sequences export."
     )
 
@@ -313,14 +315,14 @@ def test_rl_greedy_policies_export(name, tmp_path):
 
 
 def test_a_policy_whose_environment_cannot_be_made_exports_on_random_inputs(tmp_path, monkeypatch):
-    import deepatlas.rl.base
+    import deepatlas.rl.envs
 
     agent = _agent("DQN")
 
     def no_env(*args, **kwargs):
         raise RuntimeError("no such environment here")
 
-    monkeypatch.setattr(deepatlas.rl.base, "make_env", no_env)
+    monkeypatch.setattr(deepatlas.rl.envs, "make_env", no_env)
     result = export(agent, tmp_path / "policy.onnx", exporter="torchscript")
     side = _check_parity(result, keys=("reference", "random"))
     assert "held_out" not in result.parity
@@ -448,10 +450,10 @@ def test_inference_paths_lists_the_families():
         "conv-dbn/generative (ConvDBN)",
         "lista/transform (LISTA)",
         "rnn/tagging (SequenceTagger)",
-        "gru/tagging (GRUTagger)",
-        "lstm/tagging (LSTMTagger)",
-        "bilstm/tagging (BiLSTMTagger)",
-        "peephole-lstm/tagging (PeepholeLSTMTagger)",
+        "gru/tagging (SequenceTagger)",
+        "lstm/tagging (SequenceTagger)",
+        "bilstm/tagging (SequenceTagger)",
+        "peephole-lstm/tagging (SequenceTagger)",
         "lstm-ctc/sequence (CTCRecognizer)",
         "dqn/rl (DQN)",
         "reinforce/rl (REINFORCE)",
@@ -484,7 +486,7 @@ def test_inference_paths_lists_the_families():
     ],
 )
 def test_dynamo_exports_each_family(family, digits, ring, tmp_path):
-    from deepatlas.models.rnn.recurrent import LSTMTagger
+    from deepatlas.models.rnn.recurrent import SequenceTagger
     from deepatlas.models.sparse_coding.coders import LISTA
 
     part, X = None, None
@@ -500,7 +502,7 @@ def test_dynamo_exports_each_family(family, digits, ring, tmp_path):
         est, X = LISTA(dictionary="dct", n_atoms=32, n_layers=4, epochs=2).fit(digits.X_train), digits.X_test
     elif family == "lstm-tagger":
         Xs, y = _tagging()
-        est, X = LSTMTagger(hidden_size=8, epochs=2, seed=0).fit(Xs[:100], y[:100]), Xs[100:]
+        est, X = SequenceTagger(cell="lstm", hidden_size=8, epochs=2, seed=0).fit(Xs[:100], y[:100]), Xs[100:]
     elif family == "ctc":
         from deepatlas.models.rnn.ctc import CTCRecognizer
 

@@ -15,9 +15,6 @@ from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
 from deepatlas.models.rnn.cells import PeepholeLSTM, RecurrentEncoder, reverse_padded
 from deepatlas.models.rnn.recurrent import (
-    BiLSTMTagger,
-    LSTMRegressor,
-    PeepholeLSTMClassifier,
     RNNClassifier,
     RNNRegressor,
     SequenceTagger,
@@ -52,10 +49,12 @@ def test_each_name_has_three_tasks(name):
 
 def test_the_task_picks_the_class():
     reg = create_model("lstm", task="regression")
-    assert type(reg) is LSTMRegressor and reg.cell == "lstm" and not reg.bidirectional
+    assert type(reg) is RNNRegressor and reg.cell == "lstm" and not reg.bidirectional
     tag = create_model("bilstm", task="tagging")
-    assert type(tag) is BiLSTMTagger and tag.cell == "lstm" and tag.bidirectional
-    assert type(create_model("peephole-lstm")) is PeepholeLSTMClassifier
+    assert type(tag) is SequenceTagger and tag.cell == "lstm" and tag.bidirectional
+    peep = create_model("peephole-lstm")
+    assert type(peep) is RNNClassifier and peep.cell == "peephole-lstm"
+    assert create_model("lstm", cell="gru").cell == "gru"  # the caller's value wins over the variant's
     assert create_model("rnn").cell == "rnn"
 
 
@@ -250,7 +249,7 @@ def test_cli_trains_a_regressor_on_adding_and_predicts(cli, tmp_path, monkeypatc
     )
     assert done.returncode == 0, done.stderr
     config = json.loads((run / "config.json").read_text())
-    assert (config["model"], config["task"], config["class"]) == ("lstm", "regression", "LSTMRegressor")
+    assert (config["model"], config["task"], config["class"]) == ("lstm", "regression", "RNNRegressor")
     assert {"test_mse", "test_r2"} <= set(json.loads((run / "metrics.json").read_text()))
     X = load_dataset("adding:T=10,n=200").X_test[:3]
     np.savez(tmp_path / "x.npz", X=X)
@@ -266,7 +265,8 @@ def test_a_tagging_run_reports_step_and_sequence_accuracy(tmp_path):
     model = create_model("gru", task=ds.task, hidden_size=4, epochs=1)
     metrics = train_run(model, ds, tmp_path, data_spec="copy:T=2,n=100")
     assert 0 <= metrics["test_sequence_accuracy"] <= metrics["test_accuracy"] <= 1
-    assert json.loads((tmp_path / "config.json").read_text())["class"] == "GRUTagger"
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["model"], config["class"], config["params"]["cell"]) == ("gru", "SequenceTagger", "gru")
 
 
 # ---- quality targets (slow) ------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def test_ragged_and_per_step_npz_files_train_from_the_cli(tmp_path, capsys):
     np.savez(tmp_path / "steps.npz", X=X, y=np.where(X[..., 0] > 0, "up", "down"), lengths=lengths)
     ds = load_dataset(str(tmp_path / "steps.npz"))
     assert ds.task == "tagging" and [len(s) for s in ds.X_train] == [len(t) for t in ds.y_train]
-    for name, cls in (("ragged", "LSTMClassifier"), ("steps", "LSTMTagger")):
+    for name, cls in (("ragged", "RNNClassifier"), ("steps", "SequenceTagger")):
         run = tmp_path / name
         code, _, _ = _run(
             capsys, "train", "lstm", "--data", str(tmp_path / f"{name}.npz"), "--epochs", "1", "--set", "hidden_size=4",
@@ -204,7 +204,7 @@ def test_a_txt_file_trains_a_language_model_and_nothing_else(tmp_path, capsys):
 def test_inconsistent_feature_sizes_are_one_line_errors(runs, tmp_path, capsys):
     np.savez(tmp_path / "three.npz", X=np.zeros((2, 6, 3), np.float32))
     assert _error(capsys, "predict", str(runs / "adding"), "--input", str(tmp_path / "three.npz")) == (
-        "X has 3 features per step, but LSTMRegressor was trained on 2."
+        "X has 3 features per step, but RNNRegressor was trained on 2."
     )
     (tmp_path / "odd.csv").write_text("a,b,c\n1,2,3\n")
     assert _error(capsys, "predict", str(runs / "adding"), "--input", str(tmp_path / "odd.csv")) == (

@@ -87,8 +87,9 @@ def _summary(per_fold: dict[str, list[float]]) -> dict[str, dict[str, float | No
 
 
 def _name(estimator) -> str:
-    names = getattr(type(estimator), "_registry_names", {})
-    return next(iter(names.values()), None) or type(estimator).__name__
+    from deepatlas.registry import name_of
+
+    return name_of(estimator)
 
 
 # ---- cross-validation -----------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def export(
     exporter : ``"dynamo"`` (default; falls back to TorchScript with a note if it fails) or
         ``"torchscript"`` (the legacy exporter, much faster to run).
     """
-    from deepatlas import __version__
+    from deepatlas import __version__, registry
     from deepatlas._io import to_jsonable, write_json
     from deepatlas.export import onnx as ox
     from deepatlas.export.protocol import export_parts, has_inference_path, inference_spec
@@ -290,7 +290,7 @@ def export(
             "opset": ox.opset_of(tmp_onnx),
             "torch_version": _version("torch"),
             "onnxruntime_version": _version("onnxruntime"),
-            "model": config.get("model") or getattr(type(estimator), "_registry_name", None),
+            "model": config.get("model") or registry.name_of(estimator),
             "class": type(estimator).__name__,
             "part": part or next(iter(export_parts(estimator)), None),
             "task": config.get("task") or getattr(estimator, "_task", None),

@@ -494,7 +494,7 @@ def _next_step_task(n: int, T: int, k: int, seed: int):
 def l_variants(ctx):
     from deepatlas.data import load_dataset
     from deepatlas.models.rnn.ctc import CTCRecognizer
-    from deepatlas.models.rnn.recurrent import LSTMTagger, PeepholeLSTMRegressor
+    from deepatlas.models.rnn.recurrent import RNNRegressor, SequenceTagger
 
     seed = ctx.seeds[0]
     out = {}
@@ -503,14 +503,22 @@ def l_variants(ctx):
     Xt, yt = _next_step_task(200, 10, 4, seed + 1)
     chance = 0.1 + 0.9 / 4  # the last step's label is always the blank; the others 1 in 4
     for bi in (False, True):
-        m = LSTMTagger(
-            hidden_size=16, bidirectional=bi, epochs=ctx.pick(5, 20), lr=1e-2, batch_size=32, early_stopping=False
+        m = SequenceTagger(
+            cell="lstm",
+            hidden_size=16,
+            bidirectional=bi,
+            epochs=ctx.pick(5, 20),
+            lr=1e-2,
+            batch_size=32,
+            early_stopping=False,
         )
         out["bidirectional" if bi else "forward"] = r(m.fit(X, y).score(Xt, yt))
     # Peephole: the gates also see the cell state; on the adding problem it should train like the LSTM.
     T = ctx.pick(10, 30)
     Xa, ya, Xat, yat = _adding(T, ctx.pick(500, 1000), seed)
-    peep = PeepholeLSTMRegressor(hidden_size=16, epochs=ctx.pick(6, 10), batch_size=32, lr=1e-2, early_stopping=False)
+    peep = RNNRegressor(
+        cell="peephole-lstm", hidden_size=16, epochs=ctx.pick(6, 10), batch_size=32, lr=1e-2, early_stopping=False
+    )
     out["peephole_adding_mse"] = r(_mse(peep.fit(Xa, ya), Xat, yat))
     # CTC: strings of digits with no alignment given.
     ds = load_dataset(f"digit-strings:n={ctx.pick(600, 2000)},max_digits={ctx.pick(2, 3)}")

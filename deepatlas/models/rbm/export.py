@@ -114,7 +114,6 @@ def conv_rbm_spec(est, part=None) -> ExportSpec:
     return transform_spec(est, module, unit_interval(shape), {"output": "pooled hidden probability maps, flattened"})
 
 
-
 from deepatlas.models.rbm.conv_rbm import ConvRBM  # noqa: E402
 from deepatlas.models.rbm.dbn import DBN, ConvDBN, DBNClassifier  # noqa: E402
 from deepatlas.models.rbm.rbm import _RBMBase  # noqa: E402

@@ -15,7 +15,7 @@ data only.
 
 Registry names ``rnn``, ``gru``, ``lstm``, ``peephole-lstm`` and ``bilstm`` each stand for a
 classifier, a regressor and a tagger; the dataset's task picks one, so
-``deepatlas train lstm --data adding:T=200`` trains an :class:`LSTMRegressor`.
+``deepatlas train lstm --data adding:T=200`` trains an :class:`RNNRegressor` with ``cell="lstm"``.
 """
 
 from __future__ import annotations
@@ -477,107 +477,15 @@ class SequenceTagger(_RNNMixin, TorchEstimator):
 
 
 # ---- registered variants: one name, three tasks ------------------------------------------------------
-register_model("rnn", task="classification", description="tanh (Elman) recurrent network")(RNNClassifier)
-register_model("rnn", task="regression")(RNNRegressor)
-register_model("rnn", task="tagging")(SequenceTagger)
-
-
-@register_model("gru", task="classification", description="gated recurrent unit network (fused nn.GRU)")
-@dataclass(eq=False, repr=False, kw_only=True)
-class GRUClassifier(RNNClassifier):
-    """RNNClassifier with ``cell="gru"``."""
-
-    cell: str = "gru"
-
-
-@register_model("gru", task="regression")
-@dataclass(eq=False, repr=False, kw_only=True)
-class GRURegressor(RNNRegressor):
-    """RNNRegressor with ``cell="gru"``."""
-
-    cell: str = "gru"
-
-
-@register_model("gru", task="tagging")
-@dataclass(eq=False, repr=False, kw_only=True)
-class GRUTagger(SequenceTagger):
-    """SequenceTagger with ``cell="gru"``."""
-
-    cell: str = "gru"
-
-
-@register_model("lstm", task="classification", description="long short-term memory network (fused nn.LSTM)")
-@dataclass(eq=False, repr=False, kw_only=True)
-class LSTMClassifier(RNNClassifier):
-    """RNNClassifier with ``cell="lstm"``."""
-
-    cell: str = "lstm"
-
-
-@register_model("lstm", task="regression")
-@dataclass(eq=False, repr=False, kw_only=True)
-class LSTMRegressor(RNNRegressor):
-    """RNNRegressor with ``cell="lstm"``."""
-
-    cell: str = "lstm"
-
-
-@register_model("lstm", task="tagging")
-@dataclass(eq=False, repr=False, kw_only=True)
-class LSTMTagger(SequenceTagger):
-    """SequenceTagger with ``cell="lstm"``."""
-
-    cell: str = "lstm"
-
-
-@register_model(
-    "peephole-lstm", task="classification", description="LSTM with peephole connections (Gers & Schmidhuber, 2000)"
-)
-@dataclass(eq=False, repr=False, kw_only=True)
-class PeepholeLSTMClassifier(RNNClassifier):
-    """RNNClassifier with ``cell="peephole-lstm"``."""
-
-    cell: str = "peephole-lstm"
-
-
-@register_model("peephole-lstm", task="regression")
-@dataclass(eq=False, repr=False, kw_only=True)
-class PeepholeLSTMRegressor(RNNRegressor):
-    """RNNRegressor with ``cell="peephole-lstm"``."""
-
-    cell: str = "peephole-lstm"
-
-
-@register_model("peephole-lstm", task="tagging")
-@dataclass(eq=False, repr=False, kw_only=True)
-class PeepholeLSTMTagger(SequenceTagger):
-    """SequenceTagger with ``cell="peephole-lstm"``."""
-
-    cell: str = "peephole-lstm"
-
-
-@register_model("bilstm", task="classification", description="bidirectional LSTM (reads each sequence both ways)")
-@dataclass(eq=False, repr=False, kw_only=True)
-class BiLSTMClassifier(RNNClassifier):
-    """RNNClassifier with ``cell="lstm"``, bidirectional."""
-
-    cell: str = "lstm"
-    bidirectional: bool = True
-
-
-@register_model("bilstm", task="regression")
-@dataclass(eq=False, repr=False, kw_only=True)
-class BiLSTMRegressor(RNNRegressor):
-    """RNNRegressor with ``cell="lstm"``, bidirectional."""
-
-    cell: str = "lstm"
-    bidirectional: bool = True
-
-
-@register_model("bilstm", task="tagging")
-@dataclass(eq=False, repr=False, kw_only=True)
-class BiLSTMTagger(SequenceTagger):
-    """SequenceTagger with ``cell="lstm"``, bidirectional."""
-
-    cell: str = "lstm"
-    bidirectional: bool = True
+_VARIANTS = {
+    "rnn": ({}, "tanh (Elman) recurrent network"),
+    "gru": ({"cell": "gru"}, "gated recurrent unit network (fused nn.GRU)"),
+    "lstm": ({"cell": "lstm"}, "long short-term memory network (fused nn.LSTM)"),
+    "peephole-lstm": ({"cell": "peephole-lstm"}, "LSTM with peephole connections (Gers & Schmidhuber, 2000)"),
+    "bilstm": ({"cell": "lstm", "bidirectional": True}, "bidirectional LSTM (reads each sequence both ways)"),
+}
+# A variant is the same estimator with other defaults: `create_model("gru")` is `RNNClassifier(cell="gru")`.
+for _name, (_defaults, _description) in _VARIANTS.items():
+    register_model(_name, task="classification", description=_description, defaults=_defaults)(RNNClassifier)
+    register_model(_name, task="regression", defaults=_defaults)(RNNRegressor)
+    register_model(_name, task="tagging", defaults=_defaults)(SequenceTagger)
