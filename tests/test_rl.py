@@ -132,7 +132,7 @@ def test_exploration_rate_follows_the_linear_schedule():
 
 
 def test_gae_matches_a_hand_computed_example():
-    from deepatlas.rl.base import RolloutBuffer
+    from deepatlas.rl.buffers import RolloutBuffer
 
     buf = RolloutBuffer(n_steps=3, n_envs=1, obs_dim=1, action_shape=(), action_dtype=np.int64)
     for r, d, v in ((1.0, 0.0, 0.5), (2.0, 1.0, 0.2), (3.0, 0.0, 0.1)):
@@ -202,8 +202,9 @@ def test_parameter_messages_and_unfitted_agent():
         match=r"^The 'n_envs' parameter of REINFORCE must be an int in the range \[1, 1\]\. Got 2 instead\.$",
     ):
         REINFORCE(n_envs=2).learn(10)
-    with pytest.raises(NotFittedError, match="not trained yet"):
+    with pytest.raises(NotFittedError) as err:
         PPO().predict(np.zeros(4))
+    assert str(err.value) == "This PPO instance is not fitted yet. Call 'fit' with appropriate arguments first."
     agent = DQN(learning_starts=10).learn(20)
     with pytest.raises(InputError) as err:
         agent.predict(np.zeros(5))
@@ -212,6 +213,48 @@ def test_parameter_messages_and_unfitted_agent():
     )
     with pytest.raises(InputError, match=r"^No zoo preset for REINFORCE on 'CartPole-v1'; presets exist for: none\.$"):
         REINFORCE.zoo_params("CartPole-v1")
+
+
+def test_an_agent_under_torchrun_refuses_with_one_line(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError) as err:
+        DQN().learn(10)
+    assert str(err.value) == (
+        "DQN does not train data-parallel; run it as a single process (without torchrun or --nproc)."
+    )
+
+
+def test_fit_is_learn():
+    a = REINFORCE(episodes_per_update=1, seed=3).fit(200)
+    b = REINFORCE(episodes_per_update=1, seed=3).learn(200)
+    assert a.history_ == b.history_ and a.train_history_ == b.train_history_
+
+
+def test_every_agent_field_is_documented_where_it_is_declared():
+    import ast
+    import dataclasses
+    import inspect
+
+    from deepatlas.rl.base import Agent
+    from deepatlas.rl.policy_gradient import OnPolicyAgent
+
+    documented: dict[type, set] = {}
+    for cls in (Agent, DQN, OnPolicyAgent, A2C, REINFORCE, PPO):
+        body = ast.parse(inspect.getsource(cls)).body[0].body
+        documented[cls] = {
+            node.target.id
+            for node, after in zip(body, body[1:])
+            if isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        }
+        declared = {n.target.id for n in body if isinstance(n, ast.AnnAssign) and "ClassVar" not in ast.unparse(n)}
+        assert declared <= documented[cls], f"{cls.__name__}: {sorted(declared - documented[cls])} undocumented"
+    for cls in (DQN, A2C, REINFORCE, PPO):
+        for f in dataclasses.fields(cls):
+            owner = next(k for k in cls.__mro__ if f.name in k.__dict__.get("__annotations__", {}))
+            assert f.name in documented.get(owner, {"seed", "device", "verbose"}), (cls.__name__, f.name)
 
 
 # ---- the command line ----------------------------------------------------------------------------

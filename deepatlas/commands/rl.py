@@ -65,7 +65,7 @@ def cmd_train(args) -> int:
     from deepatlas._io import write_json
     from deepatlas.cli import _params_from_set
     from deepatlas.registry import create_model
-    from deepatlas.rl.base import env_id_of, make_env
+    from deepatlas.rl.envs import env_id_of, make_env
     from deepatlas.saving import save_model
 
     _positive("--steps", args.steps)

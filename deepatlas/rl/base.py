@@ -1,18 +1,17 @@
-"""What every agent shares: Gymnasium glue, the ``learn`` loop, evaluation, saving and recording.
+"""The agent loop: :class:`Agent` owns ``learn`` (the interaction with a vector environment),
+periodic evaluation that keeps the best weights, ``evaluate``/``predict``/``record``, and saving.
 
-An agent is a dataclass over scikit-learn's ``BaseEstimator`` (``get_params``/``clone`` work and
-``config.json`` stores the parameters), built as ``Agent(env, **params)``. :meth:`Agent.learn`
-owns the interaction with a ``gymnasium.vector`` environment; an algorithm overrides four hooks:
+An agent is an :class:`~deepatlas.estimator.Estimator` (a dataclass over scikit-learn's
+``BaseEstimator``: ``get_params``/``clone`` work and ``config.json`` stores the parameters), built
+as ``Agent(env, **params)``. An algorithm overrides four hooks:
 
 * ``_build(device)``: its networks and optimiser, from ``self.obs_shape_`` and the action space;
 * ``_act(obs) -> (actions, extra)``: the actions to play now (exploration included);
 * ``_observe(obs, actions, rewards, next_obs, terminated, truncated, extra)``: store a transition;
 * ``_maybe_train(next_obs) -> dict | None``: update when its schedule says so; return the logs.
 
-Truncation (a time limit) is not termination: the transition keeps the true final observation
-(``autoreset_mode=SAME_STEP`` hands it over in ``info["final_obs"]``), so value targets bootstrap
-through a time limit instead of treating it as the end of the world (Pardo et al., 2018, "Time
-Limits in Reinforcement Learning").
+Environments (and why a time limit is not an end) are in :mod:`deepatlas.rl.envs`, experience
+stores in :mod:`deepatlas.rl.buffers`, shared network pieces in :mod:`deepatlas.rl.networks`.
 """
 
 from __future__ import annotations
@@ -25,174 +24,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 from torch import nn
 
-from deepatlas._validation import SEED, Boolean, Constraint, Interval, Options, TupleOf, validate_params
+from deepatlas._validation import Interval, TupleOf
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError, InputTypeError
-from deepatlas.training import distributed
-
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-
-
-# ---- environments ------------------------------------------------------------------------------
-class EnvSpec(Constraint):
-    """A registered Gymnasium id (a string) or a ``gymnasium.Env`` instance."""
-
-    description = "a Gymnasium environment id (str) or a gymnasium.Env"
-
-    def accepts(self, value: Any) -> bool:
-        if isinstance(value, str):
-            return True
-        import gymnasium as gym
-
-        return isinstance(value, gym.Env)
+from deepatlas.estimator import Estimator
+from deepatlas.rl.envs import (
+    EVALUATE_OFFSET,
+    SELECT_OFFSET,
+    EnvSpec,
+    env_id_of,
+    first_episode_seed,
+    make_env,
+    make_vec_env,
+)
 
 
-def env_id_of(env) -> str:
-    """The id under which ``env`` (a string or an Env with a spec) can be built again."""
-    if isinstance(env, str):
-        return env
-    spec = getattr(env, "spec", None)
-    return spec.id if spec is not None else type(env.unwrapped).__name__
-
-
-def make_env(env, *, render_mode: str | None = None):
-    """Build one environment from an id, with a one-line error that lists close ids."""
-    import gymnasium as gym
-
-    if not isinstance(env, str):
-        if render_mode is None:
-            return env
-        env = env_id_of(env)
-    if env not in gym.envs.registry:
-        import difflib
-
-        ids = [k for k in gym.envs.registry if "/" not in k or "/" in env]  # namespaced ids only if asked
-        close = difflib.get_close_matches(env, ids, n=3, cutoff=0.6)
-        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
-        raise InputError(f"Unknown Gymnasium environment {env!r}.{hint}")
-    try:
-        return gym.make(env, render_mode=render_mode) if render_mode else gym.make(env)
-    except gym.error.DependencyNotInstalled as exc:
-        raise InputError(f"Environment {env!r} needs a package that is not installed: {exc}") from None
-
-
-def make_vec_env(env, n_envs: int):
-    """``n_envs`` copies in a ``gymnasium.vector.SyncVectorEnv`` that resets finished copies in the
-    same step (the final observation is in ``info["final_obs"]``)."""
-    from gymnasium.vector import AutoresetMode, SyncVectorEnv
-
-    first = make_env(env)
-    fns = [lambda: first] + [lambda: make_env(env_id_of(env))] * (n_envs - 1)
-    return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-
-
-def describe_space(space) -> str:
-    return repr(space)
-
-
-# ---- networks ------------------------------------------------------------------------------------
-def mlp(n_in: int, hidden_sizes, n_out: int, activation: str = "relu") -> nn.Sequential:
-    """``[Linear -> act] * len(hidden_sizes) -> Linear``; (B, n_in) -> (B, n_out)."""
-    layers: list[nn.Module] = []
-    width = n_in
-    for h in hidden_sizes:
-        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
-        width = h
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
-
-
-# ---- buffers -------------------------------------------------------------------------------------
-class ReplayBuffer:
-    """A circular store of transitions in NumPy arrays (off-policy agents).
-
-    Rows go in one vector step at a time; :meth:`sample` draws ``n`` batches at once and moves them
-    to the device in one copy, since the buffer does not change during a training phase.
-    """
-
-    def __init__(self, capacity: int, obs_dim: int, action_dtype=np.int64, action_dim: int = 1) -> None:
-        self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        shape = (capacity,) if action_dtype == np.int64 else (capacity, action_dim)
-        self.actions = np.zeros(shape, action_dtype)
-        self.rewards = np.zeros(capacity, np.float32)
-        self.dones = np.zeros(capacity, np.float32)  # 1 only where the episode truly terminated
-        self.pos = 0
-        self.full = False
-
-    def __len__(self) -> int:
-        return self.capacity if self.full else self.pos
-
-    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
-        n = len(obs)
-        idx = (self.pos + np.arange(n)) % self.capacity
-        self.obs[idx] = obs
-        self.next_obs[idx] = next_obs
-        self.actions[idx] = actions
-        self.rewards[idx] = rewards
-        self.dones[idx] = terminated
-        self.pos = (self.pos + n) % self.capacity
-        self.full = self.full or self.pos < n
-
-    def sample(self, n_batches: int, batch_size: int, rng: np.random.Generator, device) -> tuple:
-        """``n_batches`` uniform batches as tensors of shape (n_batches, batch_size, ...)."""
-        idx = rng.integers(0, len(self), size=(n_batches, batch_size))
-
-        def t(a):
-            return torch.from_numpy(a[idx]).to(device, non_blocking=True)
-
-        return t(self.obs), t(self.actions), t(self.rewards), t(self.next_obs), t(self.dones)
-
-
-class RolloutBuffer:
-    """``n_steps`` vector steps of on-policy experience, then returns and advantages by GAE.
-
-    Generalised advantage estimation (Schulman et al., 2016, "High-Dimensional Continuous Control
-    Using Generalized Advantage Estimation"): ``A_t = sum_k (gamma*lam)^k delta_{t+k}`` with
-    ``delta_t = r_t + gamma V(s_{t+1}) (1 - done_t) - V(s_t)``; ``lam = 1`` is the Monte Carlo
-    return minus the baseline, ``lam = 0`` the one-step TD error.
-    """
-
-    def __init__(self, n_steps: int, n_envs: int, obs_dim: int, action_shape: tuple, action_dtype) -> None:
-        self.n_steps, self.n_envs = n_steps, n_envs
-        self.obs = np.zeros((n_steps, n_envs, obs_dim), np.float32)
-        self.actions = np.zeros((n_steps, n_envs, *action_shape), action_dtype)
-        self.rewards = np.zeros((n_steps, n_envs), np.float32)
-        self.dones = np.zeros((n_steps, n_envs), np.float32)  # the episode ended after this step
-        self.values = np.zeros((n_steps, n_envs), np.float32)
-        self.log_probs = np.zeros((n_steps, n_envs), np.float32)
-        self.pos = 0
-
-    @property
-    def full(self) -> bool:
-        return self.pos == self.n_steps
-
-    def add(self, obs, actions, rewards, dones, values, log_probs) -> None:
-        p = self.pos
-        self.obs[p], self.actions[p], self.rewards[p] = obs, actions, rewards
-        self.dones[p], self.values[p], self.log_probs[p] = dones, values, log_probs
-        self.pos += 1
-
-    def returns_and_advantages(self, last_values: np.ndarray, gamma: float, lam: float):
-        """(returns, advantages), each (n_steps, n_envs)."""
-        adv = np.zeros_like(self.rewards)
-        gae = np.zeros(self.n_envs, np.float32)
-        next_values = last_values.astype(np.float32)
-        for t in reversed(range(self.n_steps)):
-            not_done = 1.0 - self.dones[t]
-            delta = self.rewards[t] + gamma * next_values * not_done - self.values[t]
-            gae = delta + gamma * lam * not_done * gae
-            adv[t] = gae
-            next_values = self.values[t]
-        self.pos = 0
-        return adv + self.values, adv
-
-
-# ---- the agent base --------------------------------------------------------------------------------
 def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
     """``start`` -> ``end`` linearly over the first ``fraction`` of training, then ``end``."""
     if fraction <= 0:
@@ -201,42 +49,48 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Agent(BaseEstimator):
+class Agent(Estimator):
     """Common parameters and the interaction loop of every agent.
 
-    Parameters shared by all agents: ``env`` (a Gymnasium id such as ``"CartPole-v1"``, or an
-    Env), ``gamma`` (discount), ``lr``, ``hidden_sizes``, ``seed``, ``device``, ``verbose``, and
-    ``eval_freq`` / ``eval_episodes``: with ``eval_freq > 0``, every ``eval_freq`` steps (and at
-    the end) the greedy policy plays ``eval_episodes`` evaluation episodes, and ``learn`` ends
-    with the weights that scored best (the practice of Stable-Baselines3's ``EvalCallback`` and
-    of rl-baselines3-zoo's published scores). Those episodes are seeded apart from ``evaluate``'s
-    default ones (``seed + 20,000 + i`` against ``seed + 10,000 + i``), so a final evaluation is
-    not scored on the episodes that chose the weights. ``eval_history_`` keeps every score.
+    With ``eval_freq > 0``, the greedy policy plays ``eval_episodes`` evaluation episodes every
+    ``eval_freq`` steps (and at the end), and ``learn`` ends with the weights that scored best (the
+    practice of Stable-Baselines3's ``EvalCallback`` and of rl-baselines3-zoo's published scores).
+    Those episodes are seeded apart from ``evaluate``'s default ones (``seed + 20,000 + i`` against
+    ``seed + 10,000 + i``), so a final evaluation is not scored on the episodes that chose the
+    weights. ``eval_history_`` keeps every score.
     """
 
     env: Any = field(default="CartPole-v1", kw_only=False)
+    """The environment: a registered Gymnasium id such as ``"CartPole-v1"``, or a ``gymnasium.Env``
+    (its copies are built again from its id). Observations must be a Box."""
     gamma: float = 0.99
+    """Discount factor in [0, 1] of future rewards: a reward ``k`` steps ahead counts ``gamma**k``."""
     lr: float = 1e-3
+    """Learning rate of the optimiser (> 0)."""
     hidden_sizes: tuple = (64, 64)
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """Widths of the hidden layers of each network, input side first."""
     eval_freq: int = 0
+    """Evaluate the greedy policy every this many environment steps (summed over the copies) and
+    keep the best weights; 0 turns periodic evaluation off."""
     eval_episodes: int = 10
+    """Episodes per periodic evaluation (>= 1); their mean return is the score."""
+    n_envs: int = 1
+    """Copies of the environment stepped side by side; every copy's step counts toward
+    ``total_timesteps``."""
 
     _parameter_constraints: ClassVar[dict] = {
         "env": EnvSpec(),
+        "gamma": Interval(float, 0, 1, "both"),
+        "lr": Interval(float, 0, None, "neither"),
+        "hidden_sizes": TupleOf(),
         "eval_freq": Interval(int, 0, None),
         "eval_episodes": Interval(int, 1, None),
-        "hidden_sizes": TupleOf(),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
+        "n_envs": Interval(int, 1, None),
     }
+    _fitted_attr: ClassVar[str] = "obs_shape_"  # set by ``learn`` (and by loading) once the spaces are read
     _continuous_actions: ClassVar[bool] = False  # whether Box action spaces are supported
     _task: ClassVar[str] = "rl"
     _zoo: ClassVar[dict] = {}  # env id -> rl-baselines3-zoo hyperparameters (plus "n_timesteps")
-    n_envs: int = 1
 
     # ---- hooks an algorithm overrides ----------------------------------------------------------
     def _build(self, device: torch.device) -> None:
@@ -267,9 +121,7 @@ class Agent(BaseEstimator):
         obs_space, act_space = env.single_observation_space, env.single_action_space
         env_id = env_id_of(self.env)
         if not isinstance(obs_space, gym.spaces.Box):
-            raise InputError(
-                f"{name} needs a Box observation space; environment {env_id!r} has {describe_space(obs_space)}."
-            )
+            raise InputError(f"{name} needs a Box observation space; environment {env_id!r} has {obs_space!r}.")
         self.obs_shape_ = tuple(int(s) for s in obs_space.shape)
         if isinstance(act_space, gym.spaces.Discrete):
             self.action_kind_, self.n_actions_, self.action_dim_ = "discrete", int(act_space.n), 1
@@ -281,9 +133,7 @@ class Agent(BaseEstimator):
         else:
             kinds = "Discrete or 1-D Box" if self._continuous_actions else "Discrete"
             extra = "" if self._continuous_actions else " Use PPO, A2C or REINFORCE for continuous actions."
-            raise InputError(
-                f"{name} supports {kinds} action spaces; environment {env_id!r} has {describe_space(act_space)}.{extra}"
-            )
+            raise InputError(f"{name} supports {kinds} action spaces; environment {env_id!r} has {act_space!r}.{extra}")
 
     @property
     def obs_dim_(self) -> int:
@@ -309,8 +159,7 @@ class Agent(BaseEstimator):
         """Interact with the environment for ``total_timesteps`` steps (summed over the copies)
         and train; returns ``self``. ``callback(agent, logs)`` is called after every episode and
         every update; it may return ``False`` to stop."""
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()  # and refuses torchrun: agents do not train data-parallel
         total = self._check_timesteps(total_timesteps)
         envs = make_vec_env(self.env, self.n_envs)
         self._read_spaces(envs)
@@ -342,6 +191,10 @@ class Agent(BaseEstimator):
         for m in self._networks().values():
             m.eval()
         return self
+
+    def fit(self, total_timesteps: int, *, callback=None) -> Agent:
+        """:meth:`learn` under scikit-learn's name (the not-fitted message asks for ``fit``)."""
+        return self.learn(total_timesteps, callback=callback)
 
     def _run(self, envs, total: int, bar, callback) -> None:
         seed = None if self.seed is None else int(self.seed)
@@ -401,7 +254,7 @@ class Agent(BaseEstimator):
         modes = {k: m.training for k, m in nets.items()}
         for m in nets.values():
             m.eval()
-        base = (0 if self.seed is None else int(self.seed)) + 20_000
+        base = first_episode_seed(self.seed, None, SELECT_OFFSET)
         score = self.evaluate(self.eval_episodes, seed=base)["mean_reward"]
         for k, m in nets.items():
             m.train(modes[k])
@@ -438,14 +291,6 @@ class Agent(BaseEstimator):
         return self.num_timesteps_ / self.total_timesteps_
 
     # ---- inference ---------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "obs_shape_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not trained yet. Call 'learn' with appropriate arguments first."
-            )
-
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(obs, np.float32).reshape(len(obs), -1), device=self.device_)
 
@@ -478,7 +323,7 @@ class Agent(BaseEstimator):
         self._check_fitted()
         if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes <= 0:
             raise InputError(f"n_episodes must be a positive int. Got {n_episodes!r} instead.")
-        base = (0 if self.seed is None else int(self.seed)) + 10_000 if seed is None else int(seed)
+        base = first_episode_seed(self.seed, seed, EVALUATE_OFFSET)
         envs = [make_env(env_id_of(self.env)) for _ in range(n_episodes)]
         obs = np.stack([np.asarray(e.reset(seed=base + i)[0], np.float32) for i, e in enumerate(envs)])
         returns = np.zeros(n_episodes)
@@ -514,7 +359,7 @@ class Agent(BaseEstimator):
         if n_episodes <= 0 or every <= 0:
             raise InputError(f"n_episodes and every must be positive. Got {n_episodes} and {every} instead.")
         env = make_env(env_id_of(self.env), render_mode="rgb_array")
-        base = (0 if self.seed is None else int(self.seed)) + 10_000 if seed is None else int(seed)
+        base = first_episode_seed(self.seed, seed, EVALUATE_OFFSET)
         from gymnasium.error import DependencyNotInstalled
 
         try:

@@ -22,7 +22,9 @@ from torch.nn import functional as F
 
 from deepatlas._validation import Boolean, Interval, Options
 from deepatlas.registry import register_model
-from deepatlas.rl.base import ACTIVATIONS, Agent, ReplayBuffer, linear_schedule, mlp
+from deepatlas.rl.base import Agent, linear_schedule
+from deepatlas.rl.buffers import ReplayBuffer
+from deepatlas.rl.networks import ACTIVATIONS, adam, mlp
 
 
 class DuelingHead(nn.Module):
@@ -54,26 +56,41 @@ class DQN(Agent):
     # Stable-Baselines3's defaults, except the network, learning rate and buffer (sized for
     # classic control); `--preset zoo` gives the tuned values per environment.
     lr: float = 1e-4
-    hidden_sizes: tuple = (64, 64)
+    """Learning rate of Adam on the Q-network (> 0)."""
     activation: str = "relu"
+    """Activation of the hidden layers: ``"relu"`` or ``"tanh"``."""
     buffer_size: int = 100_000
+    """Transitions the replay buffer holds (the oldest go first); never more than ``total_timesteps``."""
     learning_starts: int = 100
+    """Environment steps of uniformly random actions, without training, before learning begins."""
     batch_size: int = 32
+    """Transitions drawn from the replay buffer for each gradient step."""
     tau: float = 1.0
+    """How far the target network moves toward the online one at each update, in (0, 1]:
+    1 copies it, less blends it (Polyak averaging)."""
     train_freq: int = 4
+    """Train every this many vector steps (each step plays all ``n_envs`` copies once)."""
     gradient_steps: int = 1
+    """Gradient steps per training phase; -1 takes one per environment step played since the last
+    phase, 0 none."""
     target_update_interval: int = 10_000
+    """Update the target network every this many environment steps (summed over the copies)."""
     exploration_fraction: float = 0.1
+    """Fraction of ``total_timesteps``, in [0, 1], over which ε falls linearly from its initial to
+    its final value."""
     exploration_initial_eps: float = 1.0
+    """Probability in [0, 1] of a random action at the start of the ε schedule."""
     exploration_final_eps: float = 0.05
+    """Probability in [0, 1] of a random action once the ε schedule has run out."""
     max_grad_norm: float = 10.0
+    """Clip the gradient's global L2 norm to this value (> 0) before each step."""
     double: bool = False
+    """Double DQN: the online network picks the next action, the target network values it (less
+    overestimation)."""
     dueling: bool = False
-    n_envs: int = 1
+    """Dueling head: a state value plus per-action advantages share the last hidden layer."""
 
     _parameter_constraints: ClassVar[dict] = {
-        "gamma": Interval(float, 0, 1, "both"),
-        "lr": Interval(float, 0, None, "neither"),
         "activation": Options(tuple(ACTIVATIONS)),
         "buffer_size": Interval(int, 1, None),
         "learning_starts": Interval(int, 0, None),
@@ -88,7 +105,6 @@ class DQN(Agent):
         "max_grad_norm": Interval(float, 0, None, "neither"),
         "double": Boolean(),
         "dueling": Boolean(),
-        "n_envs": Interval(int, 1, None),
     }
     _zoo: ClassVar[dict] = {
         "CartPole-v1": dict(
@@ -161,8 +177,7 @@ class DQN(Agent):
         self.target_net_ = self._q_network().to(device)
         self.target_net_.load_state_dict(self.q_net_.state_dict())
         self.target_net_.requires_grad_(False)
-        fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-        self._opt = torch.optim.Adam(self.q_net_.parameters(), lr=self.lr, **fused)
+        self._opt = adam(self.q_net_.parameters(), device, lr=self.lr)
         capacity = min(self.buffer_size, max(getattr(self, "total_timesteps_", 1), 1))
         self._buffer = ReplayBuffer(capacity, self.obs_dim_)
         self._since_train = 0

@@ -50,7 +50,7 @@ _ROLLOUT_STEPS = 512
 def greedy_rollouts(agent, n_steps: int = _ROLLOUT_STEPS, seed: int = 20_000) -> np.ndarray:
     """Observations the greedy policy meets in its environment (episodes seeded ``seed``, ``seed
     + 1``...), up to ``n_steps``: held-out inputs on the policy's own distribution."""
-    from deepatlas.rl.base import env_id_of, make_env
+    from deepatlas.rl.envs import env_id_of, make_env
 
     env = make_env(env_id_of(agent.env))
     seen: list[np.ndarray] = []
@@ -71,7 +71,7 @@ def greedy_rollouts(agent, n_steps: int = _ROLLOUT_STEPS, seed: int = 20_000) ->
 
 
 def policy_spec(agent, part=None) -> ExportSpec:
-    from deepatlas.rl.base import env_id_of
+    from deepatlas.rl.envs import env_id_of
 
     agent._check_fitted()
     shape = tuple(int(s) for s in agent.obs_shape_)

@@ -24,7 +24,9 @@ from torch.nn import functional as F
 
 from deepatlas._validation import Boolean, Interval, Options
 from deepatlas.registry import register_model
-from deepatlas.rl.base import ACTIVATIONS, Agent, RolloutBuffer, mlp
+from deepatlas.rl.base import Agent
+from deepatlas.rl.buffers import RolloutBuffer
+from deepatlas.rl.networks import ACTIVATIONS, adam, mlp
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -92,23 +94,30 @@ class ActorCritic(nn.Module):
 class OnPolicyAgent(Agent):
     """Rollouts of ``n_steps`` vector steps over ``n_envs`` copies, then an update (``_update``)."""
 
-    hidden_sizes: tuple = (64, 64)
     activation: str = "tanh"
-    n_envs: int = 1
+    """Activation of the hidden layers: ``"relu"`` or ``"tanh"``."""
     n_steps: int = 5
+    """Vector steps per rollout; each update learns from ``n_steps * n_envs`` transitions."""
     gae_lambda: float = 1.0
+    """λ of generalised advantage estimation, in [0, 1]: 1 is the Monte Carlo return minus the
+    value baseline (unbiased, noisy), 0 the one-step TD error (biased, steady)."""
     ent_coef: float = 0.0
+    """Weight (>= 0) of the entropy bonus in the loss; more keeps the policy exploring longer."""
     vf_coef: float = 0.5
+    """Weight (>= 0) of the value network's squared error in the loss."""
     max_grad_norm: float = 0.5
+    """Clip the gradient's global L2 norm to this value (> 0) before each step."""
     normalize_advantage: bool = False
+    """Standardise the advantages (zero mean, unit standard deviation) of each batch before the
+    policy loss."""
     linear_decay: bool = False
+    """Decay the learning rate linearly to 0 over ``total_timesteps``."""
     log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy for Box actions (0: σ = 1); learned
+    afterwards, independent of the state. Unused for Discrete actions."""
 
     _parameter_constraints: ClassVar[dict] = {
-        "gamma": Interval(float, 0, 1, "both"),
-        "lr": Interval(float, 0, None, "neither"),
         "activation": Options(tuple(ACTIVATIONS)),
-        "n_envs": Interval(int, 1, None),
         "n_steps": Interval(int, 1, None),
         "gae_lambda": Interval(float, 0, 1, "both"),
         "ent_coef": Interval(float, 0, None),
@@ -168,9 +177,7 @@ class OnPolicyAgent(Agent):
             return None
         buf = self._buffer
         returns, adv = buf.returns_and_advantages(self._values(next_obs), self.gamma, self.gae_lambda)
-        if self.linear_decay:
-            for group in self._opt.param_groups:
-                group["lr"] = self.lr * (1.0 - self._progress())
+        self._decay_lr()
 
         def flat(a, dtype=torch.float32):
             t = torch.from_numpy(a.reshape(-1, *a.shape[2:]))
@@ -179,11 +186,27 @@ class OnPolicyAgent(Agent):
         act_dtype = torch.float32 if self.action_kind_ == "continuous" else torch.long
         return self._update(flat(buf.obs), flat(buf.actions, act_dtype), flat(buf.log_probs), flat(returns), flat(adv))
 
+    def _decay_lr(self) -> None:
+        """With ``linear_decay``, the learning rate for the next update: ``lr`` times the budget left."""
+        if self.linear_decay:
+            for group in self._opt.param_groups:
+                group["lr"] = self.lr * (1.0 - self._progress())
+
     def _step(self, loss: torch.Tensor) -> None:
         self._opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.policy_.parameters(), self.max_grad_norm, foreach=True)
         self._opt.step()
+
+    def _policy_gradient_step(self, log_prob, entropy, values, returns, advantages) -> dict:
+        """One step on ``-A log pi`` plus the weighted value error and entropy bonus (A2C, REINFORCE)."""
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = -(advantages * log_prob).mean()
+        value_loss = F.mse_loss(values, returns)
+        entropy_loss = -entropy.mean()
+        self._step(policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss)
+        return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": -entropy_loss.item()}
 
 
 @register_model("a2c", task="rl", description="advantage actor-critic (synchronous, gymnasium.vector)")
@@ -195,9 +218,8 @@ class A2C(OnPolicyAgent):
     """
 
     lr: float = 7e-4
-    n_steps: int = 5
-    gae_lambda: float = 1.0
-    n_envs: int = 1
+    """Learning rate of RMSprop (> 0)."""
+
     _zoo: ClassVar[dict] = {
         "CartPole-v1": dict(n_timesteps=500_000, n_envs=8, ent_coef=0.0),
         "Acrobot-v1": dict(n_timesteps=500_000, n_envs=16, ent_coef=0.0),
@@ -208,17 +230,7 @@ class A2C(OnPolicyAgent):
 
     def _update(self, obs, actions, old_log_probs, returns, advantages):
         log_prob, entropy, values = self.policy_.evaluate_actions(obs, actions)
-        if self.normalize_advantage and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = -(advantages * log_prob).mean()
-        value_loss = F.mse_loss(values, returns)
-        entropy_loss = -entropy.mean()
-        self._step(policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss)
-        return {
-            "policy_loss": policy_loss.item(),
-            "value_loss": value_loss.item(),
-            "entropy": -entropy_loss.item(),
-        }
+        return self._policy_gradient_step(log_prob, entropy, values, returns, advantages)
 
 
 @register_model("reinforce", task="rl", description="REINFORCE policy gradient with a learned value baseline")
@@ -228,11 +240,13 @@ class REINFORCE(OnPolicyAgent):
     episodes, one Adam step on ``-(G_t - V(s_t)) log pi(a_t|s_t)`` plus the baseline's squared
     error. Returns ``G_t`` run to the end of each episode (a time-limit cut bootstraps from V)."""
 
-    lr: float = 1e-3
     episodes_per_update: int = 4
+    """Whole episodes played between two updates; more averages the gradient over more returns."""
     normalize_advantage: bool = True
-    gae_lambda: float = 1.0
+    """Standardise the advantages (zero mean, unit standard deviation) of each update's episodes
+    before the policy loss."""
     n_steps: int = 1
+    """Unused: REINFORCE updates after whole episodes, not fixed-length rollouts."""
 
     _parameter_constraints: ClassVar[dict] = {
         "episodes_per_update": Interval(int, 1, None),
@@ -241,8 +255,7 @@ class REINFORCE(OnPolicyAgent):
     }
 
     def _make_optimizer(self, params):
-        fused = {"fused": True} if self.device_.type in ("cpu", "cuda") else {}
-        return torch.optim.Adam(params, lr=self.lr, **fused)
+        return adam(params, self.device_, lr=self.lr)
 
     def _build(self, device) -> None:
         super()._build(device)
@@ -269,19 +282,11 @@ class REINFORCE(OnPolicyAgent):
             g = r + self.gamma * g * (not done)
             returns[t] = g
         self._episode, self._episodes_done = [], 0
-        if self.linear_decay:
-            for group in self._opt.param_groups:
-                group["lr"] = self.lr * (1.0 - self._progress())
+        self._decay_lr()
         act_dtype = torch.float32 if self.action_kind_ == "continuous" else torch.long
         obs_t = torch.from_numpy(obs).to(self.device_)
         act_t = torch.from_numpy(actions).to(self.device_, dtype=act_dtype)
         ret_t = torch.from_numpy(returns).to(self.device_)
         log_prob, entropy, values = self.policy_.evaluate_actions(obs_t, act_t)
         advantages = ret_t - values.detach()  # the baseline removes what the state alone predicts
-        if self.normalize_advantage and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = -(advantages * log_prob).mean()
-        value_loss = F.mse_loss(values, ret_t)
-        entropy_loss = -entropy.mean()
-        self._step(policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss)
-        return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": -entropy_loss.item()}
+        return self._policy_gradient_step(log_prob, entropy, values, ret_t, advantages)

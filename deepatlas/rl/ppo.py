@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from deepatlas._validation import Interval, NoneOr
 from deepatlas.registry import register_model
+from deepatlas.rl.networks import adam
 from deepatlas.rl.policy_gradient import OnPolicyAgent
 
 
@@ -36,14 +37,23 @@ class PPO(OnPolicyAgent):
     """
 
     lr: float = 3e-4
-    n_envs: int = 1
+    """Learning rate of Adam (> 0)."""
     n_steps: int = 2048
+    """Vector steps per rollout (``n_steps * n_envs`` transitions per update)."""
     batch_size: int = 64
+    """Transitions per minibatch (capped at the rollout's size)."""
     n_epochs: int = 10
+    """Passes over each rollout, in shuffled minibatches."""
     gae_lambda: float = 0.95
+    """λ of generalised advantage estimation, in [0, 1] (1: Monte Carlo, 0: one-step TD)."""
     clip_range: float = 0.2
+    """ε of the clipped objective (> 0): the new-to-old probability ratio counts only within
+    [1 - ε, 1 + ε]. With ``linear_decay`` it decays to 0 as well."""
     normalize_advantage: bool = True
+    """Standardise the advantages (zero mean, unit standard deviation) of each minibatch."""
     target_kl: float | None = None
+    """Stop an update's epochs early once the estimated KL divergence between the old and the new
+    policy exceeds 1.5 times this (> 0); ``None`` runs every epoch."""
 
     _parameter_constraints: ClassVar[dict] = {
         "batch_size": Interval(int, 1, None),
@@ -88,8 +98,7 @@ class PPO(OnPolicyAgent):
     }
 
     def _make_optimizer(self, params):
-        fused = {"fused": True} if self.device_.type in ("cpu", "cuda") else {}
-        return torch.optim.Adam(params, lr=self.lr, eps=1e-5, **fused)
+        return adam(params, self.device_, lr=self.lr, eps=1e-5)
 
     def _update(self, obs, actions, old_log_probs, returns, advantages):
         clip = self.clip_range * (1.0 - self._progress()) if self.linear_decay else self.clip_range
