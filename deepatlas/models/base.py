@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
+from deepatlas._validation import Boolean, Interval, Options
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError, InputTypeError
+from deepatlas.estimator import Estimator
 from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, distributed, make_optimizer
 from deepatlas.training.callbacks import restore_checkpoint
 
@@ -96,9 +97,30 @@ def column_statistics(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return columns.mean(axis=0).astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
 
 
+@dataclass
+class FitData:
+    """What a family's :meth:`TorchEstimator._prepare_fit` makes of the caller's data: training
+    inputs and targets as arrays, the validation pair (``None`` before the holdout), and the
+    number of network outputs."""
+
+    X: Any
+    targets: Any
+    X_val: Any = None
+    y_val: Any = None
+    n_outputs: int = 0
+
+
 @dataclass(eq=False, repr=False, kw_only=True)
-class TorchEstimator(BaseEstimator):
-    """Common hyperparameters and the fit machinery of every gradient-trained estimator."""
+class TorchEstimator(Estimator):
+    """Common hyperparameters and the one fit of every gradient-trained estimator.
+
+    :meth:`fit` is the same for every family: validate the parameters, let the family turn the
+    data into arrays (:meth:`_prepare_fit`: labels, the input itself, text windows, sparse codes,
+    padded sequences), hold out a validation split, fit the input statistics, then, on the chosen
+    device, in the process group under torchrun and under the seed, build the network and run
+    the shared :class:`~deepatlas.training.TrainingLoop` with one set of arguments (precision and
+    gradient clipping included) and one rank-gated set of default callbacks.
+    """
 
     epochs: int = 100
     batch_size: int = 64
@@ -109,10 +131,7 @@ class TorchEstimator(BaseEstimator):
     patience: int = 10
     validation_fraction: float = 0.1
     standardize: bool = True
-    seed: int | None = 0
-    device: str = "auto"
     precision: str = "fp32"
-    verbose: bool = False
 
     _parameter_constraints: ClassVar[dict] = {
         "epochs": Interval(int, 1, None),
@@ -124,14 +143,13 @@ class TorchEstimator(BaseEstimator):
         "patience": Interval(int, 1, None),
         "validation_fraction": Interval(float, 0, 1, "neither"),
         "standardize": Boolean(),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
         "precision": Options(("fp32", "bf16")),
-        "verbose": Boolean(),
     }
+    _data_parallel: ClassVar[bool] = True
     _task: ClassVar[str] = "classification"
     _monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
     _val_metrics: ClassVar[dict] = {}
+    _loop_class: ClassVar[type] = TrainingLoop
 
     # ---- hooks a family overrides -------------------------------------------------------------
     def _build_module(self, sample_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
@@ -144,8 +162,54 @@ class TorchEstimator(BaseEstimator):
         """Validate ``y`` and turn it into training targets; returns (targets, n_outputs)."""
         raise NotImplementedError
 
+    def _prepare_fit(self, X, y, validation_data) -> FitData:
+        """Validate the caller's data and turn it into arrays; sets ``input_shape_`` and
+        ``n_features_in_``. The default: feature arrays and encoded targets."""
+        name = type(self).__name__
+        X = check_features(X, name)
+        targets, n_outputs = self._encode_targets(self._check_y(y, len(X)))
+        X_val = y_val = None
+        if validation_data is not None:
+            X_val = check_features(validation_data[0], name)
+            if X_val[0].size != X[0].size:
+                raise InputError(f"validation_data X has {X_val[0].size} features, but the training X has {X[0].size}.")
+            X_val = X_val.reshape(len(X_val), *X.shape[1:])
+            y_val = self._encode_more(self._check_y(validation_data[1], len(X_val)))
+        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        self.n_features_in_ = int(np.prod(self.input_shape_))
+        return FitData(X, targets, X_val, y_val, n_outputs)
+
+    def _fit_statistics(self, X: np.ndarray) -> None:
+        """``mean_``/``scale_`` from the training inputs (zeros and ones without ``standardize``)."""
+        if self.standardize:
+            self.mean_, self.scale_ = self._input_statistics(X)
+        else:
+            self.mean_ = np.zeros(self.n_features_in_, np.float32)
+            self.scale_ = np.ones(self.n_features_in_, np.float32)
+
+    def _fit_tensors(self, data: FitData, device) -> tuple:
+        """``(X, y, X_val, y_val)`` tensors on ``device`` for the loop."""
+        to_t = self._to_tensor
+        Xv = to_t(self._standardized(data.X_val), device) if data.X_val is not None else None
+        yv = self._target_tensor(data.y_val, device) if data.y_val is not None else None
+        return to_t(self._standardized(data.X), device), self._target_tensor(data.targets, device), Xv, yv
+
+    def _loop_kwargs(self) -> dict:
+        """The loop's arguments beyond module, loss and optimiser (callbacks and generator aside)."""
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr_for_messages": self.lr,
+            "val_metrics": self._val_metrics,
+            "precision": self.precision,
+            "clip_norm": getattr(self, "clip_norm", None),
+        }
+
+    def _after_fit(self) -> None:
+        """Called once training ends (e.g. a sequence model forgets its padded training length)."""
+
     # ---- fitting ----------------------------------------------------------------------------
-    def fit(self, X, y, *, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False):
+    def fit(self, X, y=None, *, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False):
         """Train on ``(X, y)``.
 
         Parameters
@@ -156,84 +220,52 @@ class TorchEstimator(BaseEstimator):
         checkpoint_dir : write a checkpoint there after every epoch.
         resume : continue from the checkpoint in ``checkpoint_dir`` if there is one.
         """
-        validate_params(self)
-        name = type(self).__name__
-        X = check_features(X, name)
-        y = self._check_y(y, len(X))
-        targets, n_outputs = self._encode_targets(y)
-        X_val = y_val = None
-        if validation_data is not None:
-            X_val = check_features(validation_data[0], name)
-            if X_val[0].size != X[0].size:
-                raise InputError(f"validation_data X has {X_val[0].size} features, but the training X has {X[0].size}.")
-            y_val = self._encode_more(self._check_y(validation_data[1], len(X_val)))
-        elif self.early_stopping and len(X) >= 20:
-            X, targets, X_val, y_val = self._holdout(X, targets)
-
-        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
-        self.n_features_in_ = int(np.prod(self.input_shape_))
-        if self.standardize:
-            self.mean_, self.scale_ = self._input_statistics(X)
-        else:
-            self.mean_ = np.zeros(self.n_features_in_, np.float32)
-            self.scale_ = np.ones(self.n_features_in_, np.float32)
-        self.n_outputs_ = n_outputs
+        self._validate_params()
+        data = self._prepare_fit(X, y, validation_data)
+        if data.X_val is None and self.early_stopping and len(data.X) >= 20:
+            data.X, data.targets, data.X_val, data.y_val = self._holdout(data.X, data.targets)
+        self._fit_statistics(data.X)
+        self.n_outputs_ = data.n_outputs
 
         device = distributed.local_device(resolve_device(self.device))
-        distributed.ensure_initialized(device)
+        distributed.ensure_initialized(device)  # under torchrun: join the process group
         self.device_ = device
         # Everything random from here on (initial weights, dropout masks, batch order) is drawn
         # under the seed, without touching the caller's global RNG.
         with seeded(self.seed):
-            self._fit_tensors(X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume)
-        return self
-
-    def _fit_tensors(self, X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume) -> None:
-        name = type(self).__name__
-        module = self._build_module(self.input_shape_, n_outputs).to(device)
-        self.module_ = module
-        to_t = self._to_tensor
-        Xt, yt = to_t(self._standardized(X), device), self._target_tensor(targets, device)
-        Xv = (
-            to_t(self._standardized(X_val.reshape(len(X_val), *self.input_shape_)), device)
-            if X_val is not None
-            else None
-        )
-        yv = self._target_tensor(y_val, device) if y_val is not None else None
-
-        opt = make_optimizer(self.optimizer, module.parameters(), self.lr, self.weight_decay)
-        cbs = list(callbacks)
-        early = None
-        if self.early_stopping and Xv is not None:
-            early = EarlyStopping(self.patience, *self._monitor)
-            cbs.append(early)
-        main = distributed.is_main_process()  # only rank 0 writes files and prints
-        if checkpoint_dir is not None and main:
-            cbs.append(Checkpoint(checkpoint_dir))
-        cbs.append(ProgressBar(name, enabled=(None if self.verbose else False) if main else False))
-        gen = make_generator(self.seed, "cpu")
-        loop = self._make_loop(module, opt, gen, cbs)
-        if resume and checkpoint_dir is not None:
-            restore_checkpoint(checkpoint_dir, loop)
-        start = time.perf_counter()
-        self.history_ = loop.run(Xt, yt, Xv, yv)
-        self.fit_seconds_ = time.perf_counter() - start
+            module = self._build_module(self.input_shape_, data.n_outputs).to(device)
+            self.module_ = module
+            tensors = self._fit_tensors(data, device)
+            loop = self._make_loop(module, callbacks, checkpoint_dir, has_validation=tensors[2] is not None)
+            if resume and checkpoint_dir is not None:
+                restore_checkpoint(checkpoint_dir, loop)
+            start = time.perf_counter()
+            self.history_ = loop.run(*tensors)
+            self.fit_seconds_ = time.perf_counter() - start
         self.n_epochs_ = len(self.history_)
         self.best_epoch_ = getattr(loop, "best_epoch", self.n_epochs_)
         module.eval()
+        self._after_fit()
+        return self
 
-    def _make_loop(self, module, optimizer, generator, callbacks) -> TrainingLoop:
-        return TrainingLoop(
-            module,
-            self._loss,
-            optimizer,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            generator=generator,
-            callbacks=callbacks,
-            lr_for_messages=self.lr,
-            val_metrics=self._val_metrics,
+    def _make_loop(self, module, callbacks=(), checkpoint_dir=None, *, has_validation: bool = True) -> TrainingLoop:
+        """The loop with the optimiser and the default callbacks: early stopping when there is
+        validation data, then (on rank 0 only) a checkpoint per epoch and the progress bar."""
+        opt = make_optimizer(self.optimizer, module.parameters(), self.lr, self.weight_decay)
+        cbs = list(callbacks)
+        if self.early_stopping and has_validation:
+            cbs.append(EarlyStopping(self.patience, *self._monitor))
+        main = distributed.is_main_process()  # only rank 0 writes files and prints
+        if checkpoint_dir is not None and main:
+            cbs.append(Checkpoint(checkpoint_dir))
+        cbs.append(ProgressBar(type(self).__name__, enabled=(None if self.verbose else False) if main else False))
+        loop_class = self._loop_class_for(module)
+        return loop_class(
+            module, self._loss, opt, generator=make_generator(self.seed, "cpu"), callbacks=cbs, **self._loop_kwargs()
         )
+
+    def _loop_class_for(self, module) -> type:
+        return self._loop_class
 
     def _holdout(self, X, targets):
         from sklearn.model_selection import train_test_split
@@ -264,14 +296,6 @@ class TorchEstimator(BaseEstimator):
     @staticmethod
     def _to_tensor(X: np.ndarray, device) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
 
     def _check_input(self, X) -> np.ndarray:
         self._check_fitted()

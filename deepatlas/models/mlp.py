@@ -74,24 +74,27 @@ class MLPClassifier(_MLPMixin, SupervisedClassifier):
     """
 
     hidden_sizes: tuple = (256, 256)
+    """Units of each hidden layer, input side first; ``(256, 256)`` is two hidden layers of 256."""
     activation: str = "relu"
+    """Non-linearity after every hidden layer."""
     dropout: float = 0.3
+    """Probability of zeroing each hidden unit during training (0 turns dropout off)."""
     epochs: int = 200
     batch_size: int = 64
     patience: int = 20
     fast_step: bool = True
+    """Train with the autograd-free step of ``training/fast_mlp.py`` when the network allows it (ReLU, no
+    dropout, fp32, one process): the same update, several times faster on a CPU. Otherwise, or when False,
+    the ordinary autograd step."""
 
     _parameter_constraints: ClassVar[dict] = {"fast_step": Boolean()}
 
-    def _make_loop(self, module, optimizer, generator, callbacks):
+    def _loop_class_for(self, module):
         if not _use_fast_step(self, module):
-            return super()._make_loop(module, optimizer, generator, callbacks)
+            return super()._loop_class_for(module)
         from deepatlas.training.fast_mlp import FastMLPLoop
 
-        return FastMLPLoop(
-            module, self._loss, optimizer, epochs=self.epochs, batch_size=self.batch_size, generator=generator,
-            callbacks=callbacks, lr_for_messages=self.lr, val_metrics=self._val_metrics,
-        )  # fmt: skip
+        return FastMLPLoop
 
 
 @register_model("mlp", task="regression")
@@ -100,8 +103,11 @@ class MLPRegressor(_MLPMixin, SupervisedRegressor):
     """Multilayer perceptron regressor (mean squared error on standardised targets)."""
 
     hidden_sizes: tuple = (256, 256)
+    """Units of each hidden layer, input side first; ``(256, 256)`` is two hidden layers of 256."""
     activation: str = "relu"
+    """Non-linearity after every hidden layer."""
     dropout: float = 0.3
+    """Probability of zeroing each hidden unit during training (0 turns dropout off)."""
     epochs: int = 200
     batch_size: int = 64
     patience: int = 20

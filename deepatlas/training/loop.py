@@ -6,8 +6,11 @@ hand-written torch loop does — forward, loss, ``zero_grad``, ``backward``, ``s
 the batch loss on the device, so no step waits for a ``.item()``. Everything else (validation,
 early stopping, progress, checkpoints, tuner pruning) happens once per epoch in callbacks.
 
-Families with other steps (GANs: two players, two optimisers) subclass :class:`TrainingLoop` and
-override :meth:`TrainingLoop.train_step`, returning a dict of named losses.
+Families with other steps (GANs: two players, two optimisers; the VAE's extra logged term; the
+autograd-free MLP step) subclass :class:`TrainingLoop` and override :meth:`TrainingLoop.train_step`,
+returning a dict of named losses. They build it from :meth:`TrainingLoop.forward` (through the DDP
+wrapper, under autocast) and :meth:`TrainingLoop.backward_step` (zero, backward, clip, step), so
+no override can skip data parallelism, mixed precision or gradient clipping.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class TrainingLoop:
     generator : the torch generator that orders the batches (seeded by the estimator).
     callbacks : objects with ``on_train_begin/on_epoch_end/on_train_end`` hooks.
     lr_for_messages : the learning rate, named in the divergence message.
+    val_metrics : ``{name: fn(output, yb) -> per-batch sum}`` scored on the validation data.
+    precision : ``"fp32"``, or ``"bf16"`` for bfloat16 autocast of the forward pass.
+    clip_norm : clip the global gradient norm to this value before each step (``None``: no clipping).
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class TrainingLoop:
         lr_for_messages: float | None = None,
         val_metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
         precision: str = "fp32",
+        clip_norm: float | None = None,
     ) -> None:
         self.module = module
         # Under torchrun the forward pass goes through DDP (gradients averaged across ranks);
@@ -76,6 +83,9 @@ class TrainingLoop:
             if precision == "bf16"
             else contextlib.nullcontext
         )
+        self.precision = precision
+        self.clip_norm = clip_norm
+        self.params = [p for p in module.parameters() if p.requires_grad]
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.epochs = epochs
@@ -89,14 +99,30 @@ class TrainingLoop:
         self.stop_training = False
 
     # -- one step ---------------------------------------------------------------------------
+    def forward(self, xb: torch.Tensor):
+        """The network's output on a training batch: through the DDP wrapper under torchrun, under
+        bfloat16 autocast with ``precision="bf16"``."""
+        with self.autocast():
+            return self.net(xb)
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer | None = None, params=None) -> None:
+        """Zero the gradients, back-propagate ``loss``, clip the gradient norm (``clip_norm``) of
+        ``params`` (default: the module's) and step ``optimizer`` (default: the loop's)."""
+        optimizer = optimizer or self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_norm:
+            nn.utils.clip_grad_norm_(self.params if params is None else params, self.clip_norm, foreach=True)
+        optimizer.step()
+
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor):
         """One optimiser step on one batch; returns the batch loss (a detached tensor) or a dict
-        of them. Override for models with several players or optimisers."""
+        of them. Override for models with several players or optimisers, built from
+        :meth:`forward` and :meth:`backward_step`."""
+        output = self.forward(xb)
         with self.autocast():
-            loss = self.loss_fn(self.net(xb), yb)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+            loss = self.loss_fn(output, yb)
+        self.backward_step(loss)
         return loss.detach()
 
     @torch.no_grad()

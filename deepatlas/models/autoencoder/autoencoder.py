@@ -26,7 +26,6 @@ reconstruction error. Inputs keep their shape: ``(n, features)`` tables or ``(n,
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,14 +35,12 @@ from sklearn.base import TransformerMixin
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas._validation import Interval, Options, TupleOf, validate_params
-from deepatlas.device import make_generator, resolve_device, seeded
+from deepatlas._validation import Interval, Options, TupleOf
 from deepatlas.errors import InputError
-from deepatlas.models.base import TorchEstimator, check_features, column_statistics
+from deepatlas.models.base import FitData, TorchEstimator, check_features
 from deepatlas.models.mlp import ACTIVATIONS, mlp_stack
 from deepatlas.registry import register_model
-from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, distributed, make_optimizer
-from deepatlas.training.callbacks import restore_checkpoint
+from deepatlas.training import distributed
 
 NOISES = ("gaussian", "mask", "salt-pepper")
 # Unsupervised models train on any dataset: the labels of classification/regression data are ignored.
@@ -201,11 +198,15 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
     """
 
     code_size: int = 16
+    """Length of the code (the bottleneck) that ``transform`` returns; a plain autoencoder needs it smaller
+    than the input."""
     epochs: int = 300
     batch_size: int = 64
     lr: float = 1e-3
     patience: int = 20
     standardize: bool = False
+    """Standardise the encoder's input with the training statistics (a layer inside the network, so it is
+    exported too); the reconstruction is compared with the raw input."""
 
     _parameter_constraints: ClassVar[dict] = {"code_size": Interval(int, 1, None)}
     _task: ClassVar[str] = "transform"
@@ -224,6 +225,8 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
         net = self._build_net(sample_shape, code_size)
         if not self.standardize:
             net.standardize = nn.Identity()  # no per-step cost (and no buffers) when unused
+        else:
+            net.standardize.set(self.mean_, self.scale_)  # the training statistics, inside the graph
         return net
 
     def _loss(self, output, x):
@@ -232,20 +235,7 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
     def _check_values(self, X: np.ndarray, name: str) -> None:
         """Extra checks on the values of ``X`` (e.g. a Bernoulli decoder needs [0, 1])."""
 
-    def _make_loop(self, module, optimizer, generator, callbacks) -> TrainingLoop:
-        return TrainingLoop(
-            module,
-            self._loss,
-            optimizer,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            generator=generator,
-            callbacks=callbacks,
-            lr_for_messages=self.lr,
-            precision=self.precision,
-        )
-
-    # ---- fitting ----------------------------------------------------------------------------
+    # ---- fitting: the input is its own target ---------------------------------------------------
     def fit(self, X, y=None, *, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False):
         """Learn to reconstruct ``X`` (``y`` is ignored: no labels are used).
 
@@ -255,7 +245,11 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
             otherwise, with ``early_stopping``, a random ``validation_fraction`` of ``X`` is held out.
         checkpoint_dir, resume : write a checkpoint there after every epoch; continue from it.
         """
-        validate_params(self)
+        return super().fit(
+            X, None, validation_data=validation_data, callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume=resume
+        )
+
+    def _prepare_fit(self, X, y, validation_data) -> FitData:
         name = type(self).__name__
         X = check_features(X, name)
         self._check_values(X, "X")
@@ -269,11 +263,6 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
                 )
             X_val = X_val.reshape(len(X_val), *X.shape[1:])
             self._check_values(X_val, "validation_data")
-        elif self.early_stopping and len(X) >= 20:
-            perm = np.random.default_rng(self.seed).permutation(len(X))
-            n_val = max(1, int(round(self.validation_fraction * len(X))))
-            X, X_val = X[perm[n_val:]], X[perm[:n_val]]
-
         self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
         if self.code_size > self.n_features_in_ and not self._allow_overcomplete:
@@ -281,43 +270,18 @@ class AutoencoderBase(TransformerMixin, TorchEstimator):
                 f"The 'code_size' parameter of {name} must be at most the number of input features "
                 f"(n_features = {self.n_features_in_}). Got {self.code_size} instead."
             )
-        flat = X.reshape(len(X), -1)
-        if self.standardize:
-            self.mean_, self.scale_ = column_statistics(flat)
-        else:
-            self.mean_ = np.zeros(self.n_features_in_, np.float32)
-            self.scale_ = np.ones(self.n_features_in_, np.float32)
-        self.n_outputs_ = self.code_size
-        device = distributed.local_device(resolve_device(self.device))
-        distributed.ensure_initialized(device)  # under torchrun: join the process group
-        self.device_ = device
-        main = distributed.is_main_process()  # only rank 0 writes checkpoints and prints
-        # Initial weights, corruption noise and batch order are all drawn under the seed.
-        with seeded(self.seed):
-            module = self._build_module(self.input_shape_, self.code_size).to(device)
-            if self.standardize:
-                module.standardize.set(self.mean_, self.scale_)
-            self.module_ = module
-            Xt = self._to_tensor(X, device)
-            Xv = self._to_tensor(X_val, device) if X_val is not None else None
-            opt = make_optimizer(self.optimizer, module.parameters(), self.lr, self.weight_decay)
-            cbs = list(callbacks)
-            if self.early_stopping and Xv is not None:
-                cbs.append(EarlyStopping(self.patience, *self._monitor))
-            if checkpoint_dir is not None and main:
-                cbs.append(Checkpoint(checkpoint_dir))
-            cbs.append(ProgressBar(name, enabled=(None if self.verbose else False) if main else False))
-            loop = self._make_loop(module, opt, make_generator(self.seed, "cpu"), cbs)
-            if resume and checkpoint_dir is not None:
-                restore_checkpoint(checkpoint_dir, loop)
-            start = time.perf_counter()
-            # Unsupervised: the input is its own target.
-            self.history_ = loop.run(Xt, Xt, Xv, Xv)
-            self.fit_seconds_ = time.perf_counter() - start
-        self.n_epochs_ = len(self.history_)
-        self.best_epoch_ = getattr(loop, "best_epoch", self.n_epochs_)
-        module.eval()
-        return self
+        return FitData(X, None, X_val, None, self.code_size)
+
+    def _holdout(self, X, targets):
+        perm = np.random.default_rng(self.seed).permutation(len(X))
+        n_val = max(1, int(round(self.validation_fraction * len(X))))
+        return X[perm[n_val:]], None, X[perm[:n_val]], None
+
+    def _fit_tensors(self, data: FitData, device) -> tuple:
+        # The standardisation is a layer of the network, so the tensors stay in the data's units.
+        Xt = self._to_tensor(data.X, device)
+        Xv = self._to_tensor(data.X_val, device) if data.X_val is not None else None
+        return Xt, Xt, Xv, Xv
 
     # ---- transformer API --------------------------------------------------------------------
     @torch.no_grad()
@@ -532,8 +496,12 @@ def _hidden(hidden_sizes) -> tuple[int, ...]:
 @dataclass(eq=False, repr=False, kw_only=True)
 class _DenseBase(AutoencoderBase):
     hidden_sizes: tuple = (256,)
+    """Units of the encoder's hidden layers, input side first; the decoder mirrors them. Empty maps
+    the input to the code (and back) with one linear layer."""
     activation: str = "relu"
+    """Non-linearity after every hidden layer of the encoder and the decoder."""
     output_activation: str = "linear"
+    """Activation of the reconstruction: ``linear`` for any values, ``sigmoid`` for inputs in [0, 1]."""
 
     _parameter_constraints: ClassVar[dict] = {
         "hidden_sizes": TupleOf(allow_empty=True),
@@ -582,7 +550,11 @@ class DenoisingAutoencoder(_DenseBase):
     """
 
     noise: str = "gaussian"
+    """How training inputs are corrupted: ``gaussian`` adds N(0, noise_level^2) noise, ``mask`` zeroes values,
+    ``salt-pepper`` sets values to 0 or 1."""
     noise_level: float = 0.3
+    """Standard deviation of the Gaussian noise, or the probability that a value is masked or salted (at most
+    1)."""
 
     _parameter_constraints: ClassVar[dict] = {
         "noise": Options(NOISES),
@@ -590,14 +562,13 @@ class DenoisingAutoencoder(_DenseBase):
     }
     _allow_overcomplete: ClassVar[bool] = True
 
-    def fit(self, X, y=None, **kwargs):
-        validate_params(self)
+    def _validate_params(self) -> None:
+        super()._validate_params()
         if self.noise != "gaussian" and self.noise_level > 1:
             raise InputError(
                 f"The 'noise_level' parameter of {type(self).__name__} must be a probability in [0, 1] "
                 f"for noise={self.noise!r}. Got {self.noise_level!r} instead."
             )
-        return super().fit(X, y, **kwargs)
 
     def _noise(self):
         return (self.noise, self.noise_level)
@@ -616,8 +587,12 @@ class SparseAutoencoder(_DenseBase):
 
     code_size: int = 64
     sparsity: str = "l1"
+    """The penalty: ``l1`` on ReLU codes (mean absolute code), or ``kl`` on sigmoid codes (each unit's mean
+    activation pulled toward ``sparsity_target``)."""
     sparsity_weight: float = 0.1
+    """Weight of the sparsity penalty against the squared reconstruction error."""
     sparsity_target: float = 0.05
+    """Mean activation each code unit should have under the ``kl`` penalty; unused with ``l1``."""
 
     _parameter_constraints: ClassVar[dict] = {
         "sparsity": Options(("l1", "kl")),
@@ -653,8 +628,12 @@ class ConvAutoencoder(AutoencoderBase):
     """
 
     channels: tuple = (32, 64)
+    """Output channels of each stride-2 convolution of the encoder (each halves height and width); the decoder
+    mirrors them."""
     kernel_size: int = 3
+    """Side of every square convolution kernel, in pixels."""
     output_activation: str = "linear"
+    """Activation of the reconstruction: ``linear`` for any values, ``sigmoid`` for inputs in [0, 1]."""
 
     _parameter_constraints: ClassVar[dict] = {
         "channels": TupleOf(),

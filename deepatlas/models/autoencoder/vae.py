@@ -106,12 +106,9 @@ class VAELoop(TrainingLoop):
     """The shared loop with a step that also logs the KL term of the bound."""
 
     def train_step(self, xb, yb):
-        with self.autocast():
-            elbo, kl = self.net(xb)  # self.net: the module, or its DDP wrapper under torchrun
-            loss = -elbo.float().mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        elbo, kl = self.forward(xb)  # through DDP under torchrun, under autocast with bf16
+        loss = -elbo.float().mean()
+        self.backward_step(loss)
         return {"loss": loss.detach(), "kl": kl.mean().detach()}
 
 
@@ -132,9 +129,14 @@ class VAE(AutoencoderBase):
     """
 
     code_size: int = 8
+    """Dimensions of the Gaussian latent space; ``transform`` returns the posterior means."""
     hidden_sizes: tuple = (256, 128)
+    """Units of the encoder's hidden layers, input side first; the decoder mirrors them."""
     activation: str = "relu"
+    """Non-linearity after every hidden layer of the encoder and the decoder."""
     likelihood: str = "bernoulli"
+    """Decoder distribution: ``bernoulli`` for inputs in [0, 1] (e.g. pixel intensities), ``gaussian`` with a
+    learned variance per value for any real data."""
     epochs: int = 300
     patience: int = 30
 
@@ -144,25 +146,13 @@ class VAE(AutoencoderBase):
         "likelihood": Options(("bernoulli", "gaussian")),
     }
     _task: ClassVar[str] = "generative"
+    _loop_class: ClassVar[type] = VAELoop
 
     def _build_net(self, sample_shape, code_size):
         return VAENet(sample_shape, _hidden(self.hidden_sizes), code_size, self.activation, self.likelihood)
 
     def _loss(self, output, x):
         return negative_elbo(output, x)
-
-    def _make_loop(self, module, optimizer, generator, callbacks):
-        return VAELoop(
-            module,
-            self._loss,
-            optimizer,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            generator=generator,
-            callbacks=callbacks,
-            lr_for_messages=self.lr,
-            precision=self.precision,
-        )
 
     def _check_values(self, X, name):
         if self.likelihood == "bernoulli" and (X.min() < 0 or X.max() > 1):

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas._validation import Interval, NoneOr, Options, validate_params
-from deepatlas.device import make_generator, resolve_device, seeded
+from deepatlas._validation import Interval, NoneOr, Options
+from deepatlas.device import make_generator
 from deepatlas.errors import InputError
-from deepatlas.models.base import SupervisedClassifier, TorchEstimator
+from deepatlas.models.base import FitData, SupervisedClassifier, TorchEstimator
 from deepatlas.models.rnn.cells import RecurrentEncoder
 from deepatlas.models.rnn.recurrent import _RNNMixin
 from deepatlas.registry import register_model
@@ -86,18 +86,28 @@ class CharLM(TorchEstimator):
     """
 
     cell: str = "lstm"
+    """The recurrence: ``rnn`` (tanh), ``gru`` or ``lstm``."""
     hidden_size: int = 256
+    """Units in each recurrent layer."""
     num_layers: int = 1
+    """Recurrent layers stacked on each other."""
     embedding_size: int = 64
+    """Length of the learned vector that stands for each character."""
     dropout: float = 0.1
+    """Dropout rate on the recurrent outputs before the output layer, and between stacked layers."""
     seq_len: int = 128
+    """Characters per training window; gradients flow back through at most this many steps."""
     clip_norm: float | None = 1.0
+    """Rescale the gradients before each step so their global norm is at most this value; ``None`` does not
+    clip."""
     max_chars: int | None = None
+    """Train on the first this many characters of the text only; ``None`` reads all of it."""
     epochs: int = 10
     batch_size: int = 64
     lr: float = 3e-3
     patience: int = 3
     standardize: bool = False
+    """Unused: the inputs are character indices, which are not standardised."""
 
     _parameter_constraints: ClassVar[dict] = {
         "cell": Options(("rnn", "gru", "lstm")),
@@ -120,8 +130,6 @@ class CharLM(TorchEstimator):
     def _loss(self, output, target):
         return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))  # (B*T, V) vs (B*T,)
 
-    _make_loop = _RNNMixin._make_loop
-
     @staticmethod
     def _to_tensor(X, device):
         return torch.as_tensor(X, dtype=torch.long, device=device)
@@ -142,10 +150,10 @@ class CharLM(TorchEstimator):
         y = ids[1 : n * L + 1].reshape(n, L)
         return X, y
 
-    def fit(self, X, y=None, *, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False):
-        """Train on the text ``X`` (a str, or strings joined by newlines); ``validation_data`` is
-        held-out text (default: the last ``validation_fraction`` of ``X``)."""
-        validate_params(self)
+    def _prepare_fit(self, X, y, validation_data) -> FitData:
+        """The text ``X`` (a str, or strings joined by newlines) as windows of characters, (n,
+        seq_len) ints, the targets shifted by one; ``validation_data`` is held-out text (default:
+        the last ``validation_fraction`` of ``X``)."""
         text = _as_text(X, "X")
         if self.max_chars is not None:
             text = text[: self.max_chars]
@@ -162,16 +170,18 @@ class CharLM(TorchEstimator):
         Xv = yv = None
         if len(val_text) > self.seq_len + 1:
             Xv, yv = self._windows(encode(val_text, index))
-        self.n_outputs_ = len(self.vocabulary_) + 2
+        n_outputs = len(self.vocabulary_) + 2
         self.input_shape_ = (self.seq_len,)
         self.n_features_in_ = self.seq_len
-        self.mean_, self.scale_ = np.zeros(1, np.float32), np.ones(1, np.float32)
-        counts = np.bincount(encode(text, index), minlength=self.n_outputs_).astype(np.float64)
+        counts = np.bincount(encode(text, index), minlength=n_outputs).astype(np.float64)
         self.unigram_ = ((counts + 1) / (counts.sum() + len(counts))).astype(np.float32)  # add-one smoothing
-        self.device_ = resolve_device(self.device)
-        with seeded(self.seed):
-            self._fit_tensors(Xw, yw, Xv, yv, self.n_outputs_, self.device_, callbacks, checkpoint_dir, resume)
-        return self
+        return FitData(Xw, yw, Xv, yv, n_outputs)
+
+    def _fit_statistics(self, X) -> None:
+        self.mean_, self.scale_ = np.zeros(1, np.float32), np.ones(1, np.float32)  # ids are not standardised
+
+    def _holdout(self, X, targets):
+        return X, targets, None, None  # the held-out text is the end of the corpus (see _prepare_fit)
 
     def fit_dataset(self, ds, *, checkpoint_dir=None, resume: bool = False):
         self._check_corpus(ds)
@@ -320,15 +330,26 @@ class TextClassifier(SupervisedClassifier):
     of each are read. Train from the CLI with ``--data FILE.csv --text COLUMN --target COLUMN``."""
 
     cell: str = "gru"
+    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` or ``peephole-lstm``."""
     hidden_size: int = 64
+    """Units in each recurrent layer, per direction."""
     num_layers: int = 1
+    """Recurrent layers stacked on each other."""
     bidirectional: bool = True
+    """Also read every document backwards and join both directions' final states."""
     embedding_size: int = 32
+    """Length of the learned vector that stands for each character."""
     dropout: float = 0.0
+    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the final state before
+    the output layer."""
     clip_norm: float | None = 1.0
+    """Rescale the gradients before each step so their global norm is at most this value; ``None`` does not
+    clip."""
     max_length: int = 300
+    """Characters read from the start of each document; the rest is ignored."""
     epochs: int = 30
     standardize: bool = False
+    """Unused: the inputs are character indices, which are not standardised."""
 
     _parameter_constraints: ClassVar[dict] = {
         **_RNNMixin._parameter_constraints,
@@ -348,8 +369,6 @@ class TextClassifier(SupervisedClassifier):
             num_layers=self.num_layers,
             bidirectional=self.bidirectional,
         )
-
-    _make_loop = _RNNMixin._make_loop
 
     @staticmethod
     def _to_tensor(X, device):
@@ -377,21 +396,14 @@ class TextClassifier(SupervisedClassifier):
             out[i, : len(ids)] = ids
         return out
 
-    def fit(self, X, y, *, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False):
-        validate_params(self)
+    def _prepare_fit(self, X, y, validation_data) -> FitData:
+        """Documents as 0-padded character ids over a vocabulary of the training split only."""
         docs = self._documents(X)
-        self.vocabulary_ = build_vocabulary(docs)  # the training split only
+        self.vocabulary_ = build_vocabulary(docs)
         self.length_ = max(1, min(self.max_length, max(len(d) for d in docs)))
         if validation_data is not None:
             validation_data = (self._encode_docs(self._documents(validation_data[0])), validation_data[1])
-        return super().fit(
-            self._encode_docs(docs),
-            y,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-        )
+        return super()._prepare_fit(self._encode_docs(docs), y, validation_data)
 
     def _check_input(self, X):
         self._check_fitted()

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas._validation import Boolean, Interval, NoneOr, Options, validate_params
-from deepatlas.device import resolve_device, seeded
+from deepatlas._validation import Boolean, Interval, NoneOr, Options
 from deepatlas.errors import InputError
 from deepatlas.models.base import (
+    FitData,
     SupervisedClassifier,
     SupervisedRegressor,
     TorchEstimator,
@@ -40,7 +40,6 @@ from deepatlas.models.base import (
 )
 from deepatlas.models.rnn.cells import CELLS, RecurrentEncoder
 from deepatlas.registry import register_model
-from deepatlas.training import TrainingLoop
 
 IGNORE = -100  # label of padded steps; cross-entropy skips it
 
@@ -148,24 +147,6 @@ class SequenceNet(nn.Module):
         return self.head(self.drop(out if self.per_step else last))
 
 
-class ClippedLoop(TrainingLoop):
-    """The shared loop with the gradient norm clipped before each step."""
-
-    def __init__(self, *args, clip_norm: float | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.clip_norm = clip_norm
-        self.params = [p for p in self.module.parameters() if p.requires_grad]
-
-    def train_step(self, xb, yb):
-        loss = self.loss_fn(self.module(xb), yb)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip_norm:
-            nn.utils.clip_grad_norm_(self.params, self.clip_norm, foreach=True)
-        self.optimizer.step()
-        return loss.detach()
-
-
 # ---- the shared estimator part ------------------------------------------------------------------
 class _RNNMixin:
     """Sequence input, per-feature standardisation, the recurrent network and clipping."""
@@ -194,28 +175,14 @@ class _RNNMixin:
             bidirectional=self.bidirectional,
         )
 
-    def _make_loop(self, module, optimizer, generator, callbacks):
-        return ClippedLoop(
-            module,
-            self._loss,
-            optimizer,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            generator=generator,
-            callbacks=callbacks,
-            lr_for_messages=self.lr,
-            val_metrics=self._val_metrics,
-            clip_norm=self.clip_norm,
-        )
-
     # -- targets of a tagger are sequences too; other tasks leave them as they are
     def _align_targets(self, targets, steps, T):
         """Targets matched to sequences of ``steps`` (n,) real steps, padded to ``T``."""
         return targets
 
-    def fit(self, X, y, *, validation_data=None, callbacks=(), checkpoint_dir=None, resume: bool = False):
-        """Train on sequences ``X`` and targets ``y`` (see the class docstring for shapes)."""
-        validate_params(self)
+    def _prepare_fit(self, X, y, validation_data) -> FitData:
+        """Sequences padded to one length (with a mask channel once lengths differ) and targets
+        aligned to them."""
         name = type(self).__name__
         X, lengths = as_sequences(X, name)
         targets, n_outputs = self._encode_targets(self._check_y(y, len(X)))
@@ -236,17 +203,11 @@ class _RNNMixin:
         if Xv is not None:
             yv = self._align_targets(yv, _steps(Xv, lv), T)
             Xv = _with_mask(Xv, lv, T) if self.masked_ else Xv
-        elif self.early_stopping and len(X) >= 20:
-            X, targets, Xv, yv = self._holdout(X, targets)
-        self._fit_statistics(X)
-        self.n_outputs_ = n_outputs
         self.input_shape_ = tuple(X.shape[1:])  # the padded shape, while training
-        device = resolve_device(self.device)
-        self.device_ = device
-        with seeded(self.seed):
-            self._fit_tensors(X, targets, Xv, yv, n_outputs, device, callbacks, checkpoint_dir, resume)
+        return FitData(X, targets, Xv, yv, n_outputs)
+
+    def _after_fit(self) -> None:
         self.input_shape_ = (self.n_features_in_,)  # any length works from now on
-        return self
 
     def _fit_statistics(self, X: np.ndarray) -> None:
         n_feat = self.n_features_in_
@@ -330,11 +291,21 @@ class RNNClassifier(_RNNMixin, SupervisedClassifier):
     """
 
     cell: str = "rnn"
+    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
+    whose gates also read the cell state)."""
     hidden_size: int = 64
+    """Units in each recurrent layer, per direction."""
     num_layers: int = 1
+    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
     bidirectional: bool = False
+    """Also read every sequence backwards and join both directions' states (twice the features for the output
+    layer)."""
     dropout: float = 0.0
+    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
+    the output layer."""
     clip_norm: float | None = 1.0
+    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
+    from exploding); ``None`` does not clip."""
     lr: float = 3e-3
     patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
@@ -350,11 +321,21 @@ class RNNRegressor(_RNNMixin, SupervisedRegressor):
     """
 
     cell: str = "rnn"
+    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
+    whose gates also read the cell state)."""
     hidden_size: int = 64
+    """Units in each recurrent layer, per direction."""
     num_layers: int = 1
+    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
     bidirectional: bool = False
+    """Also read every sequence backwards and join both directions' states (twice the features for the output
+    layer)."""
     dropout: float = 0.0
+    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
+    the output layer."""
     clip_norm: float | None = 1.0
+    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
+    from exploding); ``None`` does not clip."""
     lr: float = 3e-3
     patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
@@ -375,11 +356,21 @@ class SequenceTagger(_RNNMixin, TorchEstimator):
     """
 
     cell: str = "rnn"
+    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
+    whose gates also read the cell state)."""
     hidden_size: int = 64
+    """Units in each recurrent layer, per direction."""
     num_layers: int = 1
+    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
     bidirectional: bool = False
+    """Also read every sequence backwards and join both directions' states (twice the features for the output
+    layer)."""
     dropout: float = 0.0
+    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
+    the output layer."""
     clip_norm: float | None = 1.0
+    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
+    from exploding); ``None`` does not clip."""
     lr: float = 3e-3
     patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
