@@ -287,8 +287,7 @@ def make_objective(model: str, ds, space: dict, fixed: dict):
     """Fit one configuration on ``ds.X_train`` and return its validation score."""
     import inspect
 
-    from deepatlas.cli import build_model
-    from deepatlas.registry import get_model_class
+    from deepatlas.registry import build_model, get_model_class
     from deepatlas.saving import tuple_params
 
     fixed = tuple_params(get_model_class(model, ds.task), fixed)  # JSON gave lists back

@@ -77,7 +77,7 @@ def test_cli_bad_input(cli, tmp_path):
 
 # ---- pruning ---------------------------------------------------------------------------------
 def test_pruning_callback_stops_the_fit_and_records_epochs():
-    from deepatlas.cli import build_model
+    from deepatlas.registry import build_model
 
     ds = load_dataset("blobs")
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepatlas._validation import suggest
-from deepatlas.cli import add_data_args, add_param_args, build_model, collect_params
+from deepatlas.commands._args import add_data_args, add_param_args, collect_params
 from deepatlas.errors import InputError
+from deepatlas.registry import build_model
 
 
 def _labels(names: list[str]) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepatlas.cli import add_data_args, add_param_args, build_model, collect_params
+from deepatlas.commands._args import add_data_args, add_param_args, collect_params
+from deepatlas.registry import build_model
 
 
 def cmd_cv(args) -> int:

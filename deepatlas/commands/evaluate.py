@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatlas.cli import add_data_args
+from deepatlas.commands._args import add_data_args
 from deepatlas.errors import InputError
 
 

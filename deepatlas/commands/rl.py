@@ -63,7 +63,7 @@ def plot_returns(history: list[dict], path, title: str, eval_mean: float | None 
 def cmd_train(args) -> int:
     from deepatlas import __version__
     from deepatlas._io import write_json
-    from deepatlas.cli import _params_from_set
+    from deepatlas.commands._args import params_from_set
     from deepatlas.registry import create_model
     from deepatlas.rl.envs import env_id_of, make_env
     from deepatlas.saving import save_model
@@ -77,7 +77,7 @@ def cmd_train(args) -> int:
     params, steps = {}, DEFAULT_STEPS
     if args.preset == "zoo":
         params, steps = cls.zoo_params(args.env)
-    params.update(_params_from_set(args.set))
+    params.update(params_from_set(args.set))
     if "env" in params:
         raise InputError("Choose the environment with --env ID, not --set env=...")
     params["seed"] = args.seed

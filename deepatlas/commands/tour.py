@@ -17,8 +17,8 @@ TOUR = [
 
 
 def cmd_tour(args) -> int:
-    from deepatlas.cli import build_model
     from deepatlas.data import load_dataset
+    from deepatlas.registry import build_model
 
     print(f"{'model':<11} {'data':<9} {'test acc':>8} {'fit s':>6}  what it shows")
     total = time.perf_counter()

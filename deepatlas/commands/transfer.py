@@ -15,7 +15,7 @@ from deepatlas.errors import InputError
 
 
 def cmd_transfer(args) -> int:
-    from deepatlas.cli import collect_params
+    from deepatlas.commands._args import collect_params
     from deepatlas.data import load_dataset
     from deepatlas.saving import load
     from deepatlas.transfer import transfer, write_transfer_run
@@ -45,7 +45,7 @@ def cmd_transfer(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from deepatlas.cli import add_data_args, add_param_args
+    from deepatlas.commands._args import add_data_args, add_param_args
 
     p = sub.add_parser(
         "transfer", help="fine-tune a trained network on new data and compare with training from scratch"

@@ -23,8 +23,9 @@ def _positive(value, flag: str, kind=int) -> None:
 
 def cmd_tune(args) -> int:
     from deepatlas import tuning
-    from deepatlas.cli import build_model, collect_params
+    from deepatlas.commands._args import collect_params
     from deepatlas.data import load_dataset
+    from deepatlas.registry import build_model
 
     _positive(args.trials, "--trials")
     _positive(args.workers, "--workers")
@@ -93,7 +94,7 @@ def _run_workers(config: dict, out: Path, remaining: int, workers: int) -> None:
 
 
 def add_parser(sub) -> None:
-    from deepatlas.cli import add_data_args, add_param_args
+    from deepatlas.commands._args import add_data_args, add_param_args
 
     p = sub.add_parser("tune", help="search hyperparameters with Optuna (TPE, pruning, resumable study)")
     p.add_argument("model", help="registry name (see 'deepatlas list models')")

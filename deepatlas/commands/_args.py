@@ -1,0 +1,59 @@
+"""Arguments that several sub-commands share: the data (``--data``, ``--target``, ``--task``,
+``--text``) and the estimator's parameters (``--set NAME=VALUE`` and its shortcuts)."""
+
+from __future__ import annotations
+
+import argparse
+
+from deepatlas.errors import InputError
+
+
+def params_from_set(items: list[str] | None) -> dict:
+    from deepatlas.data import literal
+
+    params = {}
+    for item in items or []:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"--set expects name=value, e.g. --set hidden_sizes=(128,64). Got {item!r} instead.")
+        params[key.strip()] = literal(raw.strip())
+    return params
+
+
+def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument(
+        "--data", required=required, metavar="D", help="built-in dataset (name[:key=value,...]) or a file/folder path"
+    )
+    p.add_argument("--target", metavar="COLUMN", help="CSV target column (default: the last column)")
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression", "tagging", "sequence"),
+        help="override the task inferred from the target (tagging, sequence: .npz of sequences, see docs)",
+    )
+    p.add_argument("--text", metavar="COLUMN", help="CSV column holding text (text classification)")
+
+
+def add_param_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set any estimator parameter (value read as a Python/JSON literal); repeatable",
+    )
+    p.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
+    p.add_argument("--lr", type=float, help="shortcut for --set lr=X")
+    p.add_argument("--batch-size", type=int, help="shortcut for --set batch_size=B")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed for the model and for splitting user files (default 0)"
+    )
+
+
+def collect_params(args) -> dict:
+    params = params_from_set(getattr(args, "set", None))
+    for flag, name in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            params[name] = value
+    if getattr(args, "seed", None) is not None:
+        params.setdefault("seed", args.seed)
+    return params

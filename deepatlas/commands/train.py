@@ -1,0 +1,86 @@
+"""``deepatlas train MODEL --data D``: fit a registered model and write a run directory
+(``--nproc N`` relaunches itself under torchrun; ``--resume`` continues from the checkpoint)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from deepatlas.commands._args import add_data_args, add_param_args, collect_params
+from deepatlas.errors import InputError
+
+
+def _default_out(model: str, data: str) -> Path:
+    stem = Path(data.split(":")[0]).stem if ("/" in data or "." in data) else data.split(":")[0]
+    return Path("runs") / f"{model}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_train(args) -> int:
+    from deepatlas.data import load_dataset
+    from deepatlas.registry import build_model, get_entry, get_model_class
+    from deepatlas.runs import train_run
+    from deepatlas.training import distributed
+
+    if args.data is None:  # a model may name its own default data (charlm: pydoc-text)
+        args.data = getattr(get_model_class(args.model), "default_data", None)
+        if args.data is None:
+            raise InputError("the following arguments are required: --data")
+    params = collect_params(args)
+    out = Path(args.out) if args.out else _default_out(args.model, args.data)
+    if args.nproc is not None:
+        # Resolve the run directory here so that every process writes (rank 0) the same one.
+        argv = _without_nproc(sys.argv[1:] if args.argv is None else args.argv)
+        if not args.out:
+            argv += ["--out", str(out)]
+        return distributed.launch_torchrun(args.nproc, argv)
+    if args.resume and not args.out:
+        raise InputError("--resume needs --out DIR: the run directory whose checkpoint to continue.")
+    if (out / "metrics.json").exists() and not args.resume:
+        raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
+    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed, text=getattr(args, "text", None))
+    if ds.meta.get("corpus"):  # a plain-text corpus trains only a language model
+        if "text" not in get_entry(args.model).classes:
+            raise InputError(
+                f"--data {args.data!r} is a text corpus, which only a language model (charlm) trains on; "
+                f"{args.model!r} needs a table: a .csv with a header row (text in a column: --text COLUMN), "
+                "an .npz with X and y, or a built-in dataset."
+            )
+    model = build_model(args.model, ds.task, params)
+    if not args.quiet and hasattr(model, "verbose"):
+        model.set_params(verbose=True)
+    metrics = train_run(model, ds, out, data_spec=args.data, seed=args.seed, resume=args.resume, quiet=args.quiet)
+    if not distributed.is_main_process():
+        return 0
+    if not args.quiet:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_") and isinstance(v, float))
+        print(f"{args.model} on {ds.name}: {shown} (fit {metrics['fit_seconds']:.1f} s) -> {out}")
+    else:
+        print(out)
+    return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset into a run directory")
+    p.add_argument("model", help="registry name (see 'deepatlas list models')")
+    add_data_args(p, required=False)  # required unless the model names default data
+    add_param_args(p)
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the run directory")
+    p.add_argument(
+        "--nproc", type=int, metavar="N", help="train data-parallel on N local processes (launches torchrun)"
+    )
+    p.set_defaults(func=cmd_train)
