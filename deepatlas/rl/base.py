@@ -139,6 +139,10 @@ class Agent(Estimator):
     def obs_dim_(self) -> int:
         return int(np.prod(self.obs_shape_))
 
+    def _single_env_action(self, action: np.ndarray):
+        """One action from :meth:`predict` as a single (not vector) environment takes it."""
+        return action.item() if self.action_kind_ == "discrete" else action
+
     def _env_actions(self, actions: np.ndarray) -> np.ndarray:
         """Continuous actions are clipped into the box before they reach the environment."""
         if self.action_kind_ == "continuous":
@@ -333,7 +337,7 @@ class Agent(Estimator):
             idx = np.flatnonzero(active)
             acts = self.predict(obs[idx], deterministic=deterministic)
             for j, i in enumerate(idx):
-                o, r, term, trunc, _ = envs[i].step(acts[j].item() if self.action_kind_ == "discrete" else acts[j])
+                o, r, term, trunc, _ = envs[i].step(self._single_env_action(acts[j]))
                 obs[i] = o
                 returns[i] += r
                 lengths[i] += 1
@@ -393,7 +397,7 @@ class Agent(Estimator):
                 if k % every == 0:
                     frames.append(env.render())
                 act = self.predict(obs)
-                obs, r, term, trunc, _ = env.step(act.item() if self.action_kind_ == "discrete" else act)
+                obs, r, term, trunc, _ = env.step(self._single_env_action(act))
                 total += float(r)
                 done = term or trunc
                 k += 1

@@ -62,7 +62,7 @@ def greedy_rollouts(agent, n_steps: int = _ROLLOUT_STEPS, seed: int = 20_000) ->
             while not done and len(seen) < n_steps:
                 seen.append(np.asarray(obs, np.float32))
                 act = agent.predict(obs, deterministic=True)
-                obs, _, term, trunc, _ = env.step(act.item() if agent.action_kind_ == "discrete" else act)
+                obs, _, term, trunc, _ = env.step(agent._single_env_action(act))
                 done = term or trunc
             episode += 1
     finally:
