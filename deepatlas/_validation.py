@@ -105,6 +105,32 @@ class Boolean(Constraint):
 
 
 @dataclass(frozen=True)
+class NonEmptyString(Constraint):
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and bool(value)
+
+    description = "a non-empty str"
+
+
+@dataclass(frozen=True)
+class Matrix(Constraint):
+    """A 2-D array of real numbers (anything ``numpy.asarray`` reads as one), such as a dictionary."""
+
+    def accepts(self, value: Any) -> bool:
+        import numpy as np
+
+        if isinstance(value, (str, bytes)):
+            return False
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            return False
+        return arr.ndim == 2 and arr.size > 0
+
+    description = "a 2-D array of numbers"
+
+
+@dataclass(frozen=True)
 class NoneOr(Constraint):
     inner: Constraint
 

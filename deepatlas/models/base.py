@@ -123,15 +123,30 @@ class TorchEstimator(Estimator):
     """
 
     epochs: int = 100
+    """Most passes over the training data; early stopping may end the fit sooner."""
     batch_size: int = 64
+    """Samples per gradient step."""
     lr: float = 1e-3
+    """Learning rate of the optimiser."""
     optimizer: str = "adam"
+    """``adam``, ``adamw`` (weight decay decoupled from the gradient) or ``sgd`` (Nesterov momentum 0.9)."""
     weight_decay: float = 0.0
+    """Weight-decay (L2) coefficient of the optimiser; 0 turns it off."""
     early_stopping: bool = True
+    """Stop once the validation score has not improved for ``patience`` epochs and keep the best epoch's
+    weights. Without ``validation_data``, a ``validation_fraction`` of the training set (20 samples or
+    more) is held out for it."""
     patience: int = 10
+    """Epochs without a better validation score before early stopping ends the fit."""
     validation_fraction: float = 0.1
+    """Share of the training samples held out for early stopping when no ``validation_data`` is given
+    (stratified by class for classifiers)."""
     standardize: bool = True
+    """Shift and scale the inputs to zero mean and unit variance with statistics of the training data (per
+    feature; per channel in the CNN); they are saved with the model and applied in ``predict``."""
     precision: str = "fp32"
+    """``bf16`` runs forward passes under bfloat16 autocast (faster on recent CPUs and GPUs); ``fp32`` keeps
+    full precision."""
 
     _parameter_constraints: ClassVar[dict] = {
         "epochs": Interval(int, 1, None),

@@ -114,9 +114,15 @@ class CNNClassifier(_CNNMixin, SupervisedClassifier):
     """Convolutional classifier for signals ``(n, L)``/``(n, C, L)`` and images ``(n, C, H, W)``."""
 
     channels: tuple = (32, 64, 128)
+    """Output channels of each ``Conv -> BatchNorm -> ReLU -> MaxPool`` block, input side first; one block per
+    entry."""
     kernel_size: int = 3
+    """Length (and height, for images) of every convolution kernel; the padding keeps the size."""
     dropout: float = 0.0
+    """Dropout rate on the pooled features before the output layer (0 turns it off)."""
     pool: bool = True
+    """Halve the length (or height and width) after each block with a max pool of 2; False keeps the full
+    resolution until the global average pool."""
     epochs: int = 60
     batch_size: int = 64
 
@@ -127,8 +133,14 @@ class CNNRegressor(_CNNMixin, SupervisedRegressor):
     """Convolutional regressor (same network, mean squared error)."""
 
     channels: tuple = (32, 64, 128)
+    """Output channels of each ``Conv -> BatchNorm -> ReLU -> MaxPool`` block, input side first; one block per
+    entry."""
     kernel_size: int = 3
+    """Length (and height, for images) of every convolution kernel; the padding keeps the size."""
     dropout: float = 0.0
+    """Dropout rate on the pooled features before the output layer (0 turns it off)."""
     pool: bool = True
+    """Halve the length (or height and width) after each block with a max pool of 2; False keeps the full
+    resolution until the global average pool."""
     epochs: int = 60
     batch_size: int = 64

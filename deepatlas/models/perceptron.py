@@ -17,10 +17,11 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
 
-from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
+from deepatlas._validation import Boolean, Interval, Options
 from deepatlas.errors import InputError
+from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_class_labels, check_features
 from deepatlas.registry import register_model
 
@@ -31,7 +32,7 @@ _CHUNK = 64  # samples scored at once while looking for the next mistake
     "perceptron", task="classification", description="Rosenblatt's perceptron (mistake-driven learning rule)"
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class Perceptron(ClassifierMixin, BaseEstimator):
+class Perceptron(ClassifierMixin, Estimator):
     """Linear classifier trained by the perceptron rule.
 
     Attributes after ``fit``: ``coef_`` (one row per class, or one row for two classes),
@@ -45,27 +46,38 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     """
 
     epochs: int = 100
+    """Most passes over the training data; training stops after the first pass without a mistake."""
     lr: float = 1.0
+    """Size of each update (``w += lr * y * x``). From zero weights it only scales them, so it changes the
+    predictions only with ``init='random'``."""
     fit_intercept: bool = True
+    """Learn a bias (a constant input of 1 appended to every sample)."""
     shuffle: bool = True
+    """Visit the samples in a fresh random order (drawn from ``seed``) each pass; False keeps the given order."""
     init: str = "zeros"
+    """Starting weights: ``zeros``, or ``random`` draws from a normal distribution with standard deviation
+    0.1."""
     standardize: bool = True
-    seed: int | None = 0
-    verbose: bool = False
+    """Shift and scale each feature to zero mean and unit variance with the training statistics, saved with
+    the model and applied in ``predict``."""
+
+    device: str = "auto"
+    """The rule runs in NumPy on the CPU: ``auto`` and ``cpu`` are accepted, a GPU is refused."""
 
     _parameter_constraints: ClassVar[dict] = {
+        "device": Options(("auto", "cpu")),
         "epochs": Interval(int, 1, None),
         "lr": Interval(float, 0, None, "neither"),
         "fit_intercept": Boolean(),
         "shuffle": Boolean(),
         "init": Options(("zeros", "random")),
         "standardize": Boolean(),
-        "seed": SEED,
-        "verbose": Boolean(),
     }
 
+    _fitted_attr: ClassVar[str] = "_W"
+
     def fit(self, X, y):
-        validate_params(self)
+        self._validate_params()
         X = check_features(X, "Perceptron")
         X = X.reshape(len(X), -1).astype(np.float64)
         y = check_class_labels(y, "Perceptron")
@@ -129,12 +141,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         return np.hstack([Z, np.ones((len(Z), 1))]) if self.fit_intercept else Z
 
     def decision_function(self, X) -> np.ndarray:
-        if not hasattr(self, "_W"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                "This Perceptron instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+        self._check_fitted()
         X = check_features(X, "Perceptron")
         X = X.reshape(len(X), -1).astype(np.float64)
         if X.shape[1] != self.n_features_in_:

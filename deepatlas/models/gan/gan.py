@@ -30,16 +30,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas._validation import SEED, Boolean, Interval, Options, TupleOf, validate_params
+from deepatlas._validation import Interval, Options, TupleOf
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
+from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
 from deepatlas.registry import register_model
-from deepatlas.training import Checkpoint, ProgressBar, TrainingLoop, distributed
+from deepatlas.training import Checkpoint, ProgressBar, TrainingLoop
 from deepatlas.training.callbacks import Callback, restore_checkpoint
 
 
@@ -180,7 +180,7 @@ class _EpochPhase(Callback):
 
 # ---- the estimator ----------------------------------------------------------------------------
 @dataclass(eq=False, repr=False, kw_only=True)
-class GANBase(BaseEstimator):
+class GANBase(Estimator):
     """What every GAN shares: data scaling, the alternating loop, sampling, saving, measures.
 
     A leaf declares its hyperparameters and overrides ``_build_players`` and the two losses
@@ -188,19 +188,31 @@ class GANBase(BaseEstimator):
     """
 
     latent_dim: int = 16
+    """Length of the Gaussian noise vector that the generator turns into a sample."""
     hidden_sizes: tuple = (128, 128, 128)
+    """Units of each hidden layer of both players' MLPs (generator: ReLU; critic: LeakyReLU 0.2). Unused by
+    DCGAN, whose players are convolutional."""
     n_critic: int = 1
+    """Critic (discriminator) steps per generator step."""
     epochs: int = 100
+    """Passes over the training data (a fixed budget: no early stopping)."""
     batch_size: int = 128
+    """Real samples per critic step."""
     lr: float = 2e-4
+    """Learning rate of both players' optimisers."""
     optimizer: str = "adam"
+    """Optimiser of both players: ``adam`` (with ``beta1``, ``beta2``), ``rmsprop``, or ``sgd`` with Nesterov
+    momentum 0.9."""
     lr_schedule: str = "constant"
+    """``constant`` keeps ``lr``; ``linear`` lowers it to 0 over the epochs, as the WGAN-GP authors' code
+    does."""
     beta1: float = 0.5
+    """Adam's decay rate for the running mean of the gradient (0.5, lower than Adam's usual 0.9, steadies GAN
+    training)."""
     beta2: float = 0.999
+    """Adam's decay rate for the running mean of the squared gradient."""
     weight_decay: float = 0.0
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """L2 penalty in both players' optimisers; 0 turns it off."""
 
     _parameter_constraints: ClassVar[dict] = {
         "latent_dim": Interval(int, 1, None),
@@ -214,9 +226,6 @@ class GANBase(BaseEstimator):
         "beta1": Interval(float, 0, 1, "left"),
         "beta2": Interval(float, 0, 1, "left"),
         "weight_decay": Interval(float, 0, None),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
     }
     _task: ClassVar[str] = "generative"
     _conditional: ClassVar[bool] = False
@@ -284,8 +293,7 @@ class GANBase(BaseEstimator):
         checkpoint_dir : write a checkpoint there after every epoch.
         resume : continue from the checkpoint in ``checkpoint_dir`` if there is one.
         """
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         name = type(self).__name__
         X = check_features(X, name)
         self._check_data(X)
@@ -369,13 +377,7 @@ class GANBase(BaseEstimator):
         flat = S.reshape(len(S), -1)
         return (flat * self.scale_ + self.center_).reshape(S.shape)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+    _fitted_attr: ClassVar[str] = "module_"
 
     @staticmethod
     def _check_n(n) -> int:
@@ -578,6 +580,8 @@ class WGAN(_Wasserstein, GANBase):
     ``[-clip_value, clip_value]``; RMSprop and ``n_critic`` critic steps per generator step."""
 
     clip_value: float = 0.01
+    """After each critic step its weights are clipped to ``[-clip_value, clip_value]`` (the original WGAN's
+    way of keeping the critic Lipschitz)."""
     n_critic: int = 5
     optimizer: str = "rmsprop"
     lr: float = 5e-4
@@ -613,6 +617,8 @@ class WGANGP(_Wasserstein, GANBase):
     """
 
     gp_weight: float = 0.1
+    """Weight of the gradient penalty ``(||grad D(x_hat)|| - 1)^2`` at random points between real and
+    generated samples; the paper uses 10 for images, 0.1 suits 2-D toy sets."""
     n_critic: int = 5
     epochs: int = 300
     batch_size: int = 256

@@ -87,6 +87,8 @@ class DCGAN(GANBase):
     ``2 ** len(channels)``. ``channels`` lists the discriminator's widths (the generator mirrors them)."""
 
     channels: tuple = (64, 128)
+    """Widths of the discriminator's stride-2 convolutions, input side first (the generator mirrors them);
+    image height and width must be divisible by ``2 ** len(channels)``."""
     latent_dim: int = 32
     batch_size: int = 64
     lr: float = 2e-4
@@ -253,8 +255,13 @@ class InfoGAN(GANBase):
     """
 
     n_categories: int = 10
+    """Values of the categorical code fed to the generator (one-hot); ``predict_code`` recovers it from real
+    samples, a clustering into this many groups."""
     n_continuous: int = 2
+    """Continuous codes, uniform in [-1, 1], fed to the generator beside the noise; 0 uses none."""
     info_weight: float = 1.0
+    """Weight of the mutual-information term (how well the critic's head recovers the codes from generated
+    samples); 0 gives a plain GAN."""
     latent_dim: int = 32
     hidden_sizes: tuple = (256, 256)
     batch_size: int = 64

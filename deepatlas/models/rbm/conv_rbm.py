@@ -13,12 +13,13 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 from torch.nn import functional as F
 
-from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
+from deepatlas._validation import Boolean, Interval
 from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
+from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
 from deepatlas.models.rbm.rbm import (
     _MONITOR_ROWS,
@@ -29,13 +30,12 @@ from deepatlas.models.rbm.rbm import (
     write_pictures,
 )
 from deepatlas.registry import register_model
-from deepatlas.training import distributed
 
 
 @register_model("conv-rbm", task="classification", description="convolutional RBM on images (Lee et al., 2009)")
 @register_model("conv-rbm", task="generative")
 @dataclass(eq=False, repr=False, kw_only=True)
-class ConvRBM(TransformerMixin, BaseEstimator):
+class ConvRBM(TransformerMixin, Estimator):
     """Convolutional Bernoulli RBM: ``n_filters`` shared ``kernel_size`` filters over [0, 1] images.
 
     ``p(h_k = 1 | v) = sigmoid(conv(v, W_k) + c_k)`` gives one hidden map per filter ('valid'
@@ -52,18 +52,30 @@ class ConvRBM(TransformerMixin, BaseEstimator):
     """
 
     n_filters: int = 16
+    """Shared filters, i.e. hidden feature maps."""
     kernel_size: int = 3
+    """Side of each square filter, in pixels ('valid' convolution: the maps are ``kernel_size - 1`` pixels
+    smaller)."""
     pool_size: int = 1
+    """Max-pooling window applied to the hidden maps by ``transform``; 1 does not pool. Training is
+    unaffected."""
     k: int = 1
+    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
     persistent: bool = True
+    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
+    False restarts them at the data batch every update (CD-k)."""
     lr: float = 0.5
+    """Step size of the contrastive-divergence update, averaged over the batch and over positions (hence
+    larger than a dense RBM's)."""
     momentum: float = 0.5
+    """Fraction of the previous update added to the next one; 0 turns momentum off."""
     weight_decay: float = 0.0
+    """Weight shrinkage per update: the weights are multiplied by ``1 - lr * weight_decay`` (biases are not);
+    0 turns it off."""
     epochs: int = 10
+    """Passes over the training data (a fixed budget: no early stopping)."""
     batch_size: int = 32
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
         "n_filters": Interval(int, 1, None),
@@ -76,9 +88,6 @@ class ConvRBM(TransformerMixin, BaseEstimator):
         "weight_decay": Interval(float, 0, None),
         "epochs": Interval(int, 1, None),
         "batch_size": Interval(int, 1, None),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
     }
 
     @staticmethod
@@ -100,17 +109,10 @@ class ConvRBM(TransformerMixin, BaseEstimator):
         check_unit_interval(X, owner, hint="(a convolutional RBM has Bernoulli visible units)")
         return np.ascontiguousarray(X, dtype=np.float32)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "W_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                "This ConvRBM instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+    _fitted_attr: ClassVar[str] = "W_"
 
     def fit(self, X, y=None):
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         X = self._images(X, "ConvRBM")
         n, C, Hh, Ww = X.shape
         f = self.kernel_size

@@ -24,12 +24,13 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 from torch import nn
 
-from deepatlas._validation import SEED, Boolean, Interval, Options, TupleOf, validate_params
+from deepatlas._validation import Boolean, Interval, Options, TupleOf
 from deepatlas.device import make_generator
 from deepatlas.errors import InputError
+from deepatlas.estimator import Estimator
 from deepatlas.models.base import SupervisedClassifier, check_features
 from deepatlas.models.rbm.conv_rbm import ConvRBM
 from deepatlas.models.rbm.rbm import (
@@ -42,7 +43,6 @@ from deepatlas.models.rbm.rbm import (
     write_pictures,
 )
 from deepatlas.registry import register_model
-from deepatlas.training import distributed
 
 _GAUSSIAN_HINT = "or pass visible='gaussian' for real-valued data"
 
@@ -82,7 +82,7 @@ def pretrain_stack(est, X: np.ndarray) -> list:
 
 # ---- the generative DBN -------------------------------------------------------------------------
 @dataclass(eq=False, repr=False, kw_only=True)
-class DBN(TransformerMixin, BaseEstimator):
+class DBN(TransformerMixin, Estimator):
     """Deep belief network: a stack of RBMs trained greedily (Hinton, Osindero & Teh, 2006).
 
     ``transform`` runs the up pass (top-layer probabilities); ``sample`` runs Gibbs chains in the
@@ -95,17 +95,27 @@ class DBN(TransformerMixin, BaseEstimator):
     """
 
     hidden_sizes: tuple = (256, 256)
+    """Hidden units of each RBM in the stack, bottom first; each is trained on the hidden probabilities of the
+    one below."""
     visible: str = "bernoulli"
+    """Units of the first RBM: ``bernoulli`` needs inputs in [0, 1]; ``gaussian`` takes real values (a
+    Gaussian RBM that standardises them, trained at half the learning rate)."""
     k: int = 1
+    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
     persistent: bool = True
+    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
+    False restarts them at the data batch every update (CD-k)."""
     lr: float = 0.05
+    """Step size of the contrastive-divergence update, averaged over the batch."""
     momentum: float = 0.0
+    """Fraction of the previous update added to the next one; 0 turns momentum off."""
     weight_decay: float = 0.0
+    """Weight shrinkage per update: the weights are multiplied by ``1 - lr * weight_decay`` (biases are not);
+    0 turns it off."""
     epochs: int = 20
+    """Passes over the data for each RBM of the stack."""
     batch_size: int = 10
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
         "hidden_sizes": TupleOf(),
@@ -117,9 +127,6 @@ class DBN(TransformerMixin, BaseEstimator):
         "weight_decay": Interval(float, 0, None),
         "epochs": Interval(int, 1, None),
         "batch_size": Interval(int, 1, None),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
     }
 
     # The stack's RBMs take these hyperparameters (DBNClassifier maps its pretrain_* onto them).
@@ -137,8 +144,7 @@ class DBN(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Train the stack greedily on ``X`` (labels are ignored); returns ``self``."""
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         X = check_features(X, "DBN")
         flat = X.reshape(len(X), -1)
         if self.visible == "bernoulli":
@@ -152,13 +158,7 @@ class DBN(TransformerMixin, BaseEstimator):
         self.history_ = _stacked_history([layer.history_ for layer in self.layers_])
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "layers_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+    _fitted_attr: ClassVar[str] = "layers_"
 
     def transform(self, X) -> np.ndarray:
         """Top-layer hidden probabilities after one up pass, (n, hidden_sizes[-1])."""
@@ -290,14 +290,26 @@ class DBNClassifier(SupervisedClassifier):
     """
 
     hidden_sizes: tuple = (256, 256)
+    """Units of each sigmoid hidden layer (and of the RBM that pretrains it), input side first."""
     pretrain: bool = True
+    """Initialise the hidden layers from a greedily trained RBM stack; False starts from random weights."""
     visible: str = "bernoulli"
+    """Units of the first RBM: ``bernoulli`` needs inputs in [0, 1]; ``gaussian`` takes real values (a
+    Gaussian RBM that standardises them, trained at half the learning rate)."""
     k: int = 1
+    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``). Pretraining only."""
     persistent: bool = True
+    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
+    False restarts them at the data batch every update (CD-k). Pretraining only."""
     pretrain_lr: float = 0.1
+    """Step size of the RBMs' contrastive-divergence updates during pretraining."""
     pretrain_epochs: int = 40
+    """Passes over the data for each RBM during pretraining."""
     pretrain_batch_size: int = 10
+    """Samples per contrastive-divergence update during pretraining."""
     momentum: float = 0.5
+    """Fraction of the previous update added to the next one; 0 turns momentum off. Pretraining only
+    (fine-tuning uses ``optimizer``)."""
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
@@ -419,7 +431,7 @@ register_model("dbn", task="generative")(DBN)
 @register_model("conv-dbn", task="classification", description="convolutional DBN: stacked convolutional RBMs")
 @register_model("conv-dbn", task="generative")
 @dataclass(eq=False, repr=False, kw_only=True)
-class ConvDBN(TransformerMixin, BaseEstimator):
+class ConvDBN(TransformerMixin, Estimator):
     """Convolutional RBMs stacked greedily on images (Lee et al., 2009), a feature extractor.
 
     Layer i+1 is trained on layer i's hidden probability maps, max-pooled by ``pool_size``
@@ -433,18 +445,28 @@ class ConvDBN(TransformerMixin, BaseEstimator):
     """
 
     channels: tuple = (16, 32)
+    """Filters of each convolutional RBM in the stack, bottom first; one layer per entry."""
     kernel_size: int = 3
+    """Side of the square filters of every layer, in pixels ('valid' convolutions)."""
     pool_size: int = 1
+    """Max-pooling window between layers and on the output of ``transform``; 1 does not pool (needed by
+    ``sample``)."""
     k: int = 1
+    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
     persistent: bool = True
+    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
+    False restarts them at the data batch every update (CD-k)."""
     lr: float = 0.5
+    """Step size of each layer's contrastive-divergence update, averaged over the batch and over positions."""
     momentum: float = 0.5
+    """Fraction of the previous update added to the next one; 0 turns momentum off."""
     weight_decay: float = 0.0
+    """Weight shrinkage per update: the weights are multiplied by ``1 - lr * weight_decay`` (biases are not);
+    0 turns it off."""
     epochs: int = 10
+    """Passes over the data for each layer of the stack."""
     batch_size: int = 32
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
         "channels": TupleOf(),
@@ -457,9 +479,6 @@ class ConvDBN(TransformerMixin, BaseEstimator):
         "weight_decay": Interval(float, 0, None),
         "epochs": Interval(int, 1, None),
         "batch_size": Interval(int, 1, None),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
     }
 
     def _layer(self, i: int, n_filters: int) -> ConvRBM:
@@ -480,8 +499,7 @@ class ConvDBN(TransformerMixin, BaseEstimator):
         )
 
     def fit(self, X, y=None):
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         X = ConvRBM._images(X, "ConvDBN")
         self.input_shape_ = tuple(X.shape[1:])
         self.layers_ = []
@@ -505,13 +523,7 @@ class ConvDBN(TransformerMixin, BaseEstimator):
             maps = torch.nn.functional.max_pool2d(torch.from_numpy(maps), self.pool_size, ceil_mode=True).numpy()
         return maps
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "layers_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                "This ConvDBN instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+    _fitted_attr: ClassVar[str] = "layers_"
 
     def transform(self, X) -> np.ndarray:
         self._check_fitted()

@@ -36,15 +36,15 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 from torch.nn import functional as F
 
-from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
+from deepatlas._validation import Boolean, Interval
 from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
+from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
 from deepatlas.registry import register_model
-from deepatlas.training import distributed
 
 _EXACT_LIMIT = 20  # enumerate 2^units states up to this many units on the smaller side
 _MONITOR_ROWS = 500  # training rows scored once per epoch for history_
@@ -160,20 +160,27 @@ def train_cd(
 
 # ---- the estimators ---------------------------------------------------------------------------
 @dataclass(eq=False, repr=False, kw_only=True)
-class _RBMBase(TransformerMixin, BaseEstimator):
+class _RBMBase(TransformerMixin, Estimator):
     """Shared fitting, inference, likelihood and persistence of the dense RBMs."""
 
     n_hidden: int = 256
+    """Hidden units, i.e. binary features learned from the data."""
     k: int = 1
+    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
     persistent: bool = True
+    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
+    False restarts them at the data batch every update (CD-k)."""
     lr: float = 0.05
+    """Step size of the contrastive-divergence update, averaged over the batch."""
     momentum: float = 0.0
+    """Fraction of the previous update added to the next one; 0 turns momentum off."""
     weight_decay: float = 0.0
+    """Weight shrinkage per update: the weights are multiplied by ``1 - lr * weight_decay`` (biases are not);
+    0 turns it off."""
     epochs: int = 20
+    """Passes over the training data (a fixed budget: no early stopping)."""
     batch_size: int = 10
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
         "n_hidden": Interval(int, 1, None),
@@ -184,9 +191,6 @@ class _RBMBase(TransformerMixin, BaseEstimator):
         "weight_decay": Interval(float, 0, None),
         "epochs": Interval(int, 1, None),
         "batch_size": Interval(int, 1, None),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
     }
     _gaussian: ClassVar[bool] = False
 
@@ -211,19 +215,12 @@ class _RBMBase(TransformerMixin, BaseEstimator):
     def _to_model(self, flat: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(flat, dtype=np.float32), device=self.A_.device)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "A_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+    _fitted_attr: ClassVar[str] = "A_"
 
     # ---- fitting ------------------------------------------------------------------------------
     def fit(self, X, y=None):
         """Learn the weights from ``X`` (labels are ignored); returns ``self``."""
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         flat = self._prepare(X, fitting=True)
         self.input_shape_ = tuple(int(s) for s in np.shape(X)[1:])
         self.n_features_in_ = flat.shape[1]
@@ -632,6 +629,8 @@ class GaussianRBM(_RBMBase):
 
     lr: float = 0.01
     sigma: float = 1.0
+    """Standard deviation of the visible units, in units of the standardised data (which are divided by
+    it before training)."""
 
     _parameter_constraints: ClassVar[dict] = {"sigma": Interval(float, 0, None, "neither")}
     _gaussian: ClassVar[bool] = True

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from deepatlas._validation import Interval, Options
+from deepatlas._validation import Interval, NonEmptyString, NoneOr, Options
 from deepatlas.errors import InputError
 from deepatlas.models.base import TorchEstimator
 from deepatlas.models.rnn.recurrent import SequenceNet, _RNNMixin
@@ -135,18 +135,34 @@ class CTCRecognizer(_RNNMixin, TorchEstimator):
     """
 
     cell: str = "lstm"
+    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
+    whose gates also read the cell state)."""
     hidden_size: int = 128
+    """Units in each recurrent layer, per direction."""
     num_layers: int = 1
+    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
     bidirectional: bool = True
+    """Also read every sequence backwards and join both directions' states (twice the features for the output
+    layer)."""
     dropout: float = 0.0
+    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
+    the output layer."""
     clip_norm: float | None = 1.0
+    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
+    from exploding); ``None`` does not clip."""
     alphabet: str | None = None
+    """The characters the model can write, in a fixed order; ``None`` takes those found in the training
+    labels."""
     decoder: str = "greedy"
+    """How per-step outputs become a string: ``greedy`` keeps the likeliest symbol of each step (best path);
+    ``beam`` runs a prefix beam search."""
     beam_width: int = 8
+    """Prefixes the beam decoder keeps at each step."""
     epochs: int = 60
     lr: float = 3e-3
 
     _parameter_constraints: ClassVar[dict] = {
+        "alphabet": NoneOr(NonEmptyString()),
         "decoder": Options(("greedy", "beam")),
         "beam_width": Interval(int, 1, None),
     }

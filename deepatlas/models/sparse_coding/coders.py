@@ -33,12 +33,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 from torch import nn
 
-from deepatlas._validation import SEED, Boolean, Interval, NoneOr, Options, validate_params
+from deepatlas._validation import AnyOf, Boolean, Interval, Matrix, NoneOr, Options
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
+from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
 from deepatlas.models.sparse_coding.solvers import (
     SOLVERS,
@@ -48,9 +49,9 @@ from deepatlas.models.sparse_coding.solvers import (
     sparse_encode,
 )
 from deepatlas.registry import register_model
-from deepatlas.training import distributed
 
 DICTIONARIES = ("dct", "random", "learned")
+_DICTIONARY = AnyOf((Options(DICTIONARIES), Matrix()))  # a name, or the atoms themselves
 _CHUNK = 8192  # signals coded at once; bounds memory on large inputs
 
 
@@ -88,16 +89,23 @@ def random_dictionary(n_atoms: int, n_features: int, seed: int | None) -> np.nda
 
 # ---- shared base: coding, reconstruction, measures, persistence ----------------------------------
 @dataclass(eq=False, repr=False, kw_only=True)
-class _SparseBase(TransformerMixin, BaseEstimator):
+class _SparseBase(TransformerMixin, Estimator):
     n_atoms: int | None = None
+    """Atoms (rows) of the dictionary, i.e. the length of each code; ``None`` uses the number of features."""
     alpha: float = 1.0
+    """Weight of the L1 penalty in ``0.5 * ||x - z D||^2 + alpha * ||z||_1``: larger gives sparser codes, 0
+    least squares. Unused by ``omp``."""
     solver: str = "fista"
+    """How codes are found: ``fista`` (accelerated proximal gradient), ``ista``, ``cd`` (coordinate descent)
+    or ``omp`` (orthogonal matching pursuit with ``n_nonzero`` atoms)."""
     n_nonzero: int | None = None
+    """Atoms per code for the ``omp`` solver; ``None`` uses a tenth of the features (at least 1). Unused by
+    the other solvers."""
     max_iter: int = 1000
+    """Most iterations of the solver for each batch of signals."""
     tol: float = 1e-4
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """Stopping tolerance of the solver, relative: a signal is done once its duality gap falls below ``tol``
+    times its objective."""
 
     _parameter_constraints: ClassVar[dict] = {
         "n_atoms": NoneOr(Interval(int, 1, None)),
@@ -106,9 +114,6 @@ class _SparseBase(TransformerMixin, BaseEstimator):
         "n_nonzero": NoneOr(Interval(int, 1, None)),
         "max_iter": Interval(int, 1, None),
         "tol": Interval(float, 0, None),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
     }
     _task: ClassVar[str] = "transform"
 
@@ -133,13 +138,7 @@ class _SparseBase(TransformerMixin, BaseEstimator):
                 f"the number of atoms ({n_atoms})."
             )
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "components_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+    _fitted_attr: ClassVar[str] = "components_"
 
     # -- coding --
     def _dictionary_tensor(self) -> torch.Tensor:
@@ -285,10 +284,14 @@ class SparseCoder(_SparseBase):
     """
 
     dictionary: Any = "dct"
+    """The atoms: ``dct`` (overcomplete discrete cosine transform), ``random`` (Gaussian unit-norm atoms),
+    ``learned`` (by DictionaryLearning on the ``fit`` data), or an array of shape ``(n_atoms, n_features)``
+    used as it is."""
+
+    _parameter_constraints: ClassVar[dict] = {"dictionary": _DICTIONARY}
 
     def fit(self, X, y=None):
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         flat = self._flat(X, fitting=True)
         d = self.dictionary
         if isinstance(d, str):
@@ -339,9 +342,13 @@ class DictionaryLearning(_SparseBase):
     """
 
     epochs: int = 10
+    """Passes over the training signals."""
     batch_size: int = 256
+    """Signals coded per dictionary update."""
     dict_init: str = "data"
+    """Starting atoms: ``data`` (randomly chosen training signals, normalised), ``random`` or ``dct``."""
     shuffle: bool = True
+    """Visit the signals in a fresh random order (drawn from ``seed``) each pass; False keeps the given order."""
 
     _parameter_constraints: ClassVar[dict] = {
         "epochs": Interval(int, 1, None),
@@ -351,8 +358,7 @@ class DictionaryLearning(_SparseBase):
     }
 
     def fit(self, X, y=None):
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         flat = self._flat(X, fitting=True)
         n, F = flat.shape
         K = self.n_atoms or F
@@ -473,18 +479,33 @@ class LISTA(_SparseBase):
     """
 
     dictionary: Any = "learned"
+    """The dictionary whose lasso codes the network learns to reproduce, as in SparseCoder (``learned`` by
+    default)."""
     n_layers: int = 16
+    """Unrolled ISTA steps, i.e. layers of the network."""
     tied: bool = False
+    """Share one matrix and one set of thresholds across all layers (the recurrent form); False gives each
+    layer its own."""
     epochs: int = 100
+    """Most passes over the training signals; early stopping may end the fit sooner."""
     batch_size: int = 128
+    """Signals per gradient step."""
     lr: float = 1e-3
+    """Learning rate of the optimiser."""
     optimizer: str = "adam"
+    """``adam``, ``adamw`` (weight decay decoupled from the gradient) or ``sgd`` (Nesterov momentum 0.9)."""
     weight_decay: float = 0.0
+    """Weight-decay (L2) coefficient of the optimiser; 0 turns it off."""
     early_stopping: bool = True
+    """Hold out ``validation_fraction`` of the signals (when there are 20 or more), stop once their code error
+    has not improved for ``patience`` epochs and keep the best weights."""
     patience: int = 10
+    """Epochs without a lower validation code error before early stopping ends the fit."""
     validation_fraction: float = 0.1
+    """Share of the training signals held out for early stopping."""
 
     _parameter_constraints: ClassVar[dict] = {
+        "dictionary": _DICTIONARY,
         "n_layers": Interval(int, 1, None),
         "tied": Boolean(),
         "epochs": Interval(int, 1, None),
@@ -501,7 +522,7 @@ class LISTA(_SparseBase):
         from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, make_optimizer
         from deepatlas.training.callbacks import restore_checkpoint
 
-        validate_params(self)
+        self._validate_params()
         if self.solver != "fista":
             raise InputError(f"The 'solver' parameter of LISTA must be 'fista'. Got {self.solver!r} instead.")
         flat = self._flat(X, fitting=True)
@@ -552,11 +573,7 @@ class LISTA(_SparseBase):
             plot_atoms(self.components_, self.input_shape_, Path(checkpoint_dir) / "plots" / "atoms.png")
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("This LISTA instance is not fitted yet. Call 'fit' with appropriate arguments first.")
+    _fitted_attr: ClassVar[str] = "module_"
 
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:

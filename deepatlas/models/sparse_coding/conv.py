@@ -32,17 +32,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 from torch.nn import functional as F
 
-from deepatlas._validation import SEED, Boolean, Interval, Options, validate_params
+from deepatlas._validation import Interval
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
+from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
 from deepatlas.models.sparse_coding.coders import code_accuracy
 from deepatlas.models.sparse_coding.solvers import soft_threshold
 from deepatlas.registry import register_model
-from deepatlas.training import distributed
 
 _CHUNK = 1024  # signals coded at once
 
@@ -121,7 +121,7 @@ def conv_relative_gap(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, alpha: 
     description="convolutional sparse coding and dictionary learning (FISTA with convolutions), 1-D and 2-D",
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class ConvSparseCoding(TransformerMixin, BaseEstimator):
+class ConvSparseCoding(TransformerMixin, Estimator):
     """Learn ``n_atoms`` filters of size ``kernel_size`` and code signals as sparse feature maps.
 
     ``fit`` alternates FISTA coding of a mini-batch (``max_iter`` iterations at most) with an
@@ -136,16 +136,21 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
     """
 
     n_atoms: int = 8
+    """Filters learned, i.e. sparse feature maps per signal."""
     kernel_size: int = 5
+    """Side of each square filter, in pixels (its length for 1-D signals)."""
     alpha: float = 0.1
+    """Weight of the L1 penalty on the feature maps: larger gives sparser codes."""
     max_iter: int = 100
+    """Most FISTA iterations per coding of a batch."""
     tol: float = 1e-3
+    """Stopping tolerance of FISTA in ``transform`` (training codes stop at ``max(tol, 1e-3)``)."""
     epochs: int = 5
+    """Passes over the training signals."""
     batch_size: int = 64
+    """Signals coded per filter update."""
     lr: float = 0.02
-    seed: int | None = 0
-    device: str = "auto"
-    verbose: bool = False
+    """Adam's learning rate for the filters."""
 
     _parameter_constraints: ClassVar[dict] = {
         "n_atoms": Interval(int, 1, None),
@@ -156,9 +161,6 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
         "epochs": Interval(int, 1, None),
         "batch_size": Interval(int, 1, None),
         "lr": Interval(float, 0, None, "neither"),
-        "seed": SEED,
-        "device": Options(("auto", "cpu", "cuda", "mps")),
-        "verbose": Boolean(),
     }
     _task: ClassVar[str] = "transform"
 
@@ -193,18 +195,11 @@ class ConvSparseCoding(TransformerMixin, BaseEstimator):
             )
         return np.ascontiguousarray(X4)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "components_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                "This ConvSparseCoding instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
+    _fitted_attr: ClassVar[str] = "components_"
 
     # -- learning --
     def fit(self, X, y=None):
-        validate_params(self)
-        distributed.refuse_under_torchrun(type(self).__name__)  # not data-parallel
+        self._validate_params()
         X4 = self._as_4d(X, fitting=True)
         n, C, H, W = X4.shape
         kh, kw = (1 if self.one_d_ else self.kernel_size), self.kernel_size
