@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from deepatlas._io import atomic_savez
-from deepatlas.data import Dataset, register_dataset, split
+from deepatlas.data.core import Dataset, register_dataset, split
 from deepatlas.errors import InputError
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatlas.data import Dataset, split
+from deepatlas.data.core import Dataset, infer_task, parse_number, read_npz, split
+from deepatlas.data.sequences import load_sequence_npz, load_text_file
 from deepatlas.errors import InputError
 
 _EXTENSIONS = (".csv", ".npz", ".gz", ".idx", "-ubyte", ".txt", ".tsv")
@@ -38,20 +39,14 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
         raise InputError(f"Data file {path!r} is empty.")
     name = p.name.lower()
     if text is not None:  # a text column of a CSV, or a whole text file as a corpus
-        from deepatlas.data.sequences import load_text_file
-
         return load_text_file(p, text=text, target=target, task=task, seed=seed)
     if name.endswith(".txt"):  # plain text is a corpus (for a language model), never a table
-        from deepatlas.data.sequences import load_text_file
-
         return load_text_file(p, text="-", seed=seed)
     if name.endswith(".csv") or name.endswith(".tsv"):
         features, X, labels, target_name = read_csv(p, target=target)
         y, inferred = infer_task(labels, task)
         return _make(p, X, y, inferred, seed, feature_names=features, target_name=target_name)
     if name.endswith(".npz"):
-        from deepatlas.data.sequences import load_sequence_npz
-
         ds = load_sequence_npz(p, task=task, seed=seed)  # ragged sequences or one label per step
         if ds is not None:
             return ds
@@ -78,13 +73,6 @@ def _make(p, X, y, task, seed, feature_names=None, target_name=None) -> Dataset:
     )
 
 
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def read_csv(path: Path, target: str | None = None, require_target: bool = True):
     """Read a CSV with a header row. Returns ``(feature_names, X, labels, target_name)``; labels
     stay strings until :func:`infer_task` decides what they are."""
@@ -104,7 +92,7 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True)
     body = rows[1:]
     if not body:
         raise InputError(f"Data file {str(path)!r} has a header but no data rows.")
-    if all(_number(h) is not None for h in header):
+    if all(parse_number(h) is not None for h in header):
         raise InputError(f"Data file {str(path)!r} has no header row; the first row must name the columns.")
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
@@ -128,7 +116,7 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True)
     for i, row in enumerate(body):
         for k, j in enumerate(cols):
             cell = row[j].strip()
-            value = _number(cell)
+            value = parse_number(cell)
             if value is None:
                 if cell == "" or cell.lower() in ("na", "nan", "null", "none"):
                     raise InputError(
@@ -149,63 +137,6 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True)
         if len(blank):
             raise InputError(f"Data file {str(path)!r}: target column {header[t]!r} is empty in row {blank[0] + 2}.")
     return features, X, labels, (header[t] if t is not None else None)
-
-
-def infer_task(labels: np.ndarray, task: str | None = None) -> tuple[np.ndarray, str]:
-    """Numbers with few distinct integer values are classes, other numbers a regression target,
-    text labels classes. ``task`` overrides the guess."""
-    labels = np.asarray(labels)
-    if labels.dtype == object:
-        numbers = [_number(str(v)) for v in labels]
-        numeric = all(v is not None for v in numbers)
-        values = np.array(numbers, dtype=np.float64) if numeric else labels.astype(str)
-    else:
-        numeric = np.issubdtype(labels.dtype, np.number)
-        values = labels if numeric else labels.astype(str)
-    if numeric:
-        values = np.asarray(values, dtype=np.float64)
-        if not np.all(np.isfinite(values)):
-            raise InputError("The target contains NaN or infinite values.")
-        integral = np.all(values == np.round(values))
-        guess = "classification" if integral and len(np.unique(values)) <= 20 else "regression"
-    else:
-        guess = "classification"
-    task = task or guess
-    if task == "classification":
-        return (values.astype(np.int64) if numeric and np.all(values == np.round(values)) else values), task
-    if task == "regression":
-        if not numeric:
-            raise InputError("task 'regression' needs a numeric target, but the target column holds text.")
-        return values.astype(np.float32), task
-    raise InputError(f"task must be 'classification' or 'regression'. Got {task!r} instead.")
-
-
-def read_npz(path: Path):
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = list(f.files)
-            if "X" not in keys:
-                raise InputError(f"Data file {str(path)!r} has no array 'X'; it holds: {', '.join(keys) or 'nothing'}.")
-            X = np.asarray(f["X"])
-            y = np.asarray(f["y"]) if "y" in keys else None
-    except InputError:
-        raise
-    except ValueError as exc:
-        raise InputError(
-            f"Data file {str(path)!r} is not a valid .npz file (object arrays are refused): {exc}."
-        ) from None
-    except Exception as exc:  # zipfile.BadZipFile, OSError, ...
-        raise InputError(f"Data file {str(path)!r} is not a valid .npz file: {exc}.") from None
-    if y is None:
-        raise InputError(f"Data file {str(path)!r} has no array 'y' (the targets).")
-    if not np.issubdtype(X.dtype, np.number):
-        raise InputError(f"Data file {str(path)!r}: array 'X' must be numeric. Got dtype {X.dtype} instead.")
-    if len(X) != len(y):
-        raise InputError(f"Data file {str(path)!r}: 'X' has {len(X)} rows but 'y' has {len(y)}.")
-    X = X.astype(np.float32)
-    if not np.all(np.isfinite(X)):
-        raise InputError(f"Data file {str(path)!r}: array 'X' contains NaN or infinite values.")
-    return X, y
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.data import Dataset, register_dataset, split
+from deepatlas.data.core import Dataset, register_dataset, split
 from deepatlas.errors import InputError
 
 

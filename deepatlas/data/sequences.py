@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatlas.data import Dataset, register_dataset, split
+from deepatlas.data.core import Dataset, infer_task, read_npz, register_dataset, split
 from deepatlas.errors import InputError
 
 
@@ -199,8 +199,6 @@ def load_text_file(path: str | Path, *, text: str, target=None, task=None, seed:
     p = Path(path)
     if p.suffix.lower() not in (".csv", ".tsv"):
         return _text_splits(str(p), read_text(p), f"text corpus from {p}", seed)
-    from deepatlas.data.files import infer_task
-
     raw = read_text(p).lstrip("\ufeff")
     delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
     rows = [r for r in csv.reader(raw.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
@@ -273,8 +271,6 @@ def load_sequence_npz(path: str | Path, *, task: str | None = None, seed: int = 
     """An ``.npz`` of sequences that the table loader would misread: ragged (``lengths`` beside a
     padded ``X``) or labelled per step (``y`` of shape ``(n, steps)``, unless ``task`` says
     otherwise). ``None`` for any other ``.npz``."""
-    from deepatlas.data.files import infer_task, read_npz
-
     p = Path(path)
     X, y = read_npz(p)
     with np.load(p, allow_pickle=False) as f:
