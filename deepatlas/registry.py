@@ -30,8 +30,9 @@ class ModelCard:
 
     defaults : parameter values that make this variant (``gru`` is the RNN estimator with
         ``cell="gru"``); applied by :func:`create_model` under the caller's own values.
-    smoke : a seconds-long fit for the contract tests and ``benchmarks/gpu_check.py``:
-        ``{"data": "<dataset spec>", "params": {...}}``.
+    smoke : a seconds-long fit for the contract tests (``tests/test_contract.py``) and
+        ``benchmarks/gpu_check.py``: ``{"data": "<dataset spec>", "params": {...}}``; an RL
+        agent's ``data`` is its environment and ``total_timesteps`` its budget for ``learn``.
     tuning_space : the default search space of ``deepatlas tune`` (see :mod:`deepatlas.tuning`);
         ``None`` gives the generic space over the common parameters the class has.
     """

@@ -108,7 +108,12 @@ class _CNNMixin:
         return ((X - mean.reshape(shape)) / scale.reshape(shape)).astype(np.float32)
 
 
-@register_model("cnn", task="classification", description="convolutional network (1-D or 2-D, global pooling)")
+@register_model(
+    "cnn",
+    task="classification",
+    description="convolutional network (1-D or 2-D, global pooling)",
+    smoke={"data": "digits", "params": {"channels": (4,), "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class CNNClassifier(_CNNMixin, SupervisedClassifier):
     """Convolutional classifier for signals ``(n, L)``/``(n, C, L)`` and images ``(n, C, H, W)``."""
@@ -127,7 +132,7 @@ class CNNClassifier(_CNNMixin, SupervisedClassifier):
     batch_size: int = 64
 
 
-@register_model("cnn", task="regression")
+@register_model("cnn", task="regression", smoke={"data": "adding:T=5,n=60", "params": {"channels": (4,), "epochs": 2}})
 @dataclass(eq=False, repr=False, kw_only=True)
 class CNNRegressor(_CNNMixin, SupervisedRegressor):
     """Convolutional regressor (same network, mean squared error)."""

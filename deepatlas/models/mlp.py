@@ -60,7 +60,12 @@ def _use_fast_step(est, module) -> bool:
     )
 
 
-@register_model("mlp", task="classification", description="multilayer perceptron (dense layers, softmax output)")
+@register_model(
+    "mlp",
+    task="classification",
+    description="multilayer perceptron (dense layers, softmax output)",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8,), "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class MLPClassifier(_MLPMixin, SupervisedClassifier):
     """Multilayer perceptron classifier.
@@ -97,7 +102,9 @@ class MLPClassifier(_MLPMixin, SupervisedClassifier):
         return FastMLPLoop
 
 
-@register_model("mlp", task="regression")
+@register_model(
+    "mlp", task="regression", smoke={"data": "adding:T=5,n=60", "params": {"hidden_sizes": (8,), "epochs": 2}}
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class MLPRegressor(_MLPMixin, SupervisedRegressor):
     """Multilayer perceptron regressor (mean squared error on standardised targets)."""

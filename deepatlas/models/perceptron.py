@@ -29,7 +29,10 @@ _CHUNK = 64  # samples scored at once while looking for the next mistake
 
 
 @register_model(
-    "perceptron", task="classification", description="Rosenblatt's perceptron (mistake-driven learning rule)"
+    "perceptron",
+    task="classification",
+    description="Rosenblatt's perceptron (mistake-driven learning rule)",
+    smoke={"data": "blobs", "params": {"epochs": 5}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class Perceptron(ClassifierMixin, Estimator):

@@ -44,7 +44,16 @@ class DuelingHead(nn.Module):
         return self.value(h) + a - a.mean(dim=1, keepdim=True)  # (B, A)
 
 
-@register_model("dqn", task="rl", description="deep Q-network (replay, target network; double and dueling options)")
+@register_model(
+    "dqn",
+    task="rl",
+    description="deep Q-network (replay, target network; double and dueling options)",
+    smoke={
+        "data": "CartPole-v1",
+        "total_timesteps": 200,
+        "params": {"hidden_sizes": (8,), "learning_starts": 50, "buffer_size": 1000, "target_update_interval": 50},
+    },
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class DQN(Agent):
     """Deep Q-network for Box observations and Discrete actions.

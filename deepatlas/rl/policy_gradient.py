@@ -209,7 +209,12 @@ class OnPolicyAgent(Agent):
         return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": -entropy_loss.item()}
 
 
-@register_model("a2c", task="rl", description="advantage actor-critic (synchronous, gymnasium.vector)")
+@register_model(
+    "a2c",
+    task="rl",
+    description="advantage actor-critic (synchronous, gymnasium.vector)",
+    smoke={"data": "CartPole-v1", "total_timesteps": 200, "params": {"hidden_sizes": (8,)}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class A2C(OnPolicyAgent):
     """Synchronous advantage actor-critic: one RMSprop step on every ``n_steps`` x ``n_envs`` rollout.
@@ -233,7 +238,12 @@ class A2C(OnPolicyAgent):
         return self._policy_gradient_step(log_prob, entropy, values, returns, advantages)
 
 
-@register_model("reinforce", task="rl", description="REINFORCE policy gradient with a learned value baseline")
+@register_model(
+    "reinforce",
+    task="rl",
+    description="REINFORCE policy gradient with a learned value baseline",
+    smoke={"data": "CartPole-v1", "total_timesteps": 200, "params": {"hidden_sizes": (8,), "episodes_per_update": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class REINFORCE(OnPolicyAgent):
     """Monte Carlo policy gradient with a learned baseline: after ``episodes_per_update`` whole

@@ -23,7 +23,14 @@ from deepatlas.rl.policy_gradient import OnPolicyAgent
 
 
 @register_model(
-    "ppo", task="rl", description="proximal policy optimisation (clipped, GAE, vector envs, continuous too)"
+    "ppo",
+    task="rl",
+    description="proximal policy optimisation (clipped, GAE, vector envs, continuous too)",
+    smoke={
+        "data": "CartPole-v1",
+        "total_timesteps": 200,
+        "params": {"hidden_sizes": (8,), "n_steps": 64, "batch_size": 32, "n_epochs": 2},
+    },
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class PPO(OnPolicyAgent):

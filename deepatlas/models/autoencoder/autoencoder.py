@@ -525,7 +525,12 @@ class _DenseBase(AutoencoderBase):
         )
 
 
-@register_model("ae", task="transform", description="dense autoencoder (codes, reconstructions)")
+@register_model(
+    "ae",
+    task="transform",
+    description="dense autoencoder (codes, reconstructions)",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8,), "code_size": 4, "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class Autoencoder(_DenseBase):
     """Dense autoencoder: ``Flatten -> hidden -> code_size -> reversed hidden -> input``.
@@ -538,7 +543,12 @@ class Autoencoder(_DenseBase):
     """
 
 
-@register_model("dae", task="transform", description="denoising autoencoder (Vincent et al., 2008)")
+@register_model(
+    "dae",
+    task="transform",
+    description="denoising autoencoder (Vincent et al., 2008)",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8,), "code_size": 4, "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class DenoisingAutoencoder(_DenseBase):
     """Dense autoencoder trained to reconstruct clean inputs from corrupted ones.
@@ -574,7 +584,12 @@ class DenoisingAutoencoder(_DenseBase):
         return (self.noise, self.noise_level)
 
 
-@register_model("sparse-ae", task="transform", description="sparse autoencoder (L1 or KL penalty on codes)")
+@register_model(
+    "sparse-ae",
+    task="transform",
+    description="sparse autoencoder (L1 or KL penalty on codes)",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8,), "code_size": 8, "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class SparseAutoencoder(_DenseBase):
     """Dense autoencoder whose codes are pushed toward zero.
@@ -618,7 +633,12 @@ class SparseAutoencoder(_DenseBase):
         return out
 
 
-@register_model("conv-ae", task="transform", description="convolutional autoencoder for images")
+@register_model(
+    "conv-ae",
+    task="transform",
+    description="convolutional autoencoder for images",
+    smoke={"data": "digits", "params": {"channels": (4,), "code_size": 4, "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class ConvAutoencoder(AutoencoderBase):
     """Convolutional autoencoder for images ``(n, C, H, W)`` (or ``(n, H, W)``, one channel).

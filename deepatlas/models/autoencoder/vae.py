@@ -112,7 +112,12 @@ class VAELoop(TrainingLoop):
         return {"loss": loss.detach(), "kl": kl.mean().detach()}
 
 
-@register_model("vae", task="generative", description="variational autoencoder (Kingma & Welling, 2014)")
+@register_model(
+    "vae",
+    task="generative",
+    description="variational autoencoder (Kingma & Welling, 2014)",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8,), "code_size": 2, "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class VAE(AutoencoderBase):
     """Variational autoencoder with a Gaussian latent of ``code_size`` dimensions.

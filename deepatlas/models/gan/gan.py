@@ -541,13 +541,17 @@ class GANBase(Estimator):
 
 
 # ---- the registered variants ------------------------------------------------------------------
-def _register(name: str, description: str):
+def _register(name: str, description: str, **card):
     """Register under the ``generative`` task; the registry hands generative models any
     dataset (``deepatlas train cgan --data digits`` builds a CGAN on the labelled digits)."""
-    return register_model(name, task="generative", description=description)
+    return register_model(name, task="generative", description=description, **card)
 
 
-@_register("gan", "GAN (Goodfellow et al., 2014): MLP players, non-saturating loss")
+@_register(
+    "gan",
+    "GAN (Goodfellow et al., 2014): MLP players, non-saturating loss",
+    smoke={"data": "ring8:n=256", "params": {"hidden_sizes": (8,), "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class GAN(GANBase):
     """The original GAN with MLP players and the non-saturating generator loss.
@@ -573,7 +577,11 @@ class _Wasserstein:
         return -loop.module.discriminator(fake).mean()
 
 
-@_register("wgan", "Wasserstein GAN (Arjovsky et al., 2017): critic with weight clipping")
+@_register(
+    "wgan",
+    "Wasserstein GAN (Arjovsky et al., 2017): critic with weight clipping",
+    smoke={"data": "ring8:n=256", "params": {"hidden_sizes": (8,), "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class WGAN(_Wasserstein, GANBase):
     """Wasserstein GAN: the critic maximises D(x) - D(G(z)) under weights clipped to
@@ -594,7 +602,11 @@ class WGAN(_Wasserstein, GANBase):
             p.clamp_(-self.clip_value, self.clip_value)
 
 
-@_register("wgan-gp", "WGAN-GP (Gulrajani et al., 2017): Wasserstein critic with a gradient penalty")
+@_register(
+    "wgan-gp",
+    "WGAN-GP (Gulrajani et al., 2017): Wasserstein critic with a gradient penalty",
+    smoke={"data": "ring8:n=256", "params": {"hidden_sizes": (8,), "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class WGANGP(_Wasserstein, GANBase):
     """Wasserstein GAN with the gradient penalty ``gp_weight * (||grad D(x_hat)||_2 - 1)^2`` at

@@ -80,7 +80,11 @@ class ConvCritic(nn.Module):
         return self.net(x)
 
 
-@_register("dcgan", "DCGAN (Radford et al., 2016): convolutional players with batch norm")
+@_register(
+    "dcgan",
+    "DCGAN (Radford et al., 2016): convolutional players with batch norm",
+    smoke={"data": "digits", "params": {"channels": (4, 8), "hidden_sizes": (8,), "epochs": 1}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class DCGAN(GANBase):
     """Deep convolutional GAN for images ``(n, C, H, W)``; H and W divisible by
@@ -119,7 +123,11 @@ class DCGAN(GANBase):
 
 
 # ---- CGAN -------------------------------------------------------------------------------------
-@_register("cgan", "conditional GAN (Mirza & Osindero, 2014): both players see the class label")
+@_register(
+    "cgan",
+    "conditional GAN (Mirza & Osindero, 2014): both players see the class label",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8,), "epochs": 1}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class CGAN(GANBase):
     """Class-conditional GAN with MLP players; ``fit(X, y)`` needs labels, ``sample(n, y)``
@@ -241,7 +249,11 @@ class InfoCritic(nn.Module):
         return self.d_head(h), q[:, : self.n_categories], q[:, self.n_categories :]
 
 
-@_register("infogan", "InfoGAN (Chen et al., 2016): categorical and continuous codes, mutual-information term")
+@_register(
+    "infogan",
+    "InfoGAN (Chen et al., 2016): categorical and continuous codes, mutual-information term",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8,), "epochs": 1}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class InfoGAN(GANBase):
     """GAN whose generator input holds noise, one categorical code with ``n_categories``

@@ -32,8 +32,13 @@ from deepatlas.models.rbm.rbm import (
 from deepatlas.registry import register_model
 
 
-@register_model("conv-rbm", task="classification", description="convolutional RBM on images (Lee et al., 2009)")
-@register_model("conv-rbm", task="generative")
+@register_model(
+    "conv-rbm",
+    task="classification",
+    description="convolutional RBM on images (Lee et al., 2009)",
+    smoke={"data": "digits", "params": {"n_filters": 4, "epochs": 1}},
+)
+@register_model("conv-rbm", task="generative", smoke={"data": "digits", "params": {"n_filters": 4, "epochs": 1}})
 @dataclass(eq=False, repr=False, kw_only=True)
 class ConvRBM(TransformerMixin, Estimator):
     """Convolutional Bernoulli RBM: ``n_filters`` shared ``kernel_size`` filters over [0, 1] images.

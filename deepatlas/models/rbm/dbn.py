@@ -356,7 +356,11 @@ class DBNClassifier(SupervisedClassifier):
         finally:
             self._unlabeled = None
 
-    def _fit_tensors(self, X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume) -> None:
+    @contextlib.contextmanager
+    def _fitting(self, data, device):
+        """Pretrain the RBM stack (under the seed, before the network is built from it), then
+        fine-tune on one thread when the network is small."""
+        X = data.X
         self._pretrained = None
         if self.pretrain:
             flat = X.reshape(len(X), -1)
@@ -376,7 +380,7 @@ class DBNClassifier(SupervisedClassifier):
         small = device.type == "cpu" and widest * widest * self.batch_size < 2**22  # threads cost more than they give
         try:
             with one_thread() if small else contextlib.nullcontext():
-                super()._fit_tensors(X, targets, X_val, y_val, n_outputs, device, callbacks, checkpoint_dir, resume)
+                yield
         finally:
             self._pretrained = None
 
@@ -421,15 +425,23 @@ def hidden_affine(rbm) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # The classifier is the default for `deepatlas train dbn --data <labelled data>`.
-register_model("dbn", task="classification", description="deep belief network: greedy RBM pretraining, fine-tuning")(
-    DBNClassifier
-)
-register_model("dbn", task="generative")(DBN)
+register_model(
+    "dbn",
+    task="classification",
+    description="deep belief network: greedy RBM pretraining, fine-tuning",
+    smoke={"data": "digits", "params": {"hidden_sizes": (8, 8), "pretrain_epochs": 1, "epochs": 2}},
+)(DBNClassifier)
+register_model("dbn", task="generative", smoke={"data": "digits", "params": {"hidden_sizes": (8, 8), "epochs": 1}})(DBN)
 
 
 # ---- the convolutional DBN ---------------------------------------------------------------------
-@register_model("conv-dbn", task="classification", description="convolutional DBN: stacked convolutional RBMs")
-@register_model("conv-dbn", task="generative")
+@register_model(
+    "conv-dbn",
+    task="classification",
+    description="convolutional DBN: stacked convolutional RBMs",
+    smoke={"data": "digits", "params": {"channels": (4, 4), "epochs": 1}},
+)
+@register_model("conv-dbn", task="generative", smoke={"data": "digits", "params": {"channels": (4, 4), "epochs": 1}})
 @dataclass(eq=False, repr=False, kw_only=True)
 class ConvDBN(TransformerMixin, Estimator):
     """Convolutional RBMs stacked greedily on images (Lee et al., 2009), a feature extractor.

@@ -588,8 +588,13 @@ class _RBMBase(TransformerMixin, Estimator):
         self._logz = {}
 
 
-@register_model("rbm", task="classification", description="Bernoulli restricted Boltzmann machine (CD-k / PCD)")
-@register_model("rbm", task="generative")
+@register_model(
+    "rbm",
+    task="classification",
+    description="Bernoulli restricted Boltzmann machine (CD-k / PCD)",
+    smoke={"data": "digits", "params": {"n_hidden": 8, "epochs": 2}},
+)
+@register_model("rbm", task="generative", smoke={"data": "digits", "params": {"n_hidden": 8, "epochs": 2}})
 @dataclass(eq=False, repr=False, kw_only=True)
 class RBM(_RBMBase):
     """Bernoulli-Bernoulli RBM trained by CD-k or persistent CD, a scikit-learn transformer.
@@ -608,10 +613,15 @@ class RBM(_RBMBase):
 
 
 @register_model(
-    "gaussian-rbm", task="generative", description="Gaussian-Bernoulli RBM for real-valued data (standardises itself)"
+    "gaussian-rbm",
+    task="generative",
+    description="Gaussian-Bernoulli RBM for real-valued data (standardises itself)",
+    smoke={"data": "ring8:n=256", "params": {"n_hidden": 8, "epochs": 2}},
 )
-@register_model("gaussian-rbm", task="classification")
-@register_model("gaussian-rbm", task="regression")
+@register_model("gaussian-rbm", task="classification", smoke={"data": "blobs", "params": {"n_hidden": 8, "epochs": 2}})
+@register_model(
+    "gaussian-rbm", task="regression", smoke={"data": "adding:T=5,n=60", "params": {"n_hidden": 8, "epochs": 2}}
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class GaussianRBM(_RBMBase):
     """RBM with Gaussian visible units for real-valued data (no scaling to [0, 1] needed).

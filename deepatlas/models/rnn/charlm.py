@@ -69,7 +69,15 @@ class CharRNN(nn.Module):
         return self.step(x)[0]
 
 
-@register_model("charlm", task="text", description="character-level recurrent language model (bits per character)")
+@register_model(
+    "charlm",
+    task="text",
+    description="character-level recurrent language model (bits per character)",
+    smoke={
+        "data": "pydoc-text",
+        "params": {"hidden_size": 8, "embedding_size": 4, "seq_len": 16, "max_chars": 2000, "epochs": 1},
+    },
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class CharLM(TorchEstimator):
     """Character-level language model.
@@ -323,7 +331,12 @@ class TextNet(nn.Module):
         return self.head(self.drop(last))
 
 
-@register_model("text-rnn", task="classification", description="character-level recurrent text classifier")
+@register_model(
+    "text-rnn",
+    task="classification",
+    description="character-level recurrent text classifier",
+    smoke={"data": "reviews:n=80", "params": {"hidden_size": 8, "embedding_size": 4, "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class TextClassifier(SupervisedClassifier):
     """Classify documents (strings) read character by character; at most ``max_length`` characters

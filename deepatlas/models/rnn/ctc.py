@@ -119,7 +119,12 @@ def edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
-@register_model("lstm-ctc", task="sequence", description="bidirectional LSTM trained with CTC (Graves et al., 2006)")
+@register_model(
+    "lstm-ctc",
+    task="sequence",
+    description="bidirectional LSTM trained with CTC (Graves et al., 2006)",
+    smoke={"data": "digit-strings:n=60", "params": {"hidden_size": 8, "epochs": 2}},
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class CTCRecognizer(_RNNMixin, TorchEstimator):
     """Transcribe sequences (e.g. images read column by column) into strings with CTC.

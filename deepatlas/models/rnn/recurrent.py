@@ -476,7 +476,18 @@ _VARIANTS = {
     "bilstm": ({"cell": "lstm", "bidirectional": True}, "bidirectional LSTM (reads each sequence both ways)"),
 }
 # A variant is the same estimator with other defaults: `create_model("gru")` is `RNNClassifier(cell="gru")`.
+_SMOKE = {"hidden_size": 8, "epochs": 2}
 for _name, (_defaults, _description) in _VARIANTS.items():
-    register_model(_name, task="classification", description=_description, defaults=_defaults)(RNNClassifier)
-    register_model(_name, task="regression", defaults=_defaults)(RNNRegressor)
-    register_model(_name, task="tagging", defaults=_defaults)(SequenceTagger)
+    register_model(
+        _name,
+        task="classification",
+        description=_description,
+        defaults=_defaults,
+        smoke={"data": "mnist1d", "params": _SMOKE},
+    )(RNNClassifier)
+    register_model(_name, task="regression", defaults=_defaults, smoke={"data": "adding:T=5,n=60", "params": _SMOKE})(
+        RNNRegressor
+    )
+    register_model(_name, task="tagging", defaults=_defaults, smoke={"data": "copy:T=3,n=60", "params": _SMOKE})(
+        SequenceTagger
+    )

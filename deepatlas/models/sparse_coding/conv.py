@@ -119,6 +119,7 @@ def conv_relative_gap(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, alpha: 
     "conv-sparse-coding",
     task="transform",
     description="convolutional sparse coding and dictionary learning (FISTA with convolutions), 1-D and 2-D",
+    smoke={"data": "digits", "params": {"n_atoms": 4, "kernel_size": 3, "epochs": 1, "max_iter": 20}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class ConvSparseCoding(TransformerMixin, Estimator):
