@@ -11,6 +11,7 @@ parameter list, and gives ``config.json`` its content.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -220,6 +221,12 @@ class TorchEstimator(Estimator):
             "clip_norm": getattr(self, "clip_norm", None),
         }
 
+    @contextlib.contextmanager
+    def _fitting(self, data: FitData, device):
+        """Entered under the seed before the network is built and left after training: a family
+        prepares there what the network starts from (a DBN pretrains its RBMs) or how it runs."""
+        yield
+
     def _after_fit(self) -> None:
         """Called once training ends (e.g. a sequence model forgets its padded training length)."""
 
@@ -247,7 +254,7 @@ class TorchEstimator(Estimator):
         self.device_ = device
         # Everything random from here on (initial weights, dropout masks, batch order) is drawn
         # under the seed, without touching the caller's global RNG.
-        with seeded(self.seed):
+        with seeded(self.seed), self._fitting(data, device):
             module = self._build_module(self.input_shape_, data.n_outputs).to(device)
             self.module_ = module
             tensors = self._fit_tensors(data, device)

@@ -33,6 +33,10 @@ _CHUNK = 64  # samples scored at once while looking for the next mistake
     task="classification",
     description="Rosenblatt's perceptron (mistake-driven learning rule)",
     smoke={"data": "blobs", "params": {"epochs": 5}},
+    tuning_space={
+        "lr": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+        "epochs": {"type": "int", "low": 5, "high": 100, "log": True},
+    },
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class Perceptron(ClassifierMixin, Estimator):

@@ -37,10 +37,10 @@ from sklearn.base import TransformerMixin
 from torch import nn
 
 from deepatlas._validation import AnyOf, Boolean, Interval, Matrix, NoneOr, Options
-from deepatlas.device import make_generator, resolve_device, seeded
+from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
 from deepatlas.estimator import Estimator
-from deepatlas.models.base import check_features
+from deepatlas.models.base import FitData, TorchEstimator, check_features
 from deepatlas.models.sparse_coding.solvers import (
     SOLVERS,
     check_dictionary,
@@ -266,6 +266,7 @@ def plot_atoms(D: np.ndarray, sample_shape: tuple[int, ...], path, title: str = 
     "sparse-coding",
     task="transform",
     description="sparse codes over a fixed dictionary (DCT, random or learned); ISTA/FISTA/CD/OMP",
+    smoke={"data": "digits", "params": {"max_iter": 50}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class SparseCoder(_SparseBase):
@@ -322,6 +323,7 @@ class SparseCoder(_SparseBase):
     "dictionary-learning",
     task="transform",
     description="online mini-batch dictionary learning (Mairal et al., 2009) with sparse codes",
+    smoke={"data": "digits", "params": {"n_atoms": 8, "epochs": 1, "max_iter": 50}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class DictionaryLearning(_SparseBase):
@@ -466,10 +468,13 @@ class LISTANet(nn.Module):
 
 
 @register_model(
-    "lista", task="transform", description="learned ISTA (Gregor & LeCun, 2010): an unrolled, trained sparse coder"
+    "lista",
+    task="transform",
+    description="learned ISTA (Gregor & LeCun, 2010): an unrolled, trained sparse coder",
+    smoke={"data": "digits", "params": {"n_atoms": 8, "n_layers": 2, "epochs": 2, "max_iter": 50}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class LISTA(_SparseBase):
+class LISTA(_SparseBase, TorchEstimator):
     """Learned ISTA: a ``n_layers``-step network trained to output the lasso codes.
 
     ``fit`` builds the dictionary (``dictionary`` as in :class:`SparseCoder`; default learned),
@@ -486,84 +491,54 @@ class LISTA(_SparseBase):
     tied: bool = False
     """Share one matrix and one set of thresholds across all layers (the recurrent form); False gives each
     layer its own."""
-    epochs: int = 100
-    """Most passes over the training signals; early stopping may end the fit sooner."""
     batch_size: int = 128
     """Signals per gradient step."""
-    lr: float = 1e-3
-    """Learning rate of the optimiser."""
-    optimizer: str = "adam"
-    """``adam``, ``adamw`` (weight decay decoupled from the gradient) or ``sgd`` (Nesterov momentum 0.9)."""
-    weight_decay: float = 0.0
-    """Weight-decay (L2) coefficient of the optimiser; 0 turns it off."""
-    early_stopping: bool = True
-    """Hold out ``validation_fraction`` of the signals (when there are 20 or more), stop once their code error
-    has not improved for ``patience`` epochs and keep the best weights."""
-    patience: int = 10
-    """Epochs without a lower validation code error before early stopping ends the fit."""
-    validation_fraction: float = 0.1
-    """Share of the training signals held out for early stopping."""
+    standardize: bool = False
+    """Always False: the signals are coded as they are, in the units the dictionary was fitted to."""
 
     _parameter_constraints: ClassVar[dict] = {
         "dictionary": _DICTIONARY,
         "n_layers": Interval(int, 1, None),
         "tied": Boolean(),
-        "epochs": Interval(int, 1, None),
-        "batch_size": Interval(int, 1, None),
-        "lr": Interval(float, 0, None, "neither"),
-        "optimizer": Options(("adam", "adamw", "sgd")),
-        "weight_decay": Interval(float, 0, None),
-        "early_stopping": Boolean(),
-        "patience": Interval(int, 1, None),
-        "validation_fraction": Interval(float, 0, 1, "neither"),
+        "standardize": Options((False,)),
     }
 
-    def fit(self, X, y=None, *, checkpoint_dir=None, resume: bool = False):
-        from deepatlas.training import Checkpoint, EarlyStopping, ProgressBar, TrainingLoop, make_optimizer
-        from deepatlas.training.callbacks import restore_checkpoint
-
-        self._validate_params()
+    def _validate_params(self) -> None:
+        super()._validate_params()
         if self.solver != "fista":
             raise InputError(f"The 'solver' parameter of LISTA must be 'fista'. Got {self.solver!r} instead.")
+
+    def _prepare_fit(self, X, y, validation_data) -> FitData:
+        """The dictionary, then the lasso codes of the training signals by FISTA: the targets."""
         flat = self._flat(X, fitting=True)
         coder = SparseCoder(
             dictionary=self.dictionary, n_atoms=self.n_atoms, alpha=self.alpha, seed=self.seed, device=self.device
         ).fit(X)
         self.components_ = coder.components_
-        device = resolve_device(self.device)
-        D = torch.as_tensor(self.components_, device=device)
-        targets = self._encode(flat, D)  # (n, K) lasso codes by FISTA
-        Xt, Zt = torch.as_tensor(flat, device=device), torch.as_tensor(targets, device=device)
-        Xv = Zv = None
-        if self.early_stopping and len(flat) >= 20:
-            perm = torch.randperm(len(flat), generator=make_generator(self.seed)).to(device)
-            n_val = max(1, int(round(self.validation_fraction * len(flat))))
-            Xv, Zv, Xt, Zt = Xt[perm[:n_val]], Zt[perm[:n_val]], Xt[perm[n_val:]], Zt[perm[n_val:]]
-        with seeded(self.seed):
-            self.module_ = LISTANet(D, float(self.alpha), self.n_layers, self.tied).to(device)
-            opt = make_optimizer(self.optimizer, self.module_.parameters(), self.lr, self.weight_decay)
-            cbs: list = []
-            if Xv is not None:
-                cbs.append(EarlyStopping(self.patience, "val_loss", "min"))
-            if checkpoint_dir is not None:
-                cbs.append(Checkpoint(checkpoint_dir))
-            cbs.append(ProgressBar("LISTA", enabled=None if self.verbose else False))
-            loop = TrainingLoop(
-                self.module_,
-                _code_mse,
-                opt,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                generator=make_generator(self.seed),
-                callbacks=cbs,
-                lr_for_messages=self.lr,
-            )
-            if resume and checkpoint_dir is not None:
-                restore_checkpoint(checkpoint_dir, loop)
-            self.history_ = loop.run(Xt, Zt, Xv, Zv)
-        self.n_epochs_ = len(self.history_)
-        self.module_.eval()
-        return self
+        D = torch.as_tensor(self.components_, device=resolve_device(self.device))
+        return FitData(flat, self._encode(flat, D), None, None, len(self.components_))  # (n, K) codes
+
+    def _holdout(self, X, targets):
+        perm = torch.randperm(len(X), generator=make_generator(self.seed)).numpy()
+        n_val = max(1, int(round(self.validation_fraction * len(X))))
+        return X[perm[n_val:]], targets[perm[n_val:]], X[perm[:n_val]], targets[perm[:n_val]]
+
+    def _fit_statistics(self, X) -> None:
+        """Signals are coded as they are (the dictionary is fitted to them): no standardisation."""
+
+    def _build_module(self, sample_shape, n_outputs) -> nn.Module:
+        D = torch.as_tensor(self.components_, device=resolve_device(self.device))
+        return LISTANet(D, float(self.alpha), self.n_layers, self.tied)
+
+    def _fit_tensors(self, data: FitData, device) -> tuple:
+        t = [
+            None if a is None else torch.as_tensor(a, device=device)
+            for a in (data.X, data.targets, data.X_val, data.y_val)
+        ]
+        return tuple(t)
+
+    def _loss(self, output, target):
+        return _code_mse(output, target)
 
     def fit_dataset(self, ds, *, checkpoint_dir=None, resume: bool = False):
         self.fit(ds.X_train, checkpoint_dir=checkpoint_dir, resume=resume)
