@@ -17,7 +17,7 @@ import pytest
 from deepatlas import tuning
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.registry import list_models
+from deepatlas.registry import cards
 from deepatlas.training import Callback
 
 TINY_SPACE = {
@@ -33,15 +33,33 @@ def _trials(db, name):
 
 # ---- search spaces ---------------------------------------------------------------------------
 def test_default_spaces_are_valid_and_compose():
-    for name in tuning.DEFAULT_SPACES:
-        assert tuning.check_space(tuning.default_space(name), name)
+    declared = [card for card in cards() if card.tuning_space is not None]
+    for card in declared:
+        assert tuning.check_space(tuning.default_space(card.name, card.task), card.name, card.task)
     params = tuning.compose_params("mlp", {"width": 64, "depth": 3, "lr": 0.01}, {"epochs": 5})
     assert params == {"hidden_sizes": (64, 64, 64), "lr": 0.01, "epochs": 5}
     assert tuning.compose_params("cnn", {"base_channels": 8, "depth": 3})["channels"] == (8, 16, 32)
     # every registered model has a space: its declared one, a generic one, or a clear error
-    with_space = [m for m in list_models() if m in tuning.DEFAULT_SPACES]
-    assert {"mlp", "cnn", "perceptron"} <= set(with_space)
+    assert {"mlp", "cnn", "perceptron"} <= {card.name for card in declared}
     assert set(tuning.default_space("rnn")) >= {"lr", "batch_size"}
+    # the spaces moved from a table in tuning.py to the cards without changing a number
+    assert tuning.default_space("perceptron") == {
+        "lr": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+        "epochs": {"type": "int", "low": 5, "high": 100, "log": True},
+    }
+    assert (
+        tuning.default_space("mlp", "regression")
+        == tuning.default_space("mlp")
+        == {
+            "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            "batch_size": {"type": "categorical", "choices": [32, 64, 128, 256]},
+            "width": {"type": "int", "low": 64, "high": 1024, "log": True},
+            "depth": {"type": "int", "low": 1, "high": 4},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        }
+    )
+    assert tuning.default_space("cnn")["lr"] == {"type": "float", "low": 1e-4, "high": 3e-2, "log": True}
+    assert tuning.default_space("cnn")["kernel_size"] == {"type": "categorical", "choices": [3, 5, 7]}
 
 
 def test_space_file_errors(tmp_path):

@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 from torch import nn
 
+from deepatlas._params import SPACE_BATCH, SPACE_DROPOUT, SPACE_LR
 from deepatlas._validation import Boolean, Interval, TupleOf
 from deepatlas.errors import InputError
 from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor, check_features, column_statistics
@@ -108,11 +109,23 @@ class _CNNMixin:
         return ((X - mean.reshape(shape)) / scale.reshape(shape)).astype(np.float32)
 
 
+# The default search space of `deepatlas tune cnn` (``base_channels`` and ``depth`` build ``channels``).
+TUNING_SPACE = {
+    "lr": SPACE_LR,
+    "batch_size": SPACE_BATCH,
+    "base_channels": {"type": "int", "low": 8, "high": 64, "log": True},
+    "depth": {"type": "int", "low": 1, "high": 3},
+    "kernel_size": {"type": "categorical", "choices": [3, 5, 7]},
+    "dropout": SPACE_DROPOUT,
+}
+
+
 @register_model(
     "cnn",
     task="classification",
     description="convolutional network (1-D or 2-D, global pooling)",
     smoke={"data": "digits", "params": {"channels": (4,), "epochs": 2}},
+    tuning_space=TUNING_SPACE,
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class CNNClassifier(_CNNMixin, SupervisedClassifier):
@@ -132,7 +145,12 @@ class CNNClassifier(_CNNMixin, SupervisedClassifier):
     batch_size: int = 64
 
 
-@register_model("cnn", task="regression", smoke={"data": "adding:T=5,n=60", "params": {"channels": (4,), "epochs": 2}})
+@register_model(
+    "cnn",
+    task="regression",
+    smoke={"data": "adding:T=5,n=60", "params": {"channels": (4,), "epochs": 2}},
+    tuning_space=TUNING_SPACE,
+)
 @dataclass(eq=False, repr=False, kw_only=True)
 class CNNRegressor(_CNNMixin, SupervisedRegressor):
     """Convolutional regressor (same network, mean squared error)."""
