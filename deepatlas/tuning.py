@@ -20,9 +20,9 @@ A search space maps parameter names to distributions::
 
 Names are the estimator's own parameters, plus a few derived ones per family (``width`` and
 ``depth`` build an MLP's ``hidden_sizes``; ``base_channels`` and ``depth`` build a CNN's
-``channels``). :data:`DEFAULT_SPACES` declares one space per registry name; models without one
-get a generic space over the common parameters they have (``lr``, ``batch_size``, ``dropout``,
-``hidden_size``, ``weight_decay``).
+``channels``). A model declares its space on its card (``register_model(..., tuning_space=)``,
+next to the estimator); models without one get a generic space over the common parameters they
+have (``lr``, ``batch_size``, ``dropout``, ``hidden_size``, ``weight_decay``).
 
 Storage: one SQLite file in the run directory by default (``study.db``), so an interrupted study
 resumes where it stopped, or any SQLAlchemy URL (PostgreSQL for workers on several machines).
@@ -41,8 +41,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deepatlas._optional import require
+from deepatlas._params import SPACE_BATCH, SPACE_DROPOUT, SPACE_LR
 from deepatlas.errors import InputError
 from deepatlas.training.callbacks import Callback
+
+require("tune", "deepatlas tune")  # one line naming the extra, before any study needs Optuna
 
 HEARTBEAT_S = 2
 GRACE_S = 6
@@ -51,55 +55,27 @@ GRACE_S = 6
 ORPHAN_S = 60
 
 # ---- search spaces ----------------------------------------------------------------------------
-_LR = {"type": "float", "low": 1e-4, "high": 3e-2, "log": True}
-_BATCH = {"type": "categorical", "choices": [32, 64, 128, 256]}
-_DROPOUT = {"type": "float", "low": 0.0, "high": 0.5}
-
-DEFAULT_SPACES: dict[str, dict[str, dict]] = {
-    # MLP: on MNIST-1D (20-epoch cap) the best networks of the former space (width 32..512,
-    # depth 1..3, lr up to 3e-2, weight decay) sat at its widest and deepest corner, and no good
-    # one used a learning rate above 1e-2 or weight decay; the space now holds the optimum inside
-    # it, with one dimension fewer (docs/results-tuning-transfer.md).
-    "mlp": {
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-        "batch_size": _BATCH,
-        "width": {"type": "int", "low": 64, "high": 1024, "log": True},
-        "depth": {"type": "int", "low": 1, "high": 4},
-        "dropout": _DROPOUT,
-    },
-    "cnn": {
-        "lr": _LR,
-        "batch_size": _BATCH,
-        "base_channels": {"type": "int", "low": 8, "high": 64, "log": True},
-        "depth": {"type": "int", "low": 1, "high": 3},
-        "kernel_size": {"type": "categorical", "choices": [3, 5, 7]},
-        "dropout": _DROPOUT,
-    },
-    "perceptron": {
-        "lr": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
-        "epochs": {"type": "int", "low": 5, "high": 100, "log": True},
-    },
-}
-
 # Derived names per registry name: they are composed into real estimator parameters.
 DERIVED: dict[str, tuple[str, ...]] = {"mlp": ("width", "depth"), "cnn": ("base_channels", "depth")}
 
+# The space of a model whose card declares none (``register_model(..., tuning_space=)``).
 _GENERIC = {
-    "lr": _LR,
-    "batch_size": _BATCH,
-    "dropout": _DROPOUT,
+    "lr": SPACE_LR,
+    "batch_size": SPACE_BATCH,
+    "dropout": SPACE_DROPOUT,
     "hidden_size": {"type": "int", "low": 16, "high": 256, "log": True},
     "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
 }
 
 
 def default_space(model: str, task: str | None = None) -> dict[str, dict]:
-    """The declared space of ``model``, or a generic one over the common parameters it has."""
-    from deepatlas.registry import get_model_class
+    """The space on ``model``'s card, or a generic one over the common parameters it has."""
+    from deepatlas.registry import get_card
 
-    if model in DEFAULT_SPACES:
-        return json.loads(json.dumps(DEFAULT_SPACES[model]))
-    valid = get_model_class(model, task)._get_param_names()
+    card = get_card(model, task)
+    if card.tuning_space is not None:
+        return json.loads(json.dumps(card.tuning_space))  # a copy the caller may change
+    valid = card.cls._get_param_names()
     space = {k: dict(v) for k, v in _GENERIC.items() if k in valid}
     if not space:
         raise InputError(f"Model {model!r} has no default search space; give one with --space FILE.")

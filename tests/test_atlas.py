@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -80,14 +79,7 @@ def test_claim_without_its_models_is_pending(tmp_path, monkeypatch):
     assert results[0]["summary"] == "Pending: needs no-such-model, not built yet."
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    raise AssertionError("headless Chromium is required for this test (.ci/run installs Debian's chromium)")
-
-
-def test_page_renders_in_headless_chromium(report):
+def test_page_renders_in_headless_chromium(chromium, report):
     """Every figure decodes (naturalWidth > 0) and the page raises no script errors."""
     out, _ = report
     page = (out / "index.html").read_text()
@@ -104,13 +96,13 @@ def test_page_renders_in_headless_chromium(report):
     probe_page.write_text(page.replace("</head>", probe + "</head>"))
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri()],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         shot = subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--window-size=1200,1600", f"--screenshot={out / 'screenshot.png'}",
              (out / "index.html").as_uri()],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from deepatlas._optional import require
 from deepatlas.errors import InputError
 
 DEFAULT_STEPS = 50_000
@@ -61,6 +62,7 @@ def plot_returns(history: list[dict], path, title: str, eval_mean: float | None 
 
 
 def cmd_train(args) -> int:
+    require("rl", "deepatlas rl")
     from deepatlas import __version__
     from deepatlas._io import write_json
     from deepatlas.commands._args import params_from_set
@@ -139,6 +141,7 @@ def cmd_train(args) -> int:
 
 
 def _load_agent(run: str):
+    require("rl", "deepatlas rl")
     from deepatlas.rl.base import Agent
     from deepatlas.saving import load
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 
+from deepatlas._optional import require
 from deepatlas.errors import InputError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -25,6 +26,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args) -> int:
+    require("serve", "deepatlas serve")
     from deepatlas.serving import create_app
 
     if not 0 <= args.port <= 65535:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepatlas._optional import require
 from deepatlas.errors import InputError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ TORCHSCRIPT = "torch.onnx TorchScript (legacy)"
 
 
 def max_opset() -> int:
-    import onnx
+    onnx = require("export", "ONNX export", "onnx")
 
     return int(onnx.defs.onnx_opset_version())
 
@@ -155,7 +156,7 @@ def _torchscript(module, example, spec: ExportSpec, path, opset) -> None:
 
 def check_file(path: str | Path) -> None:
     """``onnx.checker`` with the full check (type and shape inference); InputError when it fails."""
-    import onnx
+    onnx = require("export", "ONNX export", "onnx")
 
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -174,7 +175,7 @@ def sha256(path: str | Path) -> str:
 
 def session(path: str | Path, threads: int | None = None):
     """An onnxruntime session (CUDA when onnxruntime has it, else CPU); InputError if unreadable."""
-    import onnxruntime as ort
+    ort = require("export", "running an ONNX model", "onnxruntime")
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -240,8 +241,8 @@ def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray], scaled: boo
 
 def io_signature(path: str | Path) -> tuple[list[dict], list[dict]]:
     """Inputs and outputs of an ONNX file: name, shape (ints, or names for dynamic axes), dtype."""
-    import onnx
-    from onnx import helper
+    onnx = require("export", "ONNX export", "onnx")
+    helper = onnx.helper
 
     model = onnx.load(str(path), load_external_data=False)
 
@@ -256,7 +257,7 @@ def io_signature(path: str | Path) -> tuple[list[dict], list[dict]]:
 
 
 def opset_of(path: str | Path) -> int | None:
-    import onnx
+    onnx = require("export", "ONNX export", "onnx")
 
     model = onnx.load(str(path), load_external_data=False)
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -23,5 +23,9 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str):
     if name in _LAZY:
+        if _LAZY[name] == "deepatlas.serving.app":
+            from deepatlas._optional import require
+
+            require("serve", "deepatlas.serving")
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'deepatlas.serving' has no attribute {name!r}")

@@ -1,0 +1,331 @@
+"""What :func:`deepatlas.export.export` does: build the inference module, check it against the
+estimator, write ONNX (and OpenVINO IR), check the files against torch, write the sidecar.
+
+It sits above the models (it loads runs and builds their modules); the protocol that the models
+use to describe themselves (:mod:`deepatlas.export.protocol`, :mod:`deepatlas.export.adapters`)
+sits below them, so the package is split across two layers (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepatlas._optional import require
+from deepatlas.errors import DeepAtlasError, InputError
+
+TOLERANCE = 1e-4
+FORMATS = ("onnx", "openvino")
+_MAX_HELD_OUT = 512
+
+
+class ParityError(DeepAtlasError):
+    """An exported file (or an inference module) computes something other than the model."""
+
+
+@dataclass
+class ExportResult:
+    path: Path  # the deployable file (model.onnx, or model.xml for OpenVINO)
+    sidecar: Path
+    onnx_path: Path
+    format: str
+    exporter: str
+    parity: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"exported {self.format} with {self.exporter} -> {self.path}"]
+        titles = {
+            "reference": "torch module vs the estimator",
+            "held_out": "onnxruntime vs torch",
+            "random": "onnxruntime vs torch",
+            "openvino_held_out": "OpenVINO vs torch",
+            "openvino_random": "OpenVINO vs torch",
+        }
+        for key, title in titles.items():
+            if key in self.parity:
+                p = self.parity[key]
+                extra = "" if p["max_scaled_diff"] == p["max_abs_diff"] else f" (scaled {p['max_scaled_diff']:.3g})"
+                lines.append(f"  {title}, {p['label']} ({p['rows']} rows): max abs diff {p['max_abs_diff']:.3g}{extra}")
+        lines.append(f"  tolerance {self.parity['tolerance']:g}; sidecar {self.sidecar}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def _as_inputs(X, spec) -> np.ndarray:
+    dtype = spec.example_input.numpy().dtype
+    X = np.asarray(X)
+    shape = spec.sample_shape
+    fixed = [ax for ax in range(1, len(shape) + 1) if ax not in spec.dynamic_axes]
+    same_size = X.ndim >= 2 and int(np.prod(X.shape[1:])) == int(np.prod(shape))
+    if len(fixed) == len(shape) and tuple(X.shape[1:]) != shape and same_size:
+        X = X.reshape(len(X), *shape)  # e.g. images (n, 1, 8, 8) for a model that takes (n, 64)
+    return np.ascontiguousarray(X[:_MAX_HELD_OUT], dtype=dtype)
+
+
+def _held_out_from_run(config: dict, notes: list[str]):
+    """The run's test split (inputs only), when its data can still be loaded."""
+    from deepatlas.data import load_dataset
+
+    data = config.get("data")
+    if not data:
+        notes.append("the run records no data; checked on random inputs only")
+        return None, None
+    try:
+        ds = load_dataset(
+            data, target=config.get("target_name"), task=config.get("data_task"), seed=config.get("seed") or 0
+        )
+    except (DeepAtlasError, OSError) as exc:
+        notes.append(f"the run's data {data!r} cannot be loaded ({exc}); checked on random inputs only")
+        return None, None
+    return ds.X_test, f"{data} test split"
+
+
+def _compare(label: str, rows: int, ours: dict, theirs: dict, parity: dict, key: str, tolerance: float, what: str):
+    diff, scaled = max_abs_diff(ours, theirs), max_abs_diff(ours, theirs, scaled=True)
+    parity[key] = {"label": label, "rows": int(rows), "max_abs_diff": diff, "max_scaled_diff": scaled}
+    if not scaled <= tolerance:
+        raise ParityError(
+            f"{what}: max abs diff {diff:.3g} (scaled by max(1, |value|): {scaled:.3g}) on {label} "
+            f"exceeds the tolerance {tolerance:g}."
+        )
+
+
+def export(
+    model,
+    out: str | os.PathLike | None = None,
+    *,
+    format: str = "onnx",
+    opset: int | None = None,
+    part: str | None = None,
+    X=None,
+    tolerance: float = TOLERANCE,
+    n_random: int = 64,
+    seed: int = 0,
+    exporter: str = "dynamo",
+) -> ExportResult:
+    """Export a fitted estimator or a run directory and check the result.
+
+    Parameters
+    ----------
+    model : a fitted estimator, or the path of a run directory.
+    out : the file to write; default ``RUN/model.onnx`` (``model.xml`` for OpenVINO; the ONNX
+        file is kept beside it). Required when ``model`` is an estimator.
+    format : ``"onnx"`` or ``"openvino"`` (optional extra; compiles the ONNX file).
+    opset : ONNX opset (default: the exporter's).
+    part : which inference path, for models with several (``_export_parts``, or the ``parts`` of
+        their registered exporter; e.g. ``"decoder"``); default: the first.
+    X : held-out inputs for the parity check, as the inference path takes them (codes for a
+        decoder); default: the run's test split, mapped by the path's ``held_out`` hook when it
+        has one (a decoder's codes of the data, a policy's rollouts, a generator's codes).
+    tolerance : largest allowed difference between onnxruntime and torch, ``|ort - torch| /
+        max(1, |torch|)``: absolute for outputs up to 1 (probabilities), relative beyond.
+    exporter : ``"dynamo"`` (default; falls back to TorchScript with a note if it fails) or
+        ``"torchscript"`` (the legacy exporter, much faster to run).
+    """
+    from deepatlas import __version__, registry
+    from deepatlas._io import to_jsonable, write_json
+    from deepatlas.export import onnx as ox
+    from deepatlas.export.protocol import export_parts, has_inference_path, inference_spec
+    from deepatlas.saving import load
+
+    require("export", "deepatlas export")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise InputError(f"--tolerance must be a positive float. Got {tolerance!r} instead.")
+    if format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}. Got {format!r} instead.")
+    ox.check_opset(opset)
+    if format == "openvino":
+        from deepatlas.export.openvino import require_openvino
+
+        require_openvino()
+    notes: list[str] = []
+    config: dict = {}
+    if isinstance(model, (str, os.PathLike)):
+        run_dir = Path(model)
+        estimator = load(run_dir)
+        config = estimator.run_config_
+        if out is None:
+            stem = f"model-{part}" if part else "model"
+            out = run_dir / (f"{stem}.xml" if format == "openvino" else f"{stem}.onnx")
+    else:
+        estimator = model
+        config = getattr(estimator, "run_config_", {}) or {}
+        if out is None:
+            raise InputError("out is required when exporting an estimator object (e.g. out='model.onnx').")
+    out = Path(out)
+    if not has_inference_path(estimator):
+        from deepatlas.export.protocol import DOCS
+
+        name = type(estimator).__name__
+        where = f"Run {str(model)!r} holds a {name}, which has" if config else f"{name} has"
+        raise InputError(f"{where} no inference path to export: it defines no _export_module() (see {DOCS}).")
+    spec = inference_spec(estimator, part)
+    onnx_out = out.with_suffix(".onnx") if format == "openvino" else out
+
+    label = "given inputs"
+    if X is None:
+        if config and (config.get("data") or spec.held_out is None):
+            X, label = _held_out_from_run(config, notes)
+        if spec.held_out is not None:  # this path's own held-out inputs (a decoder's codes of the data...)
+            mapped = spec.held_out(X, label)
+            X, label = mapped if mapped is not None else (None, label)
+            if mapped is None and config:
+                notes.append("the run's data are not inputs of this inference path; checked on random inputs only")
+    held_out = _as_inputs(X, spec) if X is not None else None
+    rng = np.random.default_rng(seed)
+    random_X = [spec.random_inputs(rng, 1), spec.random_inputs(rng, n_random)]
+    if len(spec.dynamic_axes) > 1:  # another length along the dynamic axes (e.g. a longer sequence)
+        random_X.append(spec.random_inputs(rng, 3, grow=3))
+    parity: dict[str, Any] = {"tolerance": tolerance}
+
+    # 1. The module must compute what the estimator computes (before any file is written).
+    if spec.reference is not None:
+        probe = held_out if held_out is not None else random_X[1]
+        ref = {k: np.asarray(v) for k, v in spec.reference(probe).items()}
+        _compare(
+            label if held_out is not None else "random inputs",
+            len(probe),
+            ox.run_torch(spec, probe),
+            ref,
+            parity,
+            "reference",
+            max(tolerance, 1e-4),
+            f"the inference module of {type(estimator).__name__} disagrees with the estimator",
+        )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
+        tmp_onnx = Path(tmp) / "model.onnx"
+        exporter, export_notes = ox.write_onnx(spec, tmp_onnx, opset, exporter)
+        notes += export_notes
+        ox.check_file(tmp_onnx)
+        sess = ox.session(tmp_onnx)
+
+        # 2. onnxruntime against torch, on held-out and random inputs (batch 1 and n_random).
+        if held_out is not None:
+            _compare(
+                label, len(held_out), _checked(lambda a: ox.run_session(sess, a))(held_out), ox.run_torch(spec, held_out), parity, "held_out",
+                tolerance, "onnxruntime disagrees with torch",
+            )  # fmt: skip
+        n_rnd = sum(len(r) for r in random_X)
+        ort_rnd = _run_batches(lambda a: ox.run_session(sess, a), random_X)
+        _compare(
+            "random inputs", n_rnd, ort_rnd, _run_batches(lambda a: ox.run_torch(spec, a), random_X), parity,
+            "random", tolerance, "onnxruntime disagrees with torch",
+        )  # fmt: skip
+
+        inputs, outputs = ox.io_signature(tmp_onnx)
+        meta = dict(spec.metadata)
+        sidecar = {
+            "format": "onnx",
+            "file": onnx_out.name,
+            "sha256": ox.sha256(tmp_onnx),
+            "package": "deepatlas",
+            "package_version": __version__,
+            "exporter": exporter,
+            "opset": ox.opset_of(tmp_onnx),
+            "torch_version": _version("torch"),
+            "onnxruntime_version": _version("onnxruntime"),
+            "model": config.get("model") or registry.name_of(estimator),
+            "class": type(estimator).__name__,
+            "part": part or next(iter(export_parts(estimator)), None),
+            "task": config.get("task") or getattr(estimator, "_task", None),
+            "kind": meta.pop("kind", "transform"),
+            "input": inputs[0] if inputs else None,
+            "outputs": outputs,
+            "sample_shape": list(spec.sample_shape),
+            "classes": meta.pop("classes", None),
+            "decision": meta.pop("decision", None),
+            "preprocessing": meta.pop("preprocessing", None),
+            "metadata": meta,
+            "parity": parity,
+            "notes": notes,
+        }
+        ov_path = None
+        if format == "openvino":
+            ov_path, ov_version = _openvino(
+                tmp_onnx, out, Path(tmp), spec, held_out, label, random_X, parity, tolerance
+            )
+            sidecar_ov = dict(sidecar, format="openvino", file=out.name, onnx_file=onnx_out.name, sha256=None)
+            sidecar_ov["openvino_version"] = ov_version
+        os.replace(tmp_onnx, onnx_out)
+        write_json(sidecar_path(onnx_out), to_jsonable(sidecar))
+        if ov_path is not None:
+            os.replace(ov_path, out)
+            os.replace(ov_path.with_suffix(".bin"), out.with_suffix(".bin"))
+            sidecar_ov["sha256"] = ox.sha256(out)
+            write_json(sidecar_path(out), to_jsonable(sidecar_ov))
+    return ExportResult(
+        path=out,
+        sidecar=sidecar_path(out),
+        onnx_path=onnx_out,
+        format=format,
+        exporter=exporter,
+        parity=parity,
+        notes=notes,
+    )
+
+
+def max_abs_diff(a, b, scaled: bool = False) -> float:
+    from deepatlas.export.onnx import max_abs_diff as _mad
+
+    return _mad(a, b, scaled)
+
+
+def _run_batches(fn, batches) -> dict[str, np.ndarray]:
+    """Run each batch separately (exercising the dynamic axes); outputs keyed ``name@batch``."""
+    return {f"{k}@{i}": v for i, b in enumerate(batches) for k, v in _checked(fn)(b).items()}
+
+
+def _checked(fn):
+    """A runtime that cannot run the file on an input fails the parity check (with its reason)."""
+
+    def run(X):
+        try:
+            return fn(X)
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ParityError(f"the exported file cannot run on inputs of shape {list(X.shape)}: {msg[:300]}") from None
+
+    return run
+
+
+def _openvino(onnx_file, out, tmp, spec, held_out, label, random_X, parity, tolerance):
+    from deepatlas.export import onnx as ox
+    from deepatlas.export.openvino import CompiledModel, version
+
+    compiled = CompiledModel(onnx_file)
+    compiled.output_names = list(spec.output_names)
+    if held_out is not None:
+        _compare(
+            label, len(held_out), compiled.run(held_out), ox.run_torch(spec, held_out), parity,
+            "openvino_held_out", tolerance, "OpenVINO disagrees with torch",
+        )  # fmt: skip
+    _compare(
+        "random inputs", sum(len(r) for r in random_X), _run_batches(compiled.run, random_X),
+        _run_batches(lambda a: ox.run_torch(spec, a), random_X), parity, "openvino_random", tolerance,
+        "OpenVINO disagrees with torch",
+    )  # fmt: skip
+    xml = Path(tmp) / "model.xml"
+    compiled.save(xml)
+    return xml, version()
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
