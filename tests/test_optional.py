@@ -88,3 +88,12 @@ def test_extras_match_pyproject():
     (everything,) = extras["all"]
     assert everything.startswith("deepatlas[") and set(everything[10:-1].split(",")) == set(EXTRAS)
     assert "deepatlas[all]" in extras["dev"]  # the README's commands install every stack
+
+
+def test_atlas_experiment_without_its_stack_is_pending(monkeypatch, tmp_path):
+    from deepatlas.atlas.runner import run_report
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    (entry,) = run_report(tmp_path / "atlas", quick=True, only="K.tuning", progress=False)
+    assert entry["verdict"] == "pending"
+    assert entry["summary"].startswith("Pending: ") and "pip install 'deepatlas[tune]'" in entry["summary"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from deepatlas import __version__
 from deepatlas._io import read_json, write_json
+from deepatlas._optional import MissingExtra
 from deepatlas.atlas import CLAIMS, Context, Result, all_experiments
 
 
@@ -59,6 +60,8 @@ def _run_one_inner(claim_id: str, quick: bool, figures_dir: str) -> dict:
             "figure": result.figure,
         }
         entry["error"] = None
+    except MissingExtra as exc:  # e.g. K.tuning without Optuna: pending, not failed (and not cached)
+        entry = {"verdict": "pending", "summary": f"Pending: {exc}.", "numbers": {}, "figure": None, "error": str(exc)}
     except Exception as exc:  # an experiment bug must not sink the whole report
         entry = {
             "verdict": "pending",

@@ -42,11 +42,12 @@ def k_cv(ctx):
 
 @experiment("K.tuning", seeds=(0,), requires=("mlp",))
 def k_tuning(ctx):
-    import optuna
-
+    from deepatlas._optional import require
     from deepatlas.data import load_dataset
     from deepatlas.models.mlp import MLPClassifier
     from deepatlas.tuning import default_space, load_study, make_objective
+
+    optuna = require("tune", "the K.tuning experiment")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ds = load_dataset("mnist1d")
