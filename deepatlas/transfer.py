@@ -88,19 +88,17 @@ def _transfer_class(cls: type) -> type:
                     module[i].momentum = 0.0  # running statistics stay those of pre-training
             return module
 
-        def _fit_tensors(self, X, targets, *args, **kwargs):
-            self.mean_, self.scale_ = self._source_mean, self._source_scale
-            return super()._fit_tensors(X, targets, *args, **kwargs)
+        def _fit_statistics(self, X):
+            self.mean_, self.scale_ = self._source_mean, self._source_scale  # the source's preprocessing
 
-        def _make_loop(self, module, optimizer, generator, callbacks):
+        def _make_optimizer(self, module):
             head = list(module[len(module) - 1].parameters())
             head_ids = {id(p) for p in head}
             reused = [p for p in module.parameters() if p.requires_grad and id(p) not in head_ids]
             groups = [{"params": head, "lr": self.lr}]
             if reused:
                 groups.append({"params": reused, "lr": self.lr * self._reuse_lr_factor})
-            optimizer = _optimizer(self.optimizer, groups, self.lr, self.weight_decay)
-            return super()._make_loop(module, optimizer, generator, callbacks)
+            return _optimizer(self.optimizer, groups, self.lr, self.weight_decay)
 
     Transfer.__name__ = Transfer.__qualname__ = cls.__name__
     return Transfer

@@ -273,7 +273,7 @@ class TorchEstimator(Estimator):
     def _make_loop(self, module, callbacks=(), checkpoint_dir=None, *, has_validation: bool = True) -> TrainingLoop:
         """The loop with the optimiser and the default callbacks: early stopping when there is
         validation data, then (on rank 0 only) a checkpoint per epoch and the progress bar."""
-        opt = make_optimizer(self.optimizer, module.parameters(), self.lr, self.weight_decay)
+        opt = self._make_optimizer(module)
         cbs = list(callbacks)
         if self.early_stopping and has_validation:
             cbs.append(EarlyStopping(self.patience, *self._monitor))
@@ -285,6 +285,9 @@ class TorchEstimator(Estimator):
         return loop_class(
             module, self._loss, opt, generator=make_generator(self.seed, "cpu"), callbacks=cbs, **self._loop_kwargs()
         )
+
+    def _make_optimizer(self, module) -> torch.optim.Optimizer:
+        return make_optimizer(self.optimizer, module.parameters(), self.lr, self.weight_decay)
 
     def _loop_class_for(self, module) -> type:
         return self._loop_class

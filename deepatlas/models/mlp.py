@@ -9,14 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from torch import nn
-
 from deepatlas._params import SPACE_BATCH, SPACE_DROPOUT
 from deepatlas._validation import Boolean, Interval, Options, TupleOf
 from deepatlas.models.base import SupervisedClassifier, SupervisedRegressor
+from deepatlas.models.layers import ACTIVATIONS, mlp_stack  # noqa: F401  (mlp_stack: re-exported)
 from deepatlas.registry import register_model
-
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU}
 
 # The default search space of `deepatlas tune mlp` (``width`` and ``depth`` build ``hidden_sizes``).
 # On MNIST-1D (20-epoch cap) the best networks of the former space (width 32..512, depth 1..3, lr up
@@ -30,19 +27,6 @@ TUNING_SPACE = {
     "depth": {"type": "int", "low": 1, "high": 4},
     "dropout": SPACE_DROPOUT,
 }
-
-
-def mlp_stack(n_in: int, hidden_sizes, n_out: int, activation: str = "relu", dropout: float = 0.0) -> nn.Sequential:
-    """``Flatten -> [Linear -> act -> Dropout] * len(hidden_sizes) -> Linear``; (B, *) -> (B, n_out)."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = n_in
-    for h in hidden_sizes:
-        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
 
 
 class _MLPMixin:

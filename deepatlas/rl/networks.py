@@ -5,18 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+from deepatlas.models.layers import ACTIVATIONS as LAYER_ACTIVATIONS
+from deepatlas.models.layers import mlp_stack
+
+# The agents' hidden layers take the shared table's two classic choices.
+ACTIVATIONS = {name: LAYER_ACTIVATIONS[name] for name in ("relu", "tanh")}
 
 
 def mlp(n_in: int, hidden_sizes, n_out: int, activation: str = "relu") -> nn.Sequential:
     """``[Linear -> act] * len(hidden_sizes) -> Linear``; (B, n_in) -> (B, n_out)."""
-    layers: list[nn.Module] = []
-    width = n_in
-    for h in hidden_sizes:
-        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
-        width = h
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
+    return mlp_stack(n_in, hidden_sizes, n_out, activation, flatten=False)
 
 
 def adam(params, device: torch.device, **kwargs) -> torch.optim.Adam:

@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from deepatlas._validation import Interval, Options, TupleOf
 from deepatlas.errors import InputError
 from deepatlas.models.base import FitData, TorchEstimator, check_features
-from deepatlas.models.mlp import ACTIVATIONS, mlp_stack
+from deepatlas.models.layers import ACTIVATIONS, mlp_stack
 from deepatlas.registry import register_model
 from deepatlas.training import distributed
 

@@ -40,7 +40,7 @@ from deepatlas.models.autoencoder.autoencoder import (
     reconstruction_metrics,
     write_pictures,
 )
-from deepatlas.models.mlp import ACTIVATIONS, mlp_stack
+from deepatlas.models.layers import ACTIVATIONS, mlp_stack
 from deepatlas.registry import register_model
 from deepatlas.training import TrainingLoop
 

@@ -38,26 +38,13 @@ from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
 from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
+from deepatlas.models.layers import mlp_stack
 from deepatlas.registry import register_model
 from deepatlas.training import Checkpoint, ProgressBar, TrainingLoop
 from deepatlas.training.callbacks import Callback, restore_checkpoint
 
 
 # ---- networks ---------------------------------------------------------------------------------
-def mlp(n_in: int, hidden: tuple, n_out: int, act: type[nn.Module]) -> nn.Sequential:
-    """``[Linear -> act] * len(hidden) -> Linear``; (B, n_in) -> (B, n_out)."""
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(n_in, h), act()]
-        n_in = h
-    layers.append(nn.Linear(n_in, n_out))
-    return nn.Sequential(*layers)
-
-
-def _leaky() -> nn.Module:
-    return nn.LeakyReLU(0.2)
-
-
 class MLPGenerator(nn.Module):
     """(B, latent + cond) -> (B, *sample_shape); ``tanh`` output for data scaled to [-1, 1]."""
 
@@ -65,7 +52,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.sample_shape = tuple(sample_shape)
         self.bounded = bounded
-        self.net = mlp(n_in, hidden, int(np.prod(sample_shape)), nn.ReLU)
+        self.net = mlp_stack(n_in, hidden, int(np.prod(sample_shape)), "relu", flatten=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z).view(len(z), *self.sample_shape)  # (B, *shape)
@@ -77,7 +64,7 @@ class MLPCritic(nn.Module):
 
     def __init__(self, n_in: int, hidden: tuple, n_out: int = 1) -> None:
         super().__init__()
-        self.net = mlp(n_in, hidden, n_out, _leaky)
+        self.net = mlp_stack(n_in, hidden, n_out, "leaky_relu", flatten=False)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = x.flatten(1)  # (B, F)

@@ -31,7 +31,8 @@ from torch.nn import functional as F
 
 from deepatlas._validation import Interval, TupleOf
 from deepatlas.errors import InputError
-from deepatlas.models.gan.gan import GANBase, MLPCritic, MLPGenerator, Players, _leaky, _register
+from deepatlas.models.gan.gan import GANBase, MLPCritic, MLPGenerator, Players, _register
+from deepatlas.models.layers import ACTIVATIONS
 
 
 # ---- DCGAN ---------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ class ConvCritic(nn.Module):
             layers.append(nn.Conv2d(c_in, c, 4, 2, 1))  # halves H, W
             if i > 0:
                 layers.append(nn.BatchNorm2d(c))
-            layers.append(_leaky())
+            layers.append(ACTIVATIONS["leaky_relu"]())
             c_in = c
         s = 2 ** len(channels)
         layers += [nn.Flatten(), nn.Linear(c_in * (h // s) * (w // s), n_out)]
@@ -233,7 +234,7 @@ class InfoCritic(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for h in hidden:
-            layers += [nn.Linear(n_in, h), _leaky()]
+            layers += [nn.Linear(n_in, h), ACTIVATIONS["leaky_relu"]()]
             n_in = h
         self.body = nn.Sequential(*layers)
         self.d_head = nn.Linear(n_in, 1)
