@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 COMMON = ["--data", "digits", "--quiet", "--set", "early_stopping=False", "--set", "dropout=0.0", "--epochs", "30"]
 
 
@@ -74,3 +76,30 @@ def test_refuse_under_torchrun(monkeypatch):
     assert (
         str(err.value) == "DQN does not train data-parallel; run it as a single process (without torchrun or --nproc)."
     )
+
+
+# One real two-process run per data-parallel family beyond the MLP (above): the same global batch
+# (two ranks of half the batch), no early stopping, the same test score within a point.
+FAMILIES = {
+    "cnn": (["cnn", "--data", "digits", "--epochs", "8", "--set", "channels=(8,16)"], "test_accuracy"),
+    "gru": (["gru", "--data", "mnist1d", "--epochs", "4", "--set", "hidden_size=16"], "test_accuracy"),
+    "text-rnn": (["text-rnn", "--data", "reviews", "--epochs", "6", "--set", "hidden_size=8"], "test_accuracy"),
+    "ae": (["ae", "--data", "digits", "--epochs", "20", "--set", "hidden_sizes=(32,)"], "test_mse"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_two_processes_match_one_per_family(family, cli, tmp_path):
+    args, metric = FAMILIES[family]
+    common = [*args, "--quiet", "--set", "early_stopping=False"]
+    one = cli("train", *common, "--batch-size", "64", "--out", str(tmp_path / "one"), timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = cli("train", *common, "--batch-size", "32", "--nproc", "2", "--out", str(tmp_path / "two"), timeout=300)
+    assert two.returncode == 0, two.stderr
+    score_one = json.loads((tmp_path / "one" / "metrics.json").read_text())[metric]
+    score_two = json.loads((tmp_path / "two" / "metrics.json").read_text())[metric]
+    if metric == "test_mse":  # a reconstruction error: within one per cent of it
+        assert abs(score_one - score_two) <= 0.01 * score_one, (score_one, score_two)
+    else:
+        assert abs(score_one - score_two) <= 0.01, (score_one, score_two)
