@@ -31,8 +31,28 @@ from deepatlas.errors import InputError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+class _DocumentedParams(type):
+    """Metaclass whose ``__doc__`` appends a "Parameters" section built from the field docs, on
+    demand (reading the sources costs ~0.3 s for the whole registry, too much at import), so that
+    ``help(MLPClassifier)`` lists every hyperparameter with its default, allowed values and meaning."""
+
+    @property
+    def __doc__(cls):
+        own = cls.__dict__.get("_own_doc_", cls.__dict__.get("__doc__")) or ""
+        try:
+            from deepatlas._params import params_doc
+
+            return f"{own}\n\n{params_doc(cls)}".strip()
+        except TypeError:  # not a dataclass yet (while the class is being built)
+            return own
+
+    @__doc__.setter
+    def __doc__(cls, value):
+        type.__setattr__(cls, "_own_doc_", value)
+
+
 @dataclass(eq=False, repr=False, kw_only=True)
-class Estimator(BaseEstimator):
+class Estimator(BaseEstimator, metaclass=_DocumentedParams):
     """Shared settings and fit-time checks of every deepatlas model."""
 
     seed: int | None = 0

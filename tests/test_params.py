@@ -112,3 +112,14 @@ def test_list_prints_one_line_per_card_with_family_tasks_export_and_variant_defa
         exports = any(c.exporter is not None for c in cards() if c.name == card.name)
         assert line.endswith("; ONNX]" if exports else "; no export]")
     assert len(lines) == 1 + len({c.name for c in cards()})
+
+
+def test_help_lists_every_hyperparameter_with_its_doc():
+    import pydoc
+
+    from deepatlas.models.mlp import MLPClassifier
+
+    text = pydoc.render_doc(MLPClassifier, renderer=pydoc.plaintext)
+    assert "Parameters" in text and "hidden_sizes : tuple, default (256, 256)" in text
+    assert "fast_step : bool, default True" in text
+    assert MLPClassifier.__doc__.startswith("Multilayer perceptron classifier.")
