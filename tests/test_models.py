@@ -81,14 +81,6 @@ def test_same_seed_same_weights_and_scores():
     assert not torch.equal(a.module_[1].weight, c.module_[1].weight)
 
 
-def test_fit_leaves_global_rng_alone():
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    MLPClassifier(epochs=2).fit(np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2)
-    assert torch.equal(torch.rand(3), expected)
-
-
 # ---- standardisation from training data only, saved with the model (point 3) -------------------
 def test_standardisation_statistics_come_from_training_data():
     ds = load_dataset("mnist1d")

@@ -215,15 +215,6 @@ def test_parameter_messages_and_unfitted_agent():
         REINFORCE.zoo_params("CartPole-v1")
 
 
-def test_an_agent_under_torchrun_refuses_with_one_line(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(InputError) as err:
-        DQN().learn(10)
-    assert str(err.value) == (
-        "DQN does not train data-parallel; run it as a single process (without torchrun or --nproc)."
-    )
-
-
 def test_fit_is_learn():
     a = REINFORCE(episodes_per_update=1, seed=3).fit(200)
     b = REINFORCE(episodes_per_update=1, seed=3).learn(200)

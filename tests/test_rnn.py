@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
 from torch import nn
 
 from deepatlas.data import load_dataset
@@ -188,13 +187,6 @@ def test_mnist1d_reads_as_one_feature_per_step():
 
 
 # ---- reproducibility and persistence ------------------------------------------------------------------
-def test_same_seed_same_model_and_clone():
-    X, y = _memory_task(100)
-    a = RNNClassifier(cell="gru", hidden_size=8, epochs=2, seed=3).fit(X, y)
-    b = clone(a).fit(X, y)
-    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
-
-
 @pytest.mark.parametrize("ragged", [False, True])
 def test_save_and_load_round_trip(tmp_path, ragged):
     X, y = _memory_task(60)

@@ -228,13 +228,6 @@ def test_save_load_round_trip(tmp_path, digits):
         np.testing.assert_allclose(back.transform(digits.X_test[:20]), est.transform(digits.X_test[:20]), atol=1e-6)
 
 
-def test_clone_and_params():
-    from sklearn.base import clone
-
-    c = clone(SparseCoder(alpha=0.3, solver="omp", n_nonzero=5))
-    assert c.get_params()["alpha"] == 0.3 and c.get_params()["n_nonzero"] == 5
-
-
 # ---- bad input ----------------------------------------------------------------------------------
 def test_negative_alpha(digits):
     with pytest.raises(InputError) as e:
