@@ -319,6 +319,10 @@ class DBNClassifier(SupervisedClassifier):
     patience: int = 20
     standardize: bool = False
 
+    # Pretraining fits RBMs, which are not data-parallel: under torchrun the classifier refuses
+    # as a whole rather than pretrain one copy per process.
+    _data_parallel: ClassVar[bool] = False
+
     _parameter_constraints: ClassVar[dict] = {
         "hidden_sizes": TupleOf(),
         "pretrain": Boolean(),

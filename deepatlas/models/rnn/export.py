@@ -53,15 +53,27 @@ class PerStep(nn.Module):
         return out if self.log_probs else (out, torch.softmax(out, dim=-1))
 
 
-def per_step_spec(est, part=None) -> ExportSpec:
-    est._check_fitted()
+def check_static_graph(est) -> None:
+    """Refuse what has no graph valid at every length: a masked network (it packs sequences by
+    length) and the peephole LSTM (its Python time loop would be unrolled at the example's length,
+    and onnxruntime would then ignore every step past it without a word)."""
     name = type(est).__name__
+    if getattr(est, "cell", None) == "peephole-lstm":
+        raise InputError(
+            f"{name} with cell='peephole-lstm' does not export: its time loop runs in Python and ONNX would "
+            "fix it at one sequence length. Serve the run with the torch backend, or train cell='lstm'."
+        )
     if getattr(est, "masked_", False):
         raise InputError(
             f"{name} was trained on sequences of different lengths (a masked network); "
             "only networks trained on equal-length sequences export."
         )
-    ctc = name == "CTCRecognizer"
+
+
+def per_step_spec(est, part=None) -> ExportSpec:
+    est._check_fitted()
+    check_static_graph(est)
+    ctc = type(est).__name__ == "CTCRecognizer"
     example, random_input = example_and_random(est, (EXAMPLE_STEPS, int(est.n_features_in_)), per_feature=True)
     module = PerStep(cpu_copy(est.module_), est.mean_, est.scale_, log_probs=ctc).eval()
     meta = {"preprocessing": dict(preprocessing_of(est), per="feature")}
@@ -238,14 +250,8 @@ def sequence_spec(est, part=None) -> ExportSpec:
     standardisation. Only networks trained on equal-length sequences (no mask channel): a masked
     network packs sequences by length, which has no static graph. (Until the recurrent family
     defines its own ``_export_module``, which takes precedence.)"""
-    from deepatlas.errors import InputError
-
     est._check_fitted()
-    if getattr(est, "masked_", False):
-        raise InputError(
-            f"{type(est).__name__} was trained on sequences of different lengths (a masked network); "
-            "only networks trained on equal-length sequences export."
-        )
+    check_static_graph(est)
     return supervised_spec(est, part, sequence=True)
 
 

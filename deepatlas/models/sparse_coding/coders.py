@@ -224,7 +224,9 @@ class _SparseBase(TransformerMixin, Estimator):
         return {"components_": torch.from_numpy(np.ascontiguousarray(self.components_))}, meta
 
     def _restore_state(self, tensors, meta) -> None:
-        self.components_ = tensors["components_"].numpy()
+        # A copy: the solver on the buffer safetensors hands back (another alignment) rounds
+        # differently in the last bits, and a reloaded model must code exactly as the fitted one.
+        self.components_ = tensors["components_"].numpy().copy()
         self.input_shape_ = tuple(meta["input_shape_"])
         self.n_features_in_ = int(np.prod(self.input_shape_))
 
@@ -495,6 +497,10 @@ class LISTA(_SparseBase, TorchEstimator):
     """Signals per gradient step."""
     standardize: bool = False
     """Always False: the signals are coded as they are, in the units the dictionary was fitted to."""
+
+    # The dictionary and the FISTA targets are solved in one process: under torchrun LISTA
+    # refuses as a whole rather than solve them once per process.
+    _data_parallel: ClassVar[bool] = False
 
     _parameter_constraints: ClassVar[dict] = {
         "dictionary": _DICTIONARY,
