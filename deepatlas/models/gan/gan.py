@@ -259,17 +259,13 @@ class GANBase(Estimator):
         with torch.no_grad():
             fake = G(codes["z"])  # (B, *shape), no graph back into G for the critic step
         d_loss = self._critic_loss(loop, xb, fake, codes, yb)
-        opt.d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt.d.step()
+        loop.backward_step(d_loss, opt.d)
         self._after_critic_step(loop)
         loop.phase += 1
         if loop.phase % self.n_critic == 0:
             codes = self._codes(len(xb), yb, loop.generator)
             g_loss = self._generator_loss(loop, G(codes["z"]), codes, yb)
-            opt.g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt.g.step()
+            loop.backward_step(g_loss, opt.g)
             loop.last_g_loss = g_loss.detach()
         return {"d_loss": d_loss.detach(), "g_loss": loop.last_g_loss}
 
