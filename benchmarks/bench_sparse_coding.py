@@ -29,7 +29,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from deepatlas.models.sparse_coding.coders import LISTA, DictionaryLearning, SparseCoder, code_accuracy, plot_atoms  # noqa: E402
+from deepatlas.models.common import linear_probe
+from deepatlas.models.sparse_coding.coders import LISTA, DictionaryLearning, SparseCoder, plot_atoms  # noqa: E402
 from deepatlas.models.sparse_coding.solvers import lasso_objective, sparse_encode  # noqa: E402
 
 
@@ -279,12 +280,12 @@ def main(argv=None) -> int:
 
         ds = load_dataset("digits")
         Xtr, Xte = ds.X_train.reshape(len(ds.X_train), -1), ds.X_test.reshape(len(ds.X_test), -1)
-        print(f"raw pixels: {code_accuracy(Xtr, ds.y_train, Xte, ds.y_test):.4f}")
+        print(f"raw pixels: {linear_probe(Xtr, ds.y_train, Xte, ds.y_test):.4f}")
         for name, est in (("learned, 100 atoms", DictionaryLearning(n_atoms=100, alpha=0.2, epochs=10, seed=0)),
                           ("dct, 64 atoms", SparseCoder(dictionary="dct", alpha=0.2)),
                           ("random, 100 atoms", SparseCoder(dictionary="random", n_atoms=100, alpha=0.2))):  # fmt: skip
             est.fit(ds.X_train)
-            acc = code_accuracy(est.transform(ds.X_train), ds.y_train, est.transform(ds.X_test), ds.y_test)
+            acc = linear_probe(est.transform(ds.X_train), ds.y_train, est.transform(ds.X_test), ds.y_test)
             print(f"{name}: {acc:.4f}")
     print(f"\npictures in {args.plots}/ (atoms.png, codes.png, objective_vs_time.png)")
     return 0

@@ -174,7 +174,8 @@ def s_reconstruct(ctx):
 @experiment("S.unsupervised", seeds=(0,), requires=("dictionary-learning",))
 @_one_thread
 def s_unsupervised(ctx):
-    from deepatlas.models.sparse_coding.coders import DictionaryLearning, code_accuracy
+    from deepatlas.models.common import linear_probe
+    from deepatlas.models.sparse_coding.coders import DictionaryLearning
 
     seed = ctx.seeds[0]
     ds = load_dataset("digits", seed=seed)
@@ -189,8 +190,8 @@ def s_unsupervised(ctx):
     acc_codes, acc_raw = {}, {}
     for f in fractions:  # the labels reach only the classifier, and only a fraction of them
         idx = rng.permutation(len(Xtr))[: max(20, int(f * len(Xtr)))]
-        acc_codes[f] = code_accuracy(Ztr[idx], ds.y_train[idx], Zte, ds.y_test)
-        acc_raw[f] = code_accuracy(Xtr[idx], ds.y_train[idx], Xte, ds.y_test)
+        acc_codes[f] = linear_probe(Ztr[idx], ds.y_train[idx], Zte, ds.y_test)
+        acc_raw[f] = linear_probe(Xtr[idx], ds.y_train[idx], Xte, ds.y_test)
 
     fig, ax = ctx.figure(figsize=(5, 3.2))
     ax.plot(fractions, list(acc_codes.values()), "o-", label=f"sparse codes ({settings['n_atoms']} atoms, no labels)")

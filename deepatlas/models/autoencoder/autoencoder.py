@@ -38,6 +38,7 @@ from torch.nn import functional as F
 from deepatlas._validation import Interval, Options, TupleOf
 from deepatlas.errors import InputError
 from deepatlas.models.base import FitData, TorchEstimator, check_features
+from deepatlas.models.common import as_images, image_grid, linear_probe  # noqa: F401  (linear_probe: re-exported)
 from deepatlas.models.layers import ACTIVATIONS, mlp_stack
 from deepatlas.registry import register_model
 from deepatlas.training import distributed
@@ -375,16 +376,6 @@ def reconstruction_metrics(est, ds) -> dict[str, float]:
     return out
 
 
-def linear_probe(Z_train, y_train, Z_test, y_test) -> float:
-    """Test accuracy of a logistic regression on standardised codes."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(clf.fit(Z_train, y_train).score(Z_test, y_test))
-
-
 def denoising_metrics(est, X, *, data_range: float = 1.0, levels=(0.1, 0.3, 0.5), missing: float = 0.3, seed: int = 0):
     """PSNR of noisy / masked inputs and of the model's reconstructions of them (Gaussian noise
     at each level, unclipped; ``missing`` of the values set to 0 for inpainting)."""
@@ -402,39 +393,6 @@ def denoising_metrics(est, X, *, data_range: float = 1.0, levels=(0.1, 0.3, 0.5)
 
 
 # ---- pictures -----------------------------------------------------------------------------------
-def _as_images(X: np.ndarray) -> np.ndarray | None:
-    """(n, H, W) grey images for plotting, or None when samples are not images."""
-    if X.ndim == 4 and X.shape[1] == 1:
-        return X[:, 0]
-    if X.ndim == 3:
-        return X
-    if X.ndim == 2:
-        side = int(round(np.sqrt(X.shape[1])))
-        if side * side == X.shape[1] and side >= 4:
-            return X.reshape(len(X), side, side)
-    return None
-
-
-def image_grid(images: np.ndarray, path, *, rows: int, title: str = "", value_range=None) -> None:
-    """Images (n, H, W) tiled into one picture of ``rows`` rows (one axes: fast to draw);
-    grey levels span ``value_range`` (default: the images' own range; values beyond it clip)."""
-    from deepatlas.plotting import new_figure, save_figure
-
-    n, h, w = images.shape
-    cols = int(np.ceil(n / rows))
-    lo, hi = value_range or (float(np.min(images)), float(np.max(images)))
-    canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), lo, dtype=np.float32)  # 1-pixel gaps
-    for i in range(n):
-        r, c = divmod(i, cols)
-        canvas[1 + r * (h + 1) : (r + 1) * (h + 1), 1 + c * (w + 1) : (c + 1) * (w + 1)] = images[i]
-    fig, ax = new_figure(figsize=(min(0.7 * cols, 12) + 0.2, min(0.7 * rows, 12) * h / w + 0.5))
-    ax.imshow(canvas, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=9)
-    save_figure(fig, path)
-
-
 def write_pictures(est, ds, directory) -> None:
     """reconstructions.png (originals above reconstructions), latent.png (2-D codes coloured by
     class; first two principal components when the code is larger), interpolation.png (a line
@@ -447,7 +405,7 @@ def write_pictures(est, ds, directory) -> None:
     directory = Path(directory)
     name = type(est).__name__
     X = ds.X_test[:10]
-    orig, rec = _as_images(X), _as_images(est.reconstruct(X))
+    orig, rec = as_images(X), as_images(est.reconstruct(X))
     if orig is not None:
         image_grid(
             np.concatenate([orig, rec]),
@@ -460,7 +418,7 @@ def write_pictures(est, ds, directory) -> None:
         holes = corrupt(torch.as_tensor(X), "mask", 0.3, gen).numpy()
         rows = [orig, noisy, est.reconstruct(noisy), holes, est.reconstruct(holes)]
         image_grid(
-            np.concatenate([_as_images(r) for r in rows]),
+            np.concatenate([as_images(r) for r in rows]),
             directory / "denoising.png",
             rows=5,
             title=f"{name}: clean / noise 0.3 / repaired / 30% missing / repaired",
@@ -469,7 +427,7 @@ def write_pictures(est, ds, directory) -> None:
         Z = est.transform(ds.X_test[:2])
         line = np.linspace(0, 1, 10)[:, None]
         image_grid(
-            _as_images(est.inverse_transform((1 - line) * Z[0] + line * Z[1])),
+            as_images(est.inverse_transform((1 - line) * Z[0] + line * Z[1])),
             directory / "interpolation.png",
             rows=1,
             title=f"{name}: decoded codes on a line",

@@ -34,12 +34,11 @@ from deepatlas.errors import InputError
 from deepatlas.models.autoencoder.autoencoder import (
     AutoencoderBase,
     Standardize,
-    _as_images,
     _hidden,
-    image_grid,
     reconstruction_metrics,
     write_pictures,
 )
+from deepatlas.models.common import as_images, image_grid
 from deepatlas.models.layers import ACTIVATIONS, mlp_stack
 from deepatlas.registry import register_model
 from deepatlas.training import TrainingLoop
@@ -239,7 +238,7 @@ class VAE(AutoencoderBase):
             raise InputError(f"--prompt: {type(self).__name__} generates images or vectors, not text.")
         n = 64 if n is None else n
         X = self.sample(n, seed=seed, temperature=temperature)
-        images = _as_images(X)
+        images = as_images(X)
         path = Path(out or ("samples.png" if images is not None else "samples.csv"))
         suffix = path.suffix.lower()
         if suffix == ".png":
@@ -282,6 +281,6 @@ class VAE(AutoencoderBase):
         plots = getattr(self, "_plot_dir", None)
         if plots:
             write_pictures(self, ds, plots)
-            if _as_images(ds.X_test[:1]) is not None:
+            if as_images(ds.X_test[:1]) is not None:
                 self.write_samples(Path(plots) / "samples.png", n=64, seed=0)
         return out

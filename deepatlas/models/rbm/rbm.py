@@ -44,6 +44,7 @@ from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
 from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
+from deepatlas.models.common import as_images, linear_probe, tile_figure
 from deepatlas.registry import register_model
 
 _EXACT_LIMIT = 20  # enumerate 2^units states up to this many units on the smaller side
@@ -532,7 +533,7 @@ class _RBMBase(TransformerMixin, Estimator):
         shape = self.input_shape_
         if len(shape) == 3 and shape[0] == 1:
             return W.reshape(len(W), shape[1], shape[2])
-        return _as_images(W)
+        return as_images(W)
 
     # ---- run directories: deepatlas train / sample ------------------------------------------
     def fit_dataset(self, ds, *, checkpoint_dir=None, resume: bool = False):
@@ -690,52 +691,30 @@ def probe_accuracy(model, ds) -> dict:
     """Test accuracy of logistic regression on ``model.transform`` features (labelled data only)."""
     if ds.task != "classification" or ds.y_train is None:
         return {}
-    from sklearn.linear_model import LogisticRegression
-
     # weak regularisation: the features are bounded probabilities (scikit-learn's RBM example uses C=6000)
-    clf = LogisticRegression(C=1000.0, max_iter=3000).fit(model.transform(ds.X_train), ds.y_train)
-    return {"test_probe_accuracy": float(clf.score(model.transform(ds.X_test), ds.y_test))}
-
-
-def _as_images(arr: np.ndarray) -> np.ndarray | None:
-    """(n, H, W) grey images from (n, C, H, W), (n, H, W) or square (n, D) rows; else None."""
-    if arr.ndim == 4:
-        return arr[:, 0]
-    if arr.ndim == 3:
-        return arr
-    side = int(round(math.sqrt(arr.shape[1])))
-    if arr.ndim == 2 and side * side == arr.shape[1] and side > 2:
-        return arr.reshape(len(arr), side, side)
-    return None
+    acc = linear_probe(
+        model.transform(ds.X_train),
+        ds.y_train,
+        model.transform(ds.X_test),
+        ds.y_test,
+        standardize=False,
+        C=1000.0,
+        max_iter=3000,
+    )
+    return {"test_probe_accuracy": acc}
 
 
 def save_samples(samples: np.ndarray, path: Path, *, title: str = "") -> Path:
     """An image grid for image-shaped samples, a scatter of the first two features otherwise."""
     from deepatlas.plotting import new_figure, save_figure
 
-    images = _as_images(samples)
+    images = as_images(samples)
     if images is None:
         fig, ax = new_figure(figsize=(4.5, 4.5))
         ax.scatter(samples[:, 0], samples[:, min(1, samples.shape[1] - 1)], s=6)
         ax.set_title(title, fontsize=9)
         return save_figure(fig, path)
     return save_figure(tile_figure(images, title), path)
-
-
-def tile_figure(images: np.ndarray, title: str = ""):
-    """A square-ish grid of grey images, no axes."""
-    from deepatlas.plotting import new_figure
-
-    n = len(images)
-    cols = int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / cols))
-    fig, axes = new_figure(rows, cols, figsize=(cols * 0.7 + 0.4, rows * 0.7 + 0.6), squeeze=False)
-    for i, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(images[i], cmap="gray_r" if images[i].min() >= 0 else "RdBu_r", interpolation="nearest")
-    fig.suptitle(title, fontsize=8)
-    return fig
 
 
 def write_pictures(model, plots: Path, *, title: str = "") -> list[Path]:

@@ -41,6 +41,7 @@ from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
 from deepatlas.estimator import Estimator
 from deepatlas.models.base import FitData, TorchEstimator, check_features
+from deepatlas.models.common import linear_probe
 from deepatlas.models.sparse_coding.solvers import (
     SOLVERS,
     check_dictionary,
@@ -214,7 +215,7 @@ class _SparseBase(TransformerMixin, Estimator):
             out[f"{split}_mean_nonzeros"] = float((Z != 0).sum(1).mean())
             out[f"{split}_objective"] = float((0.5 * (R * R).sum(1) + self.alpha * np.abs(Z).sum(1)).mean())
         if ds.task == "classification" and ds.y_train is not None:
-            out["test_code_accuracy"] = code_accuracy(codes["train"], ds.y_train, codes["test"], ds.y_test)
+            out["test_code_accuracy"] = linear_probe(codes["train"], ds.y_train, codes["test"], ds.y_test)
         return out
 
     # -- persistence --
@@ -229,16 +230,6 @@ class _SparseBase(TransformerMixin, Estimator):
         self.components_ = tensors["components_"].numpy().copy()
         self.input_shape_ = tuple(meta["input_shape_"])
         self.n_features_in_ = int(np.prod(self.input_shape_))
-
-
-def code_accuracy(Z_train, y_train, Z_test, y_test) -> float:
-    """Test accuracy of a logistic regression trained on codes (the codes → classifier measure)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(clf.fit(Z_train, y_train).score(Z_test, y_test))
 
 
 def plot_atoms(D: np.ndarray, sample_shape: tuple[int, ...], path, title: str = "dictionary atoms"):

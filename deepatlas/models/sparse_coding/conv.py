@@ -40,7 +40,7 @@ from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError
 from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
-from deepatlas.models.sparse_coding.coders import code_accuracy
+from deepatlas.models.common import linear_probe
 from deepatlas.models.sparse_coding.solvers import soft_threshold
 from deepatlas.registry import register_model
 
@@ -300,7 +300,7 @@ class ConvSparseCoding(TransformerMixin, Estimator):
             obj = 0.5 * R.pow(2).flatten(1).sum(1) + self.alpha * Z.abs().flatten(1).sum(1)
             out[f"{split}_objective"] = float(obj.mean())
         if ds.task == "classification" and ds.y_train is not None:
-            out["test_code_accuracy"] = code_accuracy(codes["train"], ds.y_train, codes["test"], ds.y_test)
+            out["test_code_accuracy"] = linear_probe(codes["train"], ds.y_train, codes["test"], ds.y_test)
         return out
 
     # -- persistence --
