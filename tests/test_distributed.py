@@ -63,21 +63,6 @@ def test_failing_rank_stops_the_job(tmp_path):
     assert output.count("RuntimeError: rank 1 failed on purpose") == 1
 
 
-def test_refuse_under_torchrun(monkeypatch):
-    import pytest
-
-    from deepatlas.errors import InputError
-    from deepatlas.training.distributed import refuse_under_torchrun
-
-    refuse_under_torchrun("DQN")  # one process: nothing to refuse
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(InputError) as err:
-        refuse_under_torchrun("DQN")
-    assert (
-        str(err.value) == "DQN does not train data-parallel; run it as a single process (without torchrun or --nproc)."
-    )
-
-
 # One real two-process run per data-parallel family beyond the MLP (above): the same global batch
 # (two ranks of half the batch), no early stopping, the same test score within a point.
 FAMILIES = {

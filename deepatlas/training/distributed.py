@@ -75,14 +75,6 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
-def refuse_under_torchrun(what: str) -> None:
-    """For families whose training is not data-parallel: a clear error instead of N copies."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise InputError(
-            f"{what} does not train data-parallel; run it as a single process (without torchrun or --nproc)."
-        )
-
-
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Re-run this ``deepatlas`` command under ``torchrun`` with ``nproc`` local processes."""
     if nproc < 1:
