@@ -15,7 +15,9 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from deepatlas._validation import suggest
 from deepatlas.errors import InputError
@@ -49,8 +51,6 @@ class ModelCard:
     @property
     def exporter(self):
         """The function that exports this card's models to ONNX, or ``None`` (see :mod:`deepatlas.export.protocol`)."""
-        from deepatlas.export.protocol import exporter_of
-
         return exporter_of(self.cls)
 
     def create(self, **params):
@@ -120,6 +120,43 @@ def register_model(
         return cls
 
     return decorate
+
+
+# ---- exporters: registered for a class, found through the MRO --------------------------------------
+_EXPORTERS: dict[type, Callable[..., Any]] = {}
+_PARTS: dict[type, tuple[str, ...]] = {}
+
+
+def register_exporter(cls: type, parts: tuple[str, ...] = ()):
+    """Decorator: ``fn(estimator, part) -> ExportSpec`` exports instances of ``cls`` and of its
+    subclasses (found through the method resolution order, so a user's subclass keeps its
+    export); ``parts`` names its inference paths when there are several (the first is the default).
+    Families register their adapters in their ``export`` module (:mod:`deepatlas.export.protocol`)."""
+    if not isinstance(cls, type):
+        raise TypeError(f"register_exporter takes the estimator class, not {cls!r}.")
+
+    def decorate(fn):
+        _EXPORTERS[cls] = fn
+        if parts:
+            _PARTS[cls] = tuple(parts)
+        return fn
+
+    return decorate
+
+
+def _registered(estimator_or_class) -> type | None:
+    """The nearest class in the MRO with a registered exporter (family adapters register on import)."""
+    _ensure_loaded()
+    cls = estimator_or_class if isinstance(estimator_or_class, type) else type(estimator_or_class)
+    return next((k for k in cls.__mro__ if k in _EXPORTERS), None)
+
+
+def exporter_of(cls: type) -> Callable[..., Any] | None:
+    """The export function that covers ``cls`` (its own ``_export_module`` counts), or ``None``."""
+    if hasattr(cls, "_export_module"):
+        return cls._export_module
+    found = _registered(cls)
+    return _EXPORTERS[found] if found is not None else None
 
 
 def _ensure_loaded() -> None:

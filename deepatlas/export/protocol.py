@@ -86,33 +86,9 @@ class ExportSpec:
         return rng.standard_normal((n, *shape)).astype(dtype)
 
 
-_EXPORTERS: dict[type, Callable[..., ExportSpec]] = {}
-_PARTS: dict[type, tuple[str, ...]] = {}
-
-
-def register_exporter(cls: type, parts: tuple[str, ...] = ()):
-    """Decorator: ``fn(estimator, part) -> ExportSpec`` exports instances of ``cls`` and of its
-    subclasses (found through the method resolution order, so a user's subclass keeps its
-    export); ``parts`` names its inference paths when there are several (the first is the default)."""
-    if not isinstance(cls, type):
-        raise TypeError(f"register_exporter takes the estimator class, not {cls!r}.")
-
-    def decorate(fn):
-        _EXPORTERS[cls] = fn
-        if parts:
-            _PARTS[cls] = tuple(parts)
-        return fn
-
-    return decorate
-
-
-def _registered(estimator_or_class) -> type | None:
-    """The nearest class in the MRO with a registered exporter (family adapters register on import)."""
-    from deepatlas.registry import _ensure_loaded
-
-    _ensure_loaded()
-    cls = estimator_or_class if isinstance(estimator_or_class, type) else type(estimator_or_class)
-    return next((k for k in cls.__mro__ if k in _EXPORTERS), None)
+# The exporter table lives with the model cards in the registry (below the models, which
+# register their adapters on import); this module re-exports it for the adapters.
+from deepatlas.registry import _EXPORTERS, _PARTS, _registered, exporter_of, register_exporter  # noqa: E402, F401
 
 
 def export_parts(estimator) -> tuple[str, ...]:
@@ -122,14 +98,6 @@ def export_parts(estimator) -> tuple[str, ...]:
     if own or hasattr(estimator, "_export_module"):
         return own
     return _PARTS.get(_registered(estimator), ())
-
-
-def exporter_of(cls: type) -> Callable[..., ExportSpec] | None:
-    """The export function that covers ``cls`` (its own ``_export_module`` counts), or ``None``."""
-    if hasattr(cls, "_export_module"):
-        return cls._export_module
-    found = _registered(cls)
-    return _EXPORTERS[found] if found is not None else None
 
 
 def has_inference_path(estimator) -> bool:

@@ -449,14 +449,14 @@ class Agent(Estimator):
 
     def save(self, directory) -> None:
         """Write ``config.json`` and ``model.safetensors`` (the run-directory format)."""
-        from deepatlas.runs import save_model
+        from deepatlas.saving import save_model
 
         save_model(self, directory, extra_config={"env": env_id_of(self.env)})
 
     @classmethod
     def load(cls, directory) -> Agent:
         """Rebuild an agent saved with :meth:`save` (or by ``deepatlas rl train``)."""
-        from deepatlas.runs import load
+        from deepatlas.saving import load
 
         agent = load(directory)
         if not isinstance(agent, cls):

@@ -114,7 +114,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 def save_checkpoint(directory: Path, loop, epoch: int) -> None:
     from safetensors.torch import save_file
 
-    from deepatlas.runs import atomic_write_text
+    from deepatlas._io import atomic_write_text
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in loop.module.state_dict().items()}

@@ -255,7 +255,7 @@ class VAE(AutoencoderBase):
             np.savez(tmp, X=X)
             os.replace(tmp, path)
         elif suffix == ".csv":
-            from deepatlas.runs import atomic_write_text
+            from deepatlas._io import atomic_write_text
 
             flat = X.reshape(len(X), -1)
             header = ",".join(f"x{j}" for j in range(flat.shape[1]))

@@ -421,7 +421,7 @@ class GANBase(Estimator):
             np.savez(tmp, X=S)
             os.replace(tmp, out)
         elif suffix == ".csv":
-            from deepatlas.runs import atomic_write_text
+            from deepatlas._io import atomic_write_text
 
             flat = S.reshape(len(S), -1)
             header = ",".join(f"x{i + 1}" for i in range(flat.shape[1]))
@@ -514,7 +514,7 @@ class GANBase(Estimator):
     def save_generator(self, directory) -> Path:
         """Save only the generator (and the data scaling) as a run directory that
         :func:`deepatlas.load` rebuilds; the result samples but cannot train further."""
-        from deepatlas.runs import save_model
+        from deepatlas.saving import save_model
 
         self._save_generator_only = True
         try:

@@ -282,7 +282,7 @@ class CharLM(TorchEstimator):
         text = self.sample(300 if n is None else n, prompt=prompt, temperature=temperature, seed=seed)
         if out is None:
             return text
-        from deepatlas.runs import atomic_write_text
+        from deepatlas._io import atomic_write_text
 
         atomic_write_text(out, text)
         return f"wrote {len(text)} characters to {out}"
