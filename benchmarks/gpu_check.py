@@ -2,8 +2,8 @@
 
     python benchmarks/gpu_check.py [--only NAME ...] [--out DIR]
 
-On a machine with CUDA, ``auto`` must pick the GPU: the script trains a small configuration of
-each model through the same path as ``deepatlas train`` (``runs.train_run``: fit, metrics, run
+On a machine with CUDA, ``auto`` must pick the GPU: the script trains every model card with its
+smoke settings (``register_model(..., smoke=)``; ``--scale`` lengthens them) through the same path as ``deepatlas train`` (``runs.train_run``: fit, metrics, run
 directory), checks that the learned tensors live on the GPU (or, for models that keep NumPy state,
 that the fit allocated GPU memory), reloads the run with
 ``deepatlas.load`` (weights come back to the CPU) and compares a prediction with the GPU model's,
@@ -29,33 +29,23 @@ from deepatlas.data import load_dataset
 from deepatlas.registry import create_model
 from deepatlas.runs import train_run
 
-# (registry name, task, data spec, parameters, the metric to print)
-CASES = [
-    ("perceptron", "classification", "blobs", dict(epochs=20), "test_accuracy"),
-    ("mlp", "classification", "digits", dict(epochs=30), "test_accuracy"),
-    ("mlp", "regression", "adding:T=20", dict(epochs=5), "test_mse"),
-    ("lstm", "tagging", "copy:T=10", dict(epochs=3), None),
-    ("cnn", "classification", "digits", dict(epochs=15), "test_accuracy"),
-    ("lstm", "regression", "adding:T=50", dict(epochs=5), "test_mse"),
-    ("gru", "regression", "adding:T=30", dict(epochs=5), "test_mse"),
-    ("peephole-lstm", "regression", "adding:T=30", dict(epochs=2), "test_mse"),
-    ("bilstm", "tagging", "copy:T=10", dict(epochs=3), None),
-    ("lstm-ctc", None, "digit-strings", dict(epochs=3), "test_string_accuracy"),
-    ("charlm", None, "pydoc-text", dict(epochs=1, max_chars=20000), None),
-    ("gan", "generative", "ring8", dict(epochs=20), None),
-    ("wgan-gp", "generative", "ring8", dict(epochs=20), None),
-    ("dcgan", "classification", "digits", dict(epochs=3), None),
-    ("cgan", "classification", "digits", dict(epochs=3), None),
-    ("infogan", "classification", "digits", dict(epochs=3), None),
-    ("ae", None, "digits", dict(epochs=10), None),
-    ("conv-ae", None, "digits", dict(epochs=5), None),
-    ("vae", None, "digits", dict(epochs=10), None),
-    ("rbm", None, "digits", dict(epochs=5), None),
-    ("dbn", "classification", "digits", dict(), "test_accuracy"),
-    ("sparse-coding", None, "digits", dict(), None),
-    ("dictionary-learning", None, "digits", dict(), None),
-    ("lista", None, "digits", dict(epochs=5), None),
-]
+METRICS = ("test_accuracy", "test_string_accuracy", "test_mse", "test_reconstruction_error", "test_bits_per_char")
+
+
+def cases(scale: int = 1) -> list[tuple]:
+    """One case per model card (RL agents aside: `deepatlas rl` trains them): the card's smoke
+    settings, with ``epochs`` multiplied by ``scale`` for a longer run."""
+    from deepatlas.registry import cards
+
+    out = []
+    for card in cards():
+        if card.task == "rl" or not card.smoke:
+            continue
+        params = dict(card.smoke.get("params", {}))
+        if "epochs" in params:
+            params["epochs"] *= scale
+        out.append((card.name, card.task, card.smoke["data"], params))
+    return out
 
 
 def learned_devices(est) -> set[str]:
@@ -79,10 +69,13 @@ def first_output(est, X):
     return None
 
 
-def run_case(name, task, data, params, metric, out: Path) -> dict:
-    ds = load_dataset(data, task=task) if task else load_dataset(data)
-    est = create_model(name, task or ds.task, seed=0, **params)
-    has_device = "device" in est.get_params()
+def run_case(name, task, data, params, out: Path) -> dict:
+    from deepatlas._validation import _constraints_of
+
+    ds = load_dataset(data)
+    est = create_model(name, task, seed=0, **params)
+    # Families that compute in NumPy (the perceptron) refuse a GPU: CPU by design.
+    has_device = _constraints_of(type(est))["device"].accepts("cuda")
     if has_device:
         est.set_params(device="auto")
     if torch.cuda.is_available():
@@ -96,7 +89,8 @@ def run_case(name, task, data, params, metric, out: Path) -> dict:
     if not devices and not torch.cuda.is_available():
         devices.add("cpu")  # NumPy state on a CPU-only machine
     row = {"devices": ",".join(sorted(devices)) or "-", "fit_s": fit_s, "has_device": has_device}
-    row["metric"] = f"{metric}={metrics[metric]:.4g}" if metric and metric in metrics else ""
+    metric = next((m for m in METRICS if m in metrics), None)
+    row["metric"] = f"{metric}={metrics[metric]:.4g}" if metric else ""
     reloaded = deepatlas.load(out)
     X = ds.X_test[:32] if getattr(ds, "X_test", None) is not None and not isinstance(ds.X_test, list) else None
     if X is not None:
@@ -109,7 +103,7 @@ def run_case(name, task, data, params, metric, out: Path) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", help="registry names to run (default: all)")
-    p.add_argument("--epochs", type=int, default=None, help="cap every case's epochs (a quick smoke run)")
+    p.add_argument("--scale", type=int, default=1, help="multiply every card's smoke epochs by this (default 1)")
     p.add_argument("--out", default=None, help="where the run directories go (default: a temporary folder)")
     args = p.parse_args(argv)
     want = "cuda" if torch.cuda.is_available() else "cpu"
@@ -120,14 +114,11 @@ def main(argv=None) -> int:
     failures = 0
     print("| model | task | data | learned tensors on | fit s | metric | reload max diff | status |")
     print("|---|---|---|---|---|---|---|---|")
-    for i, (name, task, data, params, metric) in enumerate(CASES):
+    for i, (name, task, data, params) in enumerate(cases(args.scale)):
         if args.only and name not in args.only:
             continue
-        if args.epochs is not None and "epochs" in params:
-            params = {**params, "epochs": min(params["epochs"], args.epochs)}
         try:
-            row = run_case(name, task, data, params, metric, base / f"{i:02d}-{name}")
-            # Models without a `device` parameter (the NumPy perceptron) are CPU-only by design.
+            row = run_case(name, task, data, params, base / f"{i:02d}-{name}-{task}")
             on_device = want in row["devices"].split(",") or not row["has_device"]
             ok = on_device and row.get("reload_max_diff", 0.0) < 1e-3
             status = "ok" if ok else "FAIL"
