@@ -48,6 +48,37 @@ _TABLE = [
         "A trained model can be converted to a portable format and run in a service.",
         "Export to ONNX, run in onnxruntime, compare outputs and latency with torch.",
     ),
+    # Applications (added to the claim list with the application issues; their experiments are built there)
+    (
+        "K.cnn-apps",
+        "Knowledge points",
+        "CNNs serve computer vision widely: classifying images, detecting objects, segmenting images.",
+        "CNN classifier, detector and segmenter against non-convolutional baselines of the same budget.",
+    ),
+    (
+        "K.rnn-apps",
+        "Knowledge points",
+        "RNNs serve language processing and speech recognition widely.",
+        "Recurrent NER and CTC speech recognition against non-recurrent baselines.",
+    ),
+    (
+        "K.drl-apps",
+        "Knowledge points",
+        "Deep RL has advanced game playing, robot control and self-driving.",
+        "Agents against random and heuristic policies on a game, a control task and a driving simulator.",
+    ),
+    (
+        "K.nlp",
+        "Knowledge points",
+        "Deep learning serves language tasks widely: language models, NER, sentiment, translation, QA.",
+        "Each task against its classical baseline (n-gram LM, feature logistic regression, TF-IDF, ...).",
+    ),
+    (
+        "K.frameworks",
+        "Knowledge points",
+        "Keras runs on TensorFlow, Theano and CNTK; PyTorch builds dynamic graphs and trains and deploys at scale.",
+        "Keras today: Theano and CNTK are discontinued, Keras 3 runs on TensorFlow, JAX and PyTorch.",
+    ),
     # Perceptron
     (
         "P.fast",
@@ -272,6 +303,12 @@ _TABLE = [
         "An RBM fits a distribution no linear model can (XOR parity).",
     ),
     ("B.variants", "RBM", "DBNs and collaborative-filtering RBMs extend it.", "RBM on a small ratings matrix."),
+    (
+        "B.dbm-name",
+        "RBM",
+        "A deep Boltzmann machine is listed among the improvements under the DBN's name.",
+        "A DBM (all layers undirected, mean-field inference) against a DBN (one bottom-up pass).",
+    ),
     # DBN
     (
         "D.undirected",
@@ -290,6 +327,12 @@ _TABLE = [
     ("D.slow", "DBN", "Training is complex and slow.", "Time per phase."),
     ("D.input-assumption", "DBN", "Needs normalised input.", "As B.input-assumption."),
     ("D.variants", "DBN", "Convolutional and recurrent DBNs extend it.", "Convolutional RBM/DBN on digits."),
+    (
+        "D.recurrent",
+        "DBN",
+        "A recurrent (temporal) DBN carries it over to sequences.",
+        "Recurrent temporal RBM: next-frame error against a per-frame RBM and an LSTM.",
+    ),
     # Sparse coding
     (
         "S.essential",
