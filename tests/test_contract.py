@@ -354,3 +354,10 @@ def test_a_run_of_the_old_layout_loads_by_registry_name(tmp_path):
     loaded = load(run)
     assert type(loaded).__name__ == "RNNRegressor" and loaded.cell == "lstm"
     np.testing.assert_array_equal(loaded.predict(ds.X_test), est.predict(ds.X_test))
+
+
+def test_every_registered_class_is_public():
+    import deepatlas
+
+    for card in CARDS:
+        assert getattr(deepatlas, card.cls.__name__) is card.cls, card.cls.__name__

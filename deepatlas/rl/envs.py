@@ -44,7 +44,9 @@ def env_id_of(env) -> str:
 
 def make_env(env, *, render_mode: str | None = None):
     """Build one environment from an id, with a one-line error that lists close ids."""
-    import gymnasium as gym
+    from deepatlas._optional import require
+
+    gym = require("rl", "deepatlas's RL agents", "gymnasium")
 
     if not isinstance(env, str):
         if render_mode is None:

@@ -114,7 +114,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 def save_checkpoint(directory: Path, loop, epoch: int) -> None:
     from safetensors.torch import save_file
 
-    from deepatlas._io import atomic_write_text
+    from deepatlas._io import atomic_path, atomic_write_text
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in loop.module.state_dict().items()}
@@ -122,9 +122,8 @@ def save_checkpoint(directory: Path, loop, epoch: int) -> None:
     tensors.update(opt_tensors)
     tensors["rng"] = loop.generator.get_state()
     tensors["torch_rng"] = torch.get_rng_state()  # dropout masks and other global draws
-    tmp = directory / f".checkpoint.safetensors.tmp{os.getpid()}"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, directory / "checkpoint.safetensors")
+    with atomic_path(directory / "checkpoint.safetensors") as tmp:
+        save_file(tensors, str(tmp))
     meta = {"epoch": epoch, "history": loop.history, "optimizer": opt_meta}
     atomic_write_text(directory / "checkpoint.json", json.dumps(meta))
 

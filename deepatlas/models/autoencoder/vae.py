@@ -248,12 +248,10 @@ class VAE(AutoencoderBase):
                 )
             image_grid(images, path, rows=int(np.ceil(n / 8)) if n > 8 else 1, title=f"{n} VAE samples")
         elif suffix == ".npz":
-            import os
+            from deepatlas._io import atomic_savez
 
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, X=X)
-            os.replace(tmp, path)
+            atomic_savez(path, X=X)
         elif suffix == ".csv":
             from deepatlas._io import atomic_write_text
 

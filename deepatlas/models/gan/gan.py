@@ -414,12 +414,10 @@ class GANBase(Estimator):
         S = self.sample(n, y, seed=seed, temperature=temperature)
         suffix = out.suffix.lower()
         if suffix == ".npz":
-            import os
+            from deepatlas._io import atomic_savez
 
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.npz")
-            np.savez(tmp, X=S)
-            os.replace(tmp, out)
+            atomic_savez(out, X=S)
         elif suffix == ".csv":
             from deepatlas._io import atomic_write_text
 
