@@ -2,7 +2,7 @@
 
 ``cell`` picks the recurrence: ``"rnn"`` (tanh; Elman, 1990), ``"gru"`` (Cho et al., 2014),
 ``"lstm"`` (Hochreiter & Schmidhuber, 1997) — torch's fused ``nn.RNN``/``nn.GRU``/``nn.LSTM`` — or
-``"peephole-lstm"`` (Gers & Schmidhuber, 2000; our own cell, see :mod:`rnn_cells`).
+``"peephole-lstm"`` (Gers & Schmidhuber, 2000; our own cell, see :mod:`deepatlas.models.rnn.cells`).
 ``bidirectional=True`` reads each sequence both ways (Schuster & Paliwal, 1997). Training
 clips the gradient norm (``clip_norm``; Pascanu, Mikolov & Bengio, 2013, "On the difficulty of
 training recurrent neural networks"), which keeps the tanh RNN from exploding.
