@@ -52,6 +52,7 @@ _LAZY = {
     "DBN": "deepatlas.models.rbm.dbn",
     "DBNClassifier": "deepatlas.models.rbm.dbn",
     "ConvDBN": "deepatlas.models.rbm.dbn",
+    "RBMCF": "deepatlas.models.rbm.cf",
     "Estimator": "deepatlas.estimator",
     "TorchEstimator": "deepatlas.models.base",
     "cards": "deepatlas.registry",

@@ -27,8 +27,9 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--target", metavar="COLUMN", help="CSV target column (default: the last column)")
     p.add_argument(
         "--task",
-        choices=("classification", "regression", "tagging", "sequence"),
-        help="override the task inferred from the target (tagging, sequence: .npz of sequences, see docs)",
+        choices=("classification", "regression", "tagging", "sequence", "ratings"),
+        help="override the task inferred from the target (tagging, sequence: .npz of sequences; ratings: a "
+        "user,item,rating CSV, see docs)",
     )
     p.add_argument("--text", metavar="COLUMN", help="CSV column holding text (text classification)")
 

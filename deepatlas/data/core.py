@@ -15,7 +15,7 @@ import numpy as np
 
 from deepatlas.errors import InputError
 
-TASKS = ("classification", "regression", "tagging", "generative", "sequence", "text")
+TASKS = ("classification", "regression", "tagging", "generative", "sequence", "text", "ratings")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from deepatlas.data.core import Dataset, infer_task, parse_number, read_npz, split
+from deepatlas.data.ratings import has_ratings_header, load_ratings_csv
 from deepatlas.data.sequences import load_sequence_npz, load_text_file
 from deepatlas.errors import InputError
 
@@ -42,6 +43,8 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
         return load_text_file(p, text=text, target=target, task=task, seed=seed)
     if name.endswith(".txt"):  # plain text is a corpus (for a language model), never a table
         return load_text_file(p, text="-", seed=seed)
+    if name.endswith(".csv") and (task == "ratings" or task is None and has_ratings_header(p)):
+        return load_ratings_csv(p, seed=seed)  # user,item,rating: held-out ratings of known users
     if name.endswith(".csv") or name.endswith(".tsv"):
         features, X, labels, target_name = read_csv(p, target=target)
         y, inferred = infer_task(labels, task)

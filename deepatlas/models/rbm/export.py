@@ -114,6 +114,65 @@ def conv_rbm_spec(est, part=None) -> ExportSpec:
     return transform_spec(est, module, unit_interval(shape), {"output": "pooled hidden probability maps, flattened"})
 
 
+# ---- RBM for collaborative filtering: a user's rating vector -> expected ratings ------------------
+class ExpectedRatings(nn.Module):
+    """Rating vectors (B, M), NaN where unrated -> every item's expected rating (B, M): one-hot
+    levels (a NaN or off-scale value matches none), ``p(h | V)``, then ``sum_k level_k p(v_i = k | h)``."""
+
+    def __init__(self, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, levels):
+        super().__init__()
+        M, K, n_hidden = W.shape
+        self.register_buffer("up", W.detach().cpu().reshape(M * K, n_hidden).clone())  # (M*K, F)
+        self.register_buffer("b", b.detach().cpu().clone())  # (M, K)
+        self.register_buffer("c", c.detach().cpu().clone())  # (F,)
+        self.register_buffer("levels", torch.as_tensor(np.asarray(levels, np.float32)))  # (K,)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        M, K = self.b.shape
+        V = (r.unsqueeze(-1) == self.levels).to(r.dtype)  # (B, M, K)
+        h = torch.sigmoid(V.reshape(-1, M * K) @ self.up + self.c)  # (B, F)
+        p = torch.softmax((h @ self.up.T).reshape(-1, M, K) + self.b, dim=-1)
+        return p @ self.levels
+
+
+def rbm_cf_spec(est, part=None) -> ExportSpec:
+    est._check_fitted()
+    levels = np.asarray(est.levels_, np.float32)
+    M = len(est.items_)
+
+    def random_input(rng, n):  # about a fifth of the items rated, on the scale
+        r = levels[rng.integers(0, len(levels), (n, M))]
+        return np.where(rng.random((n, M)) < 0.2, r, np.nan).astype(np.float32)
+
+    def held_out(X, label):  # the run's test pairs -> their (known) users' training rating vectors
+        if X is None:
+            return None
+        users = np.unique(np.asarray(X, np.int64)[:, 0])
+        users = users[np.isin(users, est.users_)]
+        return (
+            (est.rating_vectors(users).astype(np.float32), f"{label}: its users' training ratings")
+            if len(users)
+            else None
+        )
+
+    return ExportSpec(
+        module=ExpectedRatings(est.W_, est.b_, est.c_, levels).eval(),
+        example_input=torch.as_tensor(random_input(np.random.default_rng(0), 2)),
+        output_names=("ratings",),
+        metadata={
+            "kind": "regressor",
+            "input": "rating vector per user, one column per item (items in run order), NaN where unrated",
+            "items": [int(i) for i in est.items_],
+            "levels": levels.tolist(),
+            "output": "expected rating of every item",
+        },
+        reference=lambda R: {"ratings": est.predict_ratings(R)},
+        random_input=random_input,
+        held_out=held_out,
+    )
+
+
+from deepatlas.models.rbm.cf import RBMCF  # noqa: E402
 from deepatlas.models.rbm.conv_rbm import ConvRBM  # noqa: E402
 from deepatlas.models.rbm.dbn import DBN, ConvDBN, DBNClassifier  # noqa: E402
 from deepatlas.models.rbm.rbm import _RBMBase  # noqa: E402
@@ -122,4 +181,5 @@ register_exporter(_RBMBase)(rbm_spec)
 register_exporter(DBN)(dbn_spec)
 register_exporter(ConvRBM)(conv_rbm_spec)
 register_exporter(ConvDBN)(conv_rbm_spec)
+register_exporter(RBMCF)(rbm_cf_spec)  # predictions from a user's rating vector
 register_exporter(DBNClassifier)(supervised_spec)  # a plain Sequential on standardised inputs
