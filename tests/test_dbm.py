@@ -102,7 +102,7 @@ def test_ais_matches_exact_on_a_trained_model():
     dbm = DBM(hidden_sizes=(6, 4), pretrain_epochs=10, epochs=10, n_chains=20, seed=0, device="cpu").fit(X)
     assert "log_likelihood_bound" in dbm.history_[-1]  # small enough for the exact bound per epoch
     exact = dbm.log_partition("exact")
-    assert abs(dbm.log_partition("ais", n_chains=100, n_betas=2000) - exact) < 0.05  # measured ~0.005
+    assert abs(dbm.log_partition("ais", n_chains=100, n_betas=2000) - exact) < 0.05  # measured 0.002-0.027 over 4 seeds
     _, log_pv = _joint_log_p(dbm)
     codes = (X @ (2 ** np.arange(8)[::-1])).astype(int)
     assert dbm.exact_log_likelihood(X) == pytest.approx(log_pv[codes].mean(), abs=1e-4)

@@ -172,13 +172,37 @@ def rbm_cf_spec(est, part=None) -> ExportSpec:
     )
 
 
+# ---- deep Boltzmann machine: a fixed number of mean-field sweeps ------------------------------
+class MeanFieldPosteriors(nn.Module):
+    """Data (B, *S) -> a DBM's top-layer mean-field posteriors (B, h_L): the doubled bottom-up
+    pass, then ``steps`` sweeps of odd- and even-layer updates (``dbm.mean_field``, unrolled)."""
+
+    def __init__(self, weights: list[torch.Tensor], biases: list[torch.Tensor], steps: int):
+        super().__init__()
+        self.steps = int(steps)
+        self.weights = nn.ParameterList([nn.Parameter(W.detach().cpu().clone(), requires_grad=False) for W in weights])
+        self.biases = nn.ParameterList([nn.Parameter(b.detach().cpu().clone(), requires_grad=False) for b in biases])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mean_field(x.flatten(1), list(self.weights), list(self.biases), self.steps)[-1]
+
+
+def dbm_spec(est, part=None) -> ExportSpec:
+    est._check_fitted()
+    module = MeanFieldPosteriors(est.weights_, est.biases_, est.mean_field_steps)
+    meta = {"output": f"top-layer mean-field posteriors after {est.mean_field_steps} sweeps"}
+    return transform_spec(est, module, unit_interval(input_shape_of(est)), meta)
+
+
 from deepatlas.models.rbm.cf import RBMCF  # noqa: E402
 from deepatlas.models.rbm.conv_rbm import ConvRBM  # noqa: E402
+from deepatlas.models.rbm.dbm import DBM, mean_field  # noqa: E402
 from deepatlas.models.rbm.dbn import DBN, ConvDBN, DBNClassifier  # noqa: E402
 from deepatlas.models.rbm.rbm import _RBMBase  # noqa: E402
 
 register_exporter(_RBMBase)(rbm_spec)
 register_exporter(DBN)(dbn_spec)
+register_exporter(DBM)(dbm_spec)  # mean field with a fixed number of sweeps
 register_exporter(ConvRBM)(conv_rbm_spec)
 register_exporter(ConvDBN)(conv_rbm_spec)
 register_exporter(RBMCF)(rbm_cf_spec)  # predictions from a user's rating vector
