@@ -60,6 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # Under torchrun a rank whose peer died or went silent says so in one line (exit 1).
+        lost = _peer_failure(exc)
+        if lost is None:
+            raise
+        print(f"deepatlas {args.command}: error: {lost}", file=sys.stderr)
+        return 1
+
+
+def _peer_failure(exc: Exception) -> str | None:
+    if "torch" not in sys.modules:  # torch not imported: not a distributed run
+        return None
+    from deepatlas.training.distributed import peer_failure
+
+    return peer_failure(exc)
 
 
 if __name__ == "__main__":

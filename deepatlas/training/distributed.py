@@ -10,6 +10,11 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the shared training l
     divergence), so every rank decides alike,
 and only rank 0 writes files or prints progress.
 
+``DEEPATLAS_DIST_TIMEOUT`` (seconds, default 600) bounds the process group's collectives, so a rank
+whose peer stops answering fails instead of hanging. ``DEEPATLAS_DDP_TRACE=DIR`` (a debugging aid,
+off by default) makes every rank write ``DIR/rank{r}-epoch{e}.json`` after each epoch's steps: the
+sample indices it trained on and a hash of its weights (what the multi-node tests check).
+
 Multi-machine: ``torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d
 --rdzv-endpoint HOST:29500 -m deepatlas train mlp --data digits --out DIR`` on each machine.
 """
@@ -17,12 +22,15 @@ Multi-machine: ``torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import os
 import subprocess
 import sys
 
 import torch
 
+from deepatlas._io import atomic_write_text
 from deepatlas.errors import InputError
 
 
@@ -73,6 +81,53 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
         values = values.clone()
         torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.SUM)
     return values
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of the module's state (parameters and buffers, in ``state_dict`` order)."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_trace(trace_dir: str, epoch: int, indices: torch.Tensor, module: torch.nn.Module) -> None:
+    """``DEEPATLAS_DDP_TRACE``: this rank's sample indices of ``epoch`` and its weights' digest."""
+    record = {
+        "rank": rank(),
+        "world_size": world_size(),
+        "epoch": epoch + 1,
+        "indices": indices.tolist(),
+        "weights_sha256": weights_digest(module),
+    }
+    os.makedirs(trace_dir, exist_ok=True)
+    atomic_write_text(os.path.join(trace_dir, f"rank{rank()}-epoch{epoch + 1}.json"), json.dumps(record))
+
+
+# What gloo, NCCL and the c10d store say when another rank is gone or silent (torch raises these as
+# ``RuntimeError`` from inside DDP's backward, or as ``torch.distributed.DistError``).
+_PEER_LOST = ("connection reset by peer", "connection closed by peer", "broken pipe", "timed out", "timeout")
+
+
+def peer_failure(exc: BaseException) -> str | None:
+    """One line for an exception that means another rank died or stopped answering (None for
+    any other exception, which keeps its traceback): the CLI prints it instead of a traceback."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    text = str(exc).strip()
+    dist_error = isinstance(exc, getattr(torch.distributed, "DistError", ()))
+    if not dist_error and not (isinstance(exc, RuntimeError) and any(s in text.lower() for s in _PEER_LOST)):
+        return None
+    detail = text.splitlines()[0] if text else type(exc).__name__
+    if detail.startswith("[") and "] " in detail:  # drop gloo's "[/path/to/pair.cc:537] " prefix
+        detail = detail.split("] ", 1)[1]
+    detail = detail.split(". ")[0].rstrip(".")  # its first sentence
+    timeout = float(os.environ.get("DEEPATLAS_DIST_TIMEOUT", "600"))
+    return (
+        f"distributed training stopped on rank {rank()} of {world_size()}: another rank died or did not "
+        f"answer within DEEPATLAS_DIST_TIMEOUT={timeout:g} s ({detail[:200]})"
+    )
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -97,6 +98,7 @@ class TrainingLoop:
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
         self.stop_training = False
+        self.trace_dir = os.environ.get("DEEPATLAS_DDP_TRACE")  # debugging aid: see distributed.py
 
     # -- one step ---------------------------------------------------------------------------
     def forward(self, xb: torch.Tensor):
@@ -169,6 +171,8 @@ class TrainingLoop:
                 m = len(perm)
                 step = self.train_step
                 outs = [step(xb, yb) for xb, yb in zip(Xp.split(bs), yp.split(bs))]  # views, one split each
+                if self.trace_dir:
+                    distributed.write_trace(self.trace_dir, epoch, perm, self.module)
                 weights = [bs] * (m // bs) + ([m % bs] if m % bs else [])
                 # Batch losses stay on the device until the epoch ends: no per-step sync or op.
                 w = torch.tensor(weights, dtype=torch.float32, device=X.device)
