@@ -1,8 +1,8 @@
 """The optional stacks and the one error that names the extra bringing each.
 
-``pip install deepatlas`` brings the estimators; serving, export, reinforcement learning and
-tuning come with extras. Each place that needs one calls :func:`require` first, so that a missing
-package gives one line (exit status 2 from the CLI) instead of a traceback::
+``pip install deepatlas`` brings the estimators; serving, export, reinforcement learning, tuning
+and tuning studies on PostgreSQL come with extras. Each place that needs one calls :func:`require`
+first, so that a missing package gives one line (exit status 2 from the CLI) instead of a traceback::
 
     deepatlas serve needs FastAPI and uvicorn: pip install 'deepatlas[serve]'
 """
@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "export": ("onnx, onnxruntime and onnxscript", ("onnx", "onnxruntime", "onnxscript")),
     "rl": ("Gymnasium", ("gymnasium",)),
     "tune": ("Optuna", ("optuna",)),
+    "tune-pg": ("psycopg, the PostgreSQL driver", ("psycopg",)),  # studies shared by workers on several machines
 }
 
 

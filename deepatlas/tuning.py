@@ -25,14 +25,18 @@ next to the estimator); models without one get a generic space over the common p
 have (``lr``, ``batch_size``, ``dropout``, ``hidden_size``, ``weight_decay``).
 
 Storage: one SQLite file in the run directory by default (``study.db``), so an interrupted study
-resumes where it stopped, or any SQLAlchemy URL (PostgreSQL for workers on several machines).
-Trials carry a heartbeat; a worker killed mid-trial leaves a trial that the next worker to start
-marks ``FAIL`` once its heartbeat is older than the grace period (or, killed in the instant
-before its first heartbeat, once the trial is :data:`ORPHAN_S` seconds old).
+resumes where it stopped, or any SQLAlchemy URL: PostgreSQL for workers on several machines
+(``postgresql+psycopg://user:pass@host:5432/db``, driver from the ``tune-pg`` extra).
+Trials carry a heartbeat; a worker killed mid-trial leaves a trial that the next worker to claim
+one marks ``FAIL`` once its heartbeat is older than the grace period (or, killed in the instant
+before its first heartbeat, once the trial is :data:`ORPHAN_S` seconds old). A worker that finds
+the study's last slots held by other workers' running trials waits for them, so a dead one's
+slot is run again rather than lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -193,21 +197,64 @@ class PruningCallback(Callback):
 
 
 # ---- storage and study ------------------------------------------------------------------------
+def check_storage_url(url: str) -> None:
+    """The URL's form, and its driver when that is an optional extra (one line naming it)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise InputError(f"--storage must be an SQLAlchemy URL such as sqlite:///study.db. Got {url!r} instead.")
+    if url.partition("://")[0].lower().endswith("+psycopg"):
+        require("tune-pg", "a PostgreSQL --storage")
+
+
 def open_storage(url: str):
     """An Optuna RDB storage with trial heartbeats; a URL that cannot be opened is an InputError."""
     import optuna
 
-    if not isinstance(url, str) or "://" not in url:
-        raise InputError(f"--storage must be an SQLAlchemy URL such as sqlite:///study.db. Got {url!r} instead.")
+    check_storage_url(url)
     _quiet_optuna()
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-        )
+        with _schema_lock(url):
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
     except Exception as exc:  # sqlalchemy/driver errors vary by back end
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"--storage {url!r} cannot be opened: {first}") from None
+        raise InputError(f"--storage {shown_url(url)!r} cannot be opened: {first}") from None
+
+
+_SCHEMA_LOCK = 0x6465657061746C73  # "deepatls": the PostgreSQL advisory lock of the line below
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str):
+    """On PostgreSQL, hold an advisory lock while Optuna creates its tables: workers started
+    together on an empty database otherwise race on CREATE TYPE/TABLE, and all but one fail
+    ("duplicate key value violates unique constraint pg_type_typname_nsp_index")."""
+    if not url.partition("://")[0].lower().startswith(("postgresql", "postgres")):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as con:  # the lock lasts as long as this session at most
+            con.execute(sqlalchemy.text("select pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                con.execute(sqlalchemy.text("select pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK})
+    finally:
+        engine.dispose()
+
+
+def shown_url(url: str) -> str:
+    """The storage URL with its password masked, for messages and logs."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: nothing to mask
+        return url
 
 
 def _quiet_optuna() -> None:
@@ -312,10 +359,15 @@ def run_worker(
     or ``timeout`` passed; returns how many ran here.
 
     Optuna claims each trial through the storage before it runs, so two workers never run the
-    same one. ``deepatlas tune --workers K`` splits what is left into K quotas, so local workers
-    never overshoot; independent workers (several machines) stop when finished + running trials
-    reach ``trials``, and may overshoot by at most one trial each when they start together.
+    same one. ``deepatlas tune --workers K`` splits what is left into K quotas; independent
+    workers (several machines) start a trial while finished + running trials are fewer than
+    ``trials``. A worker that finds the last slots held by running trials waits for them: each
+    finishes, or its worker died and it goes stale and fails, and its slot is claimed again. Two
+    workers that claim the last slot at once both create a trial; the one numbered later is not
+    run (it ends ``FAIL`` with the user attribute ``surplus``), so the study never overshoots.
     """
+    import logging
+
     import optuna
 
     from deepatlas.data import load_dataset
@@ -327,13 +379,60 @@ def run_worker(
     objective = make_objective(model, ds, space, fixed)
     deadline = None if timeout is None else time.monotonic() + timeout
     ran = 0
-    callbacks = [TrialReport(trials, f"worker {worker}: " if worker else "")] if progress else None
-    while (quota is None or ran < quota) and (deadline is None or time.monotonic() < deadline):
-        if not _claim(study, trials):
-            break
-        study.optimize(objective, n_trials=1, catch=(InputError,), gc_after_trial=False, callbacks=callbacks)
-        ran += 1
+    prefix = f"worker {worker}: " if worker else ""
+    callbacks = [TrialReport(trials, prefix)] if progress else None
+    surplus: list[int] = []
+
+    def objective_in_target(trial) -> float:
+        if _beyond_target(study, trial.number, trials):
+            surplus.append(trial.number)
+            trial.set_user_attr("surplus", True)
+            raise _SurplusTrial(f"trial {trial.number} is beyond the study's {trials} trials")
+        return objective(trial)
+
+    def not_surplus(record: logging.LogRecord) -> bool:  # Optuna logs every failed trial as a warning
+        return not any(record.getMessage().startswith(f"Trial {n} failed ") for n in surplus)
+
+    optuna_log = logging.getLogger("optuna.study._optimize")
+    optuna_log.addFilter(not_surplus)
+    waiting = False
+    try:
+        while (quota is None or ran < quota) and (deadline is None or time.monotonic() < deadline):
+            if not _claim(study, trials):
+                if finished_count(study) >= trials:
+                    break
+                if progress and not waiting:
+                    print(f"{prefix}waiting: running trials of other workers hold the last slots", flush=True)
+                waiting = True
+                time.sleep(HEARTBEAT_S)  # each finishes, or goes stale (its worker died) and fails
+                continue
+            waiting = False
+            before = len(surplus)
+            study.optimize(
+                objective_in_target,
+                n_trials=1,
+                catch=(InputError, _SurplusTrial),
+                gc_after_trial=False,
+                callbacks=callbacks,
+            )
+            ran += len(surplus) == before
+    finally:
+        optuna_log.removeFilter(not_surplus)
     return ran
+
+
+class _SurplusTrial(Exception):
+    """A trial created after the study's trials were all taken (two workers claimed the last slot)."""
+
+
+def _beyond_target(study, number: int, trials: int) -> bool:
+    """True when ``trials`` live trials are numbered below ``number``. The storage numbers trials
+    in creation order under a lock on the study, and a trial's state only leaves RUNNING, so of
+    two trials created for one last slot every worker agrees that the later one is the surplus."""
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(t.number < number for t in study.get_trials(deepcopy=False, states=live)) >= trials
 
 
 class TrialReport:
@@ -343,6 +442,9 @@ class TrialReport:
         self.trials, self.prefix = trials, prefix
 
     def __call__(self, study, trial) -> None:
+        if trial.user_attrs.get("surplus"):
+            print(f"{self.prefix}trial {trial.number} not run: other workers took the last slot", flush=True)
+            return
         done = finished_count(study)
         epochs = trial.user_attrs.get("epochs")
         seconds = trial.duration.total_seconds() if trial.duration is not None else None
@@ -458,6 +560,8 @@ def summarize(study, model: str, fixed: dict, out: Path) -> dict:
 
     trials = study.get_trials(deepcopy=False)
     count = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    count["SURPLUS"] = sum(t.state == TrialState.FAIL and bool(t.user_attrs.get("surplus")) for t in trials)
+    count["FAIL"] -= count["SURPLUS"]
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     epochs_run = sum(
         int(t.user_attrs.get("epochs") or 0) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)

@@ -44,6 +44,12 @@ sys.exit(main(sys.argv[2:]))
             "deepatlas tune: error: deepatlas tune needs Optuna: pip install 'deepatlas[tune]'",
         ),
         (
+            "psycopg",
+            ["tune", "mlp", "--data", "xor", "--trials", "2", "--storage", "postgresql+psycopg://u:pw@db:5432/tune"],
+            "deepatlas tune: error: a PostgreSQL --storage needs psycopg, the PostgreSQL driver: "
+            "pip install 'deepatlas[tune-pg]'",
+        ),
+        (
             "gymnasium",
             ["rl", "train", "ppo", "--env", "CartPole-v1"],
             "deepatlas rl: error: deepatlas rl needs Gymnasium: pip install 'deepatlas[rl]'",

@@ -31,6 +31,8 @@ def cmd_tune(args) -> int:
     _positive(args.workers, "--workers")
     if args.timeout is not None:
         _positive(float(args.timeout), "--timeout", float)
+    if args.storage:
+        tuning.check_storage_url(args.storage)  # its form and driver, before the data are loaded
     stem = args.data.split(":")[0]
     stem = Path(stem).stem if ("/" in stem or "." in stem) else stem
     out = Path(args.out) if args.out else Path("runs") / f"tune-{args.model}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -52,7 +54,8 @@ def cmd_tune(args) -> int:
         target=args.target, task=args.task, progress=not args.quiet,
     )  # fmt: skip
     if not args.quiet:
-        print(f"study {study_name!r}: {args.trials - remaining} trials finished, {remaining} to run ({storage_url})")
+        where = tuning.shown_url(storage_url)  # the password masked
+        print(f"study {study_name!r}: {args.trials - remaining} trials finished, {remaining} to run ({where})")
     if remaining and args.workers == 1:
         tuning.run_worker(**config, quota=remaining)
     elif remaining:
@@ -102,7 +105,9 @@ def add_parser(sub) -> None:
     add_param_args(p)
     p.add_argument("--trials", type=int, required=True, metavar="N", help="finished trials the study should hold")
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
-    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study (default: sqlite in --out)")
+    p.add_argument("--storage", metavar="URL",
+                   help="SQLAlchemy URL of the study (default: sqlite in --out; postgresql+psycopg://user:pass@host:5432/db "
+                   "for workers on several machines, with the [tune-pg] extra)")  # fmt: skip
     p.add_argument("--study", metavar="NAME", help="study name (default <model>-<data>)")
     p.add_argument("--space", metavar="FILE", help="search space as YAML or JSON (default: the model's own)")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes on one study (default 1)")
