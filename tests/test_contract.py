@@ -228,7 +228,8 @@ def test_export_parity(card, tmp_path):
                 assert result.parity[key]["max_scaled_diff"] <= TOLERANCE, (part, key, result.parity[key])
 
 
-def test_only_the_sparse_coders_have_no_exporter():
+def test_only_models_without_a_fixed_graph_have_no_exporter():
+    """The iterative sparse coders stop at a tolerance; the RTRBM steps through time in Python."""
     assert sorted(f"{c.name}/{c.task}" for c in CARDS if c.exporter is None) == [
         "conv-sparse-coding/transform",
         "dictionary-learning/transform",
