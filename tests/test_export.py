@@ -184,6 +184,7 @@ def test_openvino_compiles_the_onnx_file_with_the_same_parity(digits, tmp_path):
     assert result.parity["openvino_random"]["max_abs_diff"] <= 1e-4
     side = json.loads(sidecar_path(result.path).read_text())
     assert side["format"] == "openvino" and side["onnx_file"] == "m.onnx" and side["openvino_version"]
+    assert side["weights_sha256"] is None  # an estimator object, not a run directory
 
 
 def test_openvino_missing_is_a_clear_error(digits, tmp_path, monkeypatch):
@@ -239,6 +240,7 @@ def test_models_without_an_inference_path_are_refused(tmp_path):
 
 
 def test_cli_export_run_prints_parity_and_writes_sidecar(cli, digits, tmp_path):
+    from deepatlas.export.onnx import sha256
     from deepatlas.runs import train_run
 
     run = tmp_path / "run"
@@ -250,6 +252,7 @@ def test_cli_export_run_prints_parity_and_writes_sidecar(cli, digits, tmp_path):
     side = json.loads((run / "model.onnx.json").read_text())
     assert side["model"] == "perceptron" and side["opset"] == 17 and side["parity"]["held_out"]["rows"] == 360
     assert side["classes"] == list(range(10)) and side["decision"] == "argmax"
+    assert side["weights_sha256"] == sha256(run / "model.safetensors")  # the weights it came from
 
     proc = cli("export", str(tmp_path / "missing"))
     assert proc.returncode == 2

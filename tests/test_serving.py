@@ -195,6 +195,75 @@ def test_corrupt_truncated_and_replaced_onnx_files(run, tmp_path, cli):
     assert proc.stderr.strip() == f"deepatlas serve: error: ONNX file {str(empty)!r} is empty."
 
 
+def _perturb_weights(run_dir):
+    """Rewrite the run's model.safetensors with every float tensor shifted (the weights changed)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    path = run_dir / "model.safetensors"
+    with safe_open(str(path), "np") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    save_file({k: v + 0.25 if v.dtype.kind == "f" else v for k, v in tensors.items()}, str(path), metadata=meta)
+
+
+def test_a_stale_export_is_refused_until_exported_again(run, digits, tmp_path, cli):
+    """Exports record the SHA-256 of the weights they came from; serve refuses a file of other
+    weights (or one whose sidecar records none); predict reads the weights themselves."""
+    from deepatlas.export.onnx import sha256
+    from deepatlas.predict import predict_file
+
+    stale = tmp_path / "run"
+    shutil.copytree(run, stale)
+    onnx_file, side_file = stale / "model.onnx", stale / "model.onnx.json"
+    side = json.loads(side_file.read_text())
+    old = side["weights_sha256"]
+    assert old == sha256(stale / "model.safetensors")  # a fresh export passes
+    assert load_source(stale).source == str(onnx_file)
+    assert TestClient(create_app(stale)).get("/v1/metadata").json()["weights_sha256"] == old
+
+    _perturb_weights(stale)
+    new = sha256(stale / "model.safetensors")
+    stale_msg = (
+        f"ONNX file {str(onnx_file)!r} is stale: it was exported from weights with SHA-256 {old[:12]}, but "
+        f"{str(stale / 'model.safetensors')!r} now has {new[:12]}; export it again with: deepatlas export {stale}"
+    )
+    for source in (stale, onnx_file):  # the run, or its file named directly
+        with pytest.raises(InputError) as err:
+            load_source(source)
+        assert str(err.value) == stale_msg
+    proc = cli("serve", str(stale))
+    assert (proc.returncode, proc.stderr.strip()) == (2, f"deepatlas serve: error: {stale_msg}")
+    assert TestClient(create_app(stale, backend="torch")).get("/v1/health").status_code == 200
+
+    # predict uses the run's torch weights, never the exported file: it follows the new weights.
+    np.savez(tmp_path / "x.npz", X=digits.X_test[:20])
+    expected = load(stale).predict(digits.X_test[:20])
+    rows = predict_file(stale, tmp_path / "x.npz").splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == expected.tolist()
+
+    del side["weights_sha256"]  # a sidecar of an older export, which records no weights hash
+    side_file.write_text(json.dumps(side))
+    with pytest.raises(InputError) as err:
+        load_source(stale)
+    assert str(err.value) == (
+        f"ONNX file {str(onnx_file)!r} is stale: its sidecar records no weights_sha256 (expected the SHA-256 of "
+        f"{str(stale / 'model.safetensors')!r}, {new[:12]}); export it again with: deepatlas export {stale}"
+    )
+    side_file.unlink()
+    with pytest.raises(InputError) as err:
+        load_source(stale)
+    assert str(err.value) == (
+        f"ONNX file {str(onnx_file)!r} has no sidecar {str(side_file)!r}, so it cannot be tied to the run's weights "
+        f"{str(stale / 'model.safetensors')!r}; export it again with: deepatlas export {stale}"
+    )
+
+    export(stale, exporter="torchscript")  # the fix: the new file serves the new weights
+    c = TestClient(create_app(stale))
+    preds = c.post("/v1/predict", json={"instances": digits.X_test[:20].tolist()}).json()["predictions"]
+    assert [p["label"] for p in preds] == expected.tolist()
+    assert json.loads(side_file.read_text())["weights_sha256"] == new
+
+
 def test_serve_arguments(run, tmp_path):
     from deepatlas.cli import build_parser
 

@@ -11,8 +11,9 @@ What :func:`export` does, in order: build the model's inference module through t
 reproduces the estimator's own outputs; export it with a dynamic batch axis; run
 ``onnx.checker`` (full check); run the file in onnxruntime on held-out inputs (the run's test
 split, or ``X``) and on random inputs and compare with torch, failing above ``tolerance``; write
-the JSON sidecar ``FILE.json`` (``model.onnx`` -> ``model.onnx.json``). Files appear only when
-every check passed.
+the JSON sidecar ``FILE.json`` (``model.onnx`` -> ``model.onnx.json``; from a run directory it
+records the SHA-256 of the run's ``model.safetensors``, which :func:`check_weights` compares).
+Files appear only when every check passed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from deepatlas.export.pipeline import (
     TOLERANCE,
     ExportResult,
     ParityError,
+    check_weights,
     export,
     max_abs_diff,
+    read_sidecar,
     sidecar_path,
 )
 
@@ -67,12 +70,14 @@ __all__ = [
     "ExportSpec",
     "ParityError",
     "as_spec",
+    "check_weights",
     "export",
     "export_parts",
     "has_inference_path",
     "inference_paths",
     "inference_spec",
     "max_abs_diff",
+    "read_sidecar",
     "register_exporter",
     "sidecar_path",
 ]

@@ -8,7 +8,9 @@ sits below them, so the package is split across two layers (see docs/ARCHITECTUR
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from deepatlas.errors import DeepAtlasError, InputError
 
 TOLERANCE = 1e-4
 FORMATS = ("onnx", "openvino")
+WEIGHTS_FILE = "model.safetensors"  # a run's weights; the sidecar records their SHA-256
 _MAX_HELD_OUT = 512
 
 
@@ -60,6 +63,59 @@ class ExportResult:
 def sidecar_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".json")
+
+
+def read_sidecar(path: str | os.PathLike) -> dict | None:
+    """The JSON sidecar of an exported file, or None when it has none."""
+    side = sidecar_path(path)
+    if not side.exists():
+        return None
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"Sidecar {str(side)!r} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise InputError(f"Sidecar {str(side)!r} must hold a JSON object.")
+    return data
+
+
+def check_weights(path: str | os.PathLike, run_dir: str | os.PathLike) -> None:
+    """Refuse an exported file of ``run_dir`` that does not come from the run's current weights.
+
+    The sidecar's ``weights_sha256`` must equal the SHA-256 of ``RUN/model.safetensors``; a file
+    without a sidecar, or whose sidecar records no weights hash, cannot be tied to the weights
+    and is refused too. The one-line error names the file and the command that re-exports it.
+    """
+    from deepatlas.export.onnx import sha256
+
+    path, run_dir = Path(path), Path(run_dir)
+    weights = run_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        return
+    fix = f"deepatlas export {shlex.quote(str(run_dir))}"
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    if stem.startswith("model-") and path.suffix.lower() == ".onnx":
+        fix += f" --part {shlex.quote(stem[len('model-') :])}"
+    elif path.name != "model.onnx":
+        fix += f" --out {shlex.quote(str(path))}"
+    what = f"{'ONNX' if path.suffix.lower() == '.onnx' else 'Exported'} file {str(path)!r}"
+    side = read_sidecar(path)
+    if side is None:
+        raise InputError(
+            f"{what} has no sidecar {str(sidecar_path(path))!r}, so it cannot be tied to the run's weights "
+            f"{str(weights)!r}; export it again with: {fix}"
+        )
+    recorded, current = side.get("weights_sha256"), sha256(weights)
+    if not recorded:
+        raise InputError(
+            f"{what} is stale: its sidecar records no weights_sha256 (expected the SHA-256 of {str(weights)!r}, "
+            f"{current[:12]}); export it again with: {fix}"
+        )
+    if recorded != current:
+        raise InputError(
+            f"{what} is stale: it was exported from weights with SHA-256 {str(recorded)[:12]}, but "
+            f"{str(weights)!r} now has {current[:12]}; export it again with: {fix}"
+        )
 
 
 def _as_inputs(X, spec) -> np.ndarray:
@@ -151,8 +207,11 @@ def export(
         require_openvino()
     notes: list[str] = []
     config: dict = {}
+    weights_sha256 = None  # of the run's model.safetensors, when exporting a run directory
     if isinstance(model, (str, os.PathLike)):
         run_dir = Path(model)
+        if (run_dir / WEIGHTS_FILE).is_file():  # hashed before loading: a later change reads as stale
+            weights_sha256 = ox.sha256(run_dir / WEIGHTS_FILE)
         estimator = load(run_dir)
         config = estimator.run_config_
         if out is None:
@@ -231,6 +290,7 @@ def export(
             "format": "onnx",
             "file": onnx_out.name,
             "sha256": ox.sha256(tmp_onnx),
+            "weights_sha256": weights_sha256,
             "package": "deepatlas",
             "package_version": __version__,
             "exporter": exporter,

@@ -216,6 +216,7 @@ def create_app(
         "decision": info.get("decision"),
         "preprocessing_in_graph": bool((info.get("preprocessing") or {}).get("in_graph")),
         "exported_with": info.get("exporter"),
+        "weights_sha256": info.get("weights_sha256"),  # of the run's model.safetensors the file came from
         "package_version": info.get("package_version"),
         "server_version": __version__,
         "limits": {"max_batch": max_batch, "max_body_bytes": max_body_bytes},

@@ -7,7 +7,6 @@ A corrupt, truncated or replaced ONNX file is refused with one line that says wh
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,27 +89,13 @@ def describe_spec(spec, estimator) -> dict[str, Any]:
     }
 
 
-def _read_sidecar(onnx_path: Path) -> dict | None:
-    from deepatlas.export import sidecar_path
-
-    side = sidecar_path(onnx_path)
-    if not side.exists():
-        return None
-    try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"Sidecar {str(side)!r} is not valid JSON ({exc}).") from None
-    if not isinstance(data, dict):
-        raise InputError(f"Sidecar {str(side)!r} must hold a JSON object.")
-    return data
-
-
 def _load_onnx(path: Path, threads: int | None, keep=None) -> tuple[OnnxRuntimeBackend, dict]:
     from deepatlas.export import onnx as ox
+    from deepatlas.export import read_sidecar
 
     if path.stat().st_size == 0:
         raise InputError(f"ONNX file {str(path)!r} is empty.")
-    sidecar = _read_sidecar(path)
+    sidecar = read_sidecar(path)
     if sidecar and sidecar.get("sha256") and sidecar["sha256"] != ox.sha256(path):
         raise InputError(
             f"ONNX file {str(path)!r} does not match the checksum in its sidecar (truncated or replaced?); "
@@ -134,7 +119,9 @@ def load_source(
 
     From a run with onnxruntime, ``RUN/model.onnx`` (``RUN/model-PART.onnx`` for a ``part``, as
     ``deepatlas export --part`` names it) is used when it exists (and matches its sidecar);
-    otherwise the run is exported (with the parity checks) to a temporary file.
+    otherwise the run is exported (with the parity checks) to a temporary file. An exported file
+    of a run (served as ``RUN`` or named directly inside ``RUN``) whose sidecar does not record
+    the SHA-256 of the run's current ``model.safetensors`` is refused as stale, with the fix.
     """
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.")
@@ -150,10 +137,14 @@ def load_source(
             raise InputError(f"{str(source)!r} is neither a run directory nor a .onnx file.")
         if backend == "torch":
             raise InputError("--backend torch needs a run directory; an ONNX file can only be served with onnxruntime.")
+        if (path.parent / "config.json").is_file():  # a file inside a run directory: its weights must match
+            from deepatlas.export import check_weights
+
+            check_weights(path, path.parent)
         ort_backend, info = _load_onnx(path, threads)
         return Loaded(ort_backend, info, str(path))
 
-    from deepatlas.export import export, inference_spec
+    from deepatlas.export import check_weights, export, inference_spec
     from deepatlas.saving import load
 
     estimator = load(path)
@@ -162,6 +153,7 @@ def load_source(
         return Loaded(TorchBackend(spec, threads), describe_spec(spec, estimator), str(path))
     onnx_file = path / ("model.onnx" if part is None else f"model-{part}.onnx")
     if onnx_file.exists():
+        check_weights(onnx_file, path)  # refuses a file exported from other weights than the run's
         ort_backend, info = _load_onnx(onnx_file, threads)
         return Loaded(ort_backend, info, str(onnx_file))
     tmp = tempfile.TemporaryDirectory(prefix="deepatlas-serve-")
