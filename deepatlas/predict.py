@@ -2,8 +2,12 @@
 
 What the file holds depends on what the model reads (its class attribute ``_input_kind``):
 
-- ``"features"`` (the default): a CSV with a header row (the training feature columns are picked by
-  name when present, the target column is dropped), or the array ``X`` of an ``.npz``.
+- ``"features"`` (the default): a CSV whose header names exactly the training feature columns, in
+  any order (the training target column may be there too and is ignored; any other difference is
+  refused with one line naming the missing and the unexpected columns), or the array ``X`` of an
+  ``.npz``. Columns are taken by position only, with a one-line note on stderr, from a CSV without
+  a header row that has exactly the training width, or when the run records no column names
+  (built-in or ``.npz`` data, older runs) and the file has the width the model reads.
 - ``"sequences"`` (recurrent models): an ``.npz`` with ``X`` of shape ``(n, steps)`` or
   ``(n, steps, features)`` and, for sequences of different lengths, an optional integer array
   ``lengths`` (``(n,)``, each between 1 and ``steps``; the steps after each length are ignored); or
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,19 +62,67 @@ def _npz_x(p: Path) -> np.ndarray:
     return X
 
 
-def read_features(path: str | Path, config: dict) -> np.ndarray:
-    """Features from a CSV (header row; the training feature columns are picked by name when
-    present, and the target column is dropped) or from the array ``X`` of an ``.npz``."""
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def _listed(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
+
+
+def _read_table(p: Path, config: dict, width: int | None) -> tuple[np.ndarray, str | None]:
+    """The training feature columns of a CSV, matched by header name; by position only for a file
+    without a header row of exactly the training width, or when the run records no names (then
+    ``width``, the number of columns the model reads, is checked when known). Returns the array and
+    the note to print (on stderr, once the caller has checked the rest) when position was used."""
     from deepatlas.data.files import read_csv
 
+    names = list(config.get("feature_names") or [])
+    target = config.get("target_name")
+    header, X, _, _ = read_csv(p, target=target, require_target=False, headerless=True)
+    where = f"--input file {str(p)!r}"
+    if names and header is not None:
+        missing = [n for n in names if n not in header]
+        unexpected = [h for h in header if h not in names]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if missing or unexpected or repeated:
+            parts = [
+                f"{what} {', '.join(map(repr, those))}"
+                for what, those in (("missing", missing), ("unexpected", unexpected), ("repeated", repeated))
+                if those
+            ]
+            also = f"; its target column {target!r} may be present and is ignored" if target else ""
+            raise InputError(
+                f"{where} does not have the training columns: {'; '.join(parts)} (columns are matched by name; "
+                f"the run was trained on {_listed(names)}{also})."
+            )
+        return (X[:, [header.index(n) for n in names]] if header != names else X), None
+    if names:  # no header row: by position, at exactly the training width
+        if X.shape[1] != len(names):
+            raise InputError(
+                f"{where} has no header row and {X.shape[1]} columns, but the run was trained on {len(names)} "
+                f"({_listed(names)}); add a header row naming them, or give exactly those columns in that order."
+            )
+        return X, f"{where} has no header row; its {len(names)} columns are taken by position as {_listed(names)}."
+    if width is not None and X.shape[1] != width:
+        raise InputError(
+            f"{where} has {X.shape[1]} columns, but the run reads {width} (it records no column names, "
+            "so columns are taken by position)."
+        )
+    return X, f"the run records no column names; the {X.shape[1]} columns of {where} are taken by position."
+
+
+def read_features(path: str | Path, config: dict) -> np.ndarray:
+    """Features from a CSV (the training feature columns matched by header name; see the module
+    docstring for when position is used) or from the array ``X`` of an ``.npz``."""
     p = _check_input_file(path)
     if p.suffix.lower() == ".npz":
         return _npz_x(p)
-    names = config.get("feature_names")
-    target = config.get("target_name")
-    header, X, _, _ = read_csv(p, target=target, require_target=False)
-    if names and all(n in header for n in names) and header != names:
-        X = X[:, [header.index(n) for n in names]]
+    shape = config.get("sample_shape")
+    X, note = _read_table(p, config, int(np.prod(shape)) if shape else None)
+    if note:
+        _note(note)
     return X
 
 
@@ -78,12 +131,14 @@ def read_sequences(path: str | Path, config: dict, n_features: int):
     ``(steps_i, features)`` arrays when an ``.npz`` gives ``lengths``."""
     p = _check_input_file(path)
     if p.suffix.lower() != ".npz":
-        X = read_features(p, config)  # (n, columns): each row one sequence, flattened step by step
+        X, note = _read_table(p, config, None)  # (n, columns): each row one sequence, flattened step by step
         if X.shape[1] % n_features:
             raise InputError(
                 f"--input file {str(path)!r} has {X.shape[1]} feature columns, which is not a whole number of "
                 f"steps of {n_features} features each (the model reads {n_features} features per step)."
             )
+        if note:
+            _note(note)
         return X.reshape(len(X), X.shape[1] // n_features, n_features)
     X = _npz_x(p)
     with np.load(p, allow_pickle=False) as f:

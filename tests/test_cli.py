@@ -170,7 +170,8 @@ def test_predict_with_wrong_feature_count(cli, tmp_path):
     (tmp_path / "x.csv").write_text("a,b,c\n1,2,3\n")
     _one_error_line(
         cli("predict", str(out), "--input", str(tmp_path / "x.csv")),
-        "deepatlas predict: error: X has 3 features, but Perceptron is expecting 2 features as input.",
+        f"deepatlas predict: error: --input file {str(tmp_path / 'x.csv')!r} has 3 columns, but the run reads 2 "
+        "(it records no column names, so columns are taken by position).",
     )
     _one_error_line(
         cli("predict", str(tmp_path / "nope"), "--input", str(tmp_path / "x.csv")),

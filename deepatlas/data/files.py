@@ -76,9 +76,10 @@ def _make(p, X, y, task, seed, feature_names=None, target_name=None) -> Dataset:
     )
 
 
-def read_csv(path: Path, target: str | None = None, require_target: bool = True):
+def read_csv(path: Path, target: str | None = None, require_target: bool = True, headerless: bool = False):
     """Read a CSV with a header row. Returns ``(feature_names, X, labels, target_name)``; labels
-    stay strings until :func:`infer_task` decides what they are."""
+    stay strings until :func:`infer_task` decides what they are. With ``headerless=True`` a first
+    row of numbers is data, not names, and ``feature_names`` is ``None`` (no target then)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             sample = f.read(4096)
@@ -92,16 +93,20 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True)
     if not rows:
         raise InputError(f"Data file {str(path)!r} is empty.")
     header = [h.strip() for h in rows[0]]
-    body = rows[1:]
+    named = not all(parse_number(h) is not None for h in header)
+    if not named and headerless:  # the first row is data: name the columns by their place
+        header, body, target, require_target = [f"column {j + 1}" for j in range(len(header))], rows, None, False
+    else:
+        body = rows[1:]
     if not body:
         raise InputError(f"Data file {str(path)!r} has a header but no data rows.")
-    if all(parse_number(h) is not None for h in header):
+    if not named and not headerless:
         raise InputError(f"Data file {str(path)!r} has no header row; the first row must name the columns.")
-    for i, row in enumerate(body, start=2):
+    first = 2 if named else 1  # the file's row number of body[0]
+    for i, row in enumerate(body, start=first):
         if len(row) != len(header):
-            raise InputError(
-                f"Data file {str(path)!r}: row {i} has {len(row)} fields, but the header has {len(header)}."
-            )
+            against = f"the header has {len(header)}" if named else f"row 1 has {len(header)}"
+            raise InputError(f"Data file {str(path)!r}: row {i} has {len(row)} fields, but {against}.")
     if require_target:
         if target is None:
             t = len(header) - 1
@@ -123,14 +128,14 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True)
             if value is None:
                 if cell == "" or cell.lower() in ("na", "nan", "null", "none"):
                     raise InputError(
-                        f"Data file {str(path)!r}: column {header[j]!r} has a missing value in row {i + 2}."
+                        f"Data file {str(path)!r}: column {header[j]!r} has a missing value in row {i + first}."
                     )
                 raise InputError(
-                    f"Data file {str(path)!r}: feature column {header[j]!r} is not numeric (row {i + 2} has {cell!r})."
+                    f"Data file {str(path)!r}: feature column {header[j]!r} is not numeric (row {i + first} has {cell!r})."
                 )
             if not math.isfinite(value):
                 raise InputError(
-                    f"Data file {str(path)!r}: column {header[j]!r} has a non-finite value ({cell}) in row {i + 2}."
+                    f"Data file {str(path)!r}: column {header[j]!r} has a non-finite value ({cell}) in row {i + first}."
                 )
             X[i, k] = value
     labels = None
@@ -138,8 +143,10 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True)
         labels = np.array([row[t].strip() for row in body], dtype=object)
         blank = np.flatnonzero(labels == "")
         if len(blank):
-            raise InputError(f"Data file {str(path)!r}: target column {header[t]!r} is empty in row {blank[0] + 2}.")
-    return features, X, labels, (header[t] if t is not None else None)
+            raise InputError(
+                f"Data file {str(path)!r}: target column {header[t]!r} is empty in row {blank[0] + first}."
+            )
+    return (features if named else None), X, labels, (header[t] if t is not None else None)
 
 
 def read_idx(path: Path) -> np.ndarray:
