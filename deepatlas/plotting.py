@@ -35,18 +35,21 @@ def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") 
     keys = sorted({k for h in history for k in h if k != "epoch"})
     losses = [k for k in keys if "loss" in k or k == "mistakes"]
     scores = [k for k in keys if "accuracy" in k]
+    if not losses and not scores:  # a family that logs other measures (errors, RMSE, likelihoods)
+        losses = [k for k in keys if all(isinstance(h.get(k), (int, float)) for h in history)]
     fig, ax = new_figure(figsize=(6, 3.6))
     for k in losses:
         ax.plot(epochs, [h.get(k) for h in history], label=k)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss" if losses != ["mistakes"] else "mistakes per pass")
+    ax.set_ylabel("mistakes per pass" if losses == ["mistakes"] else "loss" if any("loss" in k for k in losses) else "")
     if scores:
         ax2 = ax.twinx()
         for k in scores:
             ax2.plot(epochs, [h.get(k) for h in history], linestyle="--", color="tab:green", label=k)
         ax2.set_ylabel("accuracy")
         ax2.legend(loc="center right", fontsize=8)
-    ax.legend(loc="upper right", fontsize=8)
+    if losses:
+        ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)

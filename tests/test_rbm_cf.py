@@ -241,3 +241,13 @@ def test_train_run_writes_the_metrics_beside_the_bias_baseline(tmp_path):
     assert metrics["test_rmse_bias_baseline"] == pytest.approx(
         rmse(bias_predict(ds.X_train, ds.y_train, ds.X_test), ds.y_test)
     )
+
+
+def test_a_ratings_csv_keeps_its_own_column_names(tmp_path):
+    """Predict matches columns by name, so a run must record the user's header, not user/item."""
+    rng = np.random.default_rng(0)
+    pairs = {(int(u), int(i)) for u, i in zip(rng.integers(0, 30, 400), rng.integers(0, 20, 400))}
+    lines = ["userId,movieId,stars"] + [f"{u},{i},{1 + (u + i) % 5}" for u, i in sorted(pairs)]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    ds = load_dataset(str(tmp_path / "r.csv"), task="ratings")
+    assert (ds.feature_names, ds.target_name) == (["userId", "movieId"], "stars")

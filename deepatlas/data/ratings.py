@@ -76,8 +76,11 @@ def holdout_split(users, items, *, test: float = 0.1, val: float = 0.1, seed: in
     return idx[labels == 0], idx[labels == 1], idx[labels == 2]
 
 
-def ratings_dataset(name, users, items, ratings, *, levels, seed: int, description: str, meta=None) -> Dataset:
-    """A :class:`Dataset` of task ``ratings`` with the held-out split of :func:`holdout_split`."""
+def ratings_dataset(
+    name, users, items, ratings, *, levels, seed: int, description: str, meta=None, columns=RATINGS_HEADER
+) -> Dataset:
+    """A :class:`Dataset` of task ``ratings`` with the held-out split of :func:`holdout_split`;
+    ``columns`` names the user, item and rating columns (a CSV's own header)."""
     users = np.asarray(users, np.int64)
     items = np.asarray(items, np.int64)
     y = np.asarray(ratings, np.float32)
@@ -102,8 +105,8 @@ def ratings_dataset(name, users, items, ratings, *, levels, seed: int, descripti
         X[te],
         y[te],
         description=description,
-        feature_names=["user", "item"],
-        target_name="rating",
+        feature_names=[str(columns[0]), str(columns[1])],
+        target_name=str(columns[2]),
         meta=info,
     )
 
@@ -280,5 +283,5 @@ def load_ratings_csv(path: str | Path, *, seed: int = 0) -> Dataset:
             f"{where}: column {header[2]!r} holds {len(levels)} distinct values; a rating scale has at most 20 levels."
         )
     return ratings_dataset(
-        str(p), users, items, y, levels=levels, seed=seed, description=f"ratings from {p}", meta=meta
+        str(p), users, items, y, levels=levels, seed=seed, description=f"ratings from {p}", meta=meta, columns=header
     )
