@@ -3,6 +3,7 @@
 Layout (``--out DIR``)::
 
     config.json         model name, task, class, params, data, seed, package version, fitted metadata
+                        (the settings alone are written when the run starts, for ``--resume`` to check)
     model.safetensors   weights and preprocessing tensors
     metrics.json        written last: its presence means the run finished
     history.json        one record per epoch
@@ -15,15 +16,21 @@ Layout (``--out DIR``)::
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
-from deepatlas._io import atomic_write_text, to_jsonable, write_json
+from deepatlas._io import atomic_write_text, read_json, to_jsonable, write_json
+from deepatlas.errors import InputError
 from deepatlas.saving import load, save_model, tuple_params
 
 __all__ = [
     "atomic_write_text",
+    "check_out_dir",
+    "claim_run_dir",
     "load",
+    "run_settings",
     "save_model",
     "supervised_metrics",
     "to_jsonable",
@@ -31,6 +38,185 @@ __all__ = [
     "tuple_params",
     "write_json",
 ]
+
+
+_CHECKPOINT = ("checkpoint.safetensors", "checkpoint.json")
+_WHERE_NOT_WHAT = ("verbose", "device")  # parameters a resumed run may change freely
+_UNSET = "unset"
+
+
+def run_settings(estimator, ds, data_spec: str, seed: int | None) -> dict:
+    """What makes two runs the same run: model, task, parameters, data spec and seed (as JSON)."""
+    from deepatlas import __version__
+    from deepatlas.registry import card_of
+
+    card = card_of(estimator, getattr(estimator, "_task", None) or ds.task) or card_of(estimator)
+    settings = {
+        "model": card.name if card is not None else type(estimator).__name__,
+        "task": getattr(estimator, "_task", None) or (card.task if card is not None else None),
+        "class": type(estimator).__name__,
+        "params": estimator.get_params(deep=False),
+        "data": data_spec,
+        "seed": seed,
+        "data_task": ds.task,
+        "package_version": __version__,
+    }
+    return json.loads(json.dumps(to_jsonable(settings)))
+
+
+def _differences(old: dict, new: dict, *, more_epochs: bool) -> list[str]:
+    diffs = [
+        f"{label} {old.get(key, _UNSET)!r} (now {new.get(key)!r})"
+        for key, label in (("model", "model"), ("data_task", "task"), ("data", "data"), ("seed", "seed"))
+        if old.get(key, _UNSET) != new.get(key)
+    ]
+    old_params, new_params = old.get("params") or {}, new.get("params") or {}
+    for key in sorted(set(old_params) | set(new_params)):
+        was, now = old_params.get(key, _UNSET), new_params.get(key, _UNSET)
+        if key in _WHERE_NOT_WHAT or was == now:
+            continue
+        if key == "epochs" and more_epochs and isinstance(was, int) and isinstance(now, int) and now > was:
+            continue  # the one change --resume applies: train on for more epochs
+        if f"{key} {was!r} (now {now!r})" not in diffs:  # the seed is both a setting and a parameter
+            diffs.append(f"{key} {was!r} (now {now!r})")
+    return diffs
+
+
+def _has_checkpoint(out: Path) -> bool:
+    return any((out / name).exists() for name in _CHECKPOINT)
+
+
+def _non_empty(out: Path) -> bool:
+    return out.is_dir() and any(out.iterdir())
+
+
+def _checkpoint_problem(out: Path) -> str | None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    for name in _CHECKPOINT:
+        if not (out / name).is_file():
+            return f"{name} is missing"
+    try:
+        meta = read_json(out / "checkpoint.json")
+        int(meta["epoch"]), list(meta["history"]), dict(meta["optimizer"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"checkpoint.json cannot be read ({type(exc).__name__})"
+    try:
+        load_file(str(out / "checkpoint.safetensors"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        return f"checkpoint.safetensors cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return None
+
+
+def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """The refusals of ``deepatlas train --out`` that need no settings (before any data is loaded).
+
+    Raises :class:`InputError`; writes nothing."""
+    shown = repr(str(out))
+    if resume and overwrite:
+        raise InputError(
+            "--resume and --overwrite exclude each other: --resume continues the run in --out, "
+            "--overwrite moves it aside and starts again."
+        )
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {shown} is a file; expected a run directory (new, empty, or the run to resume).")
+    if overwrite:
+        here = Path.cwd().resolve()
+        if out.resolve() in (here, *here.parents):
+            raise InputError(
+                f"--overwrite: --out {shown} is the current directory or holds it; it cannot be moved aside."
+            )
+        return
+    finished = (out / "metrics.json").exists()
+    if resume:
+        if not out.is_dir():
+            raise InputError(f"--resume: --out {shown} does not exist; expected the directory of an interrupted run.")
+        if finished:
+            raise InputError(
+                f"--resume: --out {shown} holds a finished run (metrics.json); there is nothing to continue. "
+                "Train into another directory, or pass --overwrite instead to move it aside and start again."
+            )
+        if not _has_checkpoint(out):
+            raise InputError(
+                f"--resume: --out {shown} holds no checkpoint (checkpoint.safetensors, checkpoint.json) to continue from."
+            )
+        problem = _checkpoint_problem(out)
+        if problem:
+            raise InputError(
+                f"--resume: the checkpoint in --out {shown} is damaged: {problem}. "
+                "Train into another directory, or pass --overwrite instead to move it aside and start again."
+            )
+        return
+    if not _non_empty(out):
+        return
+    if finished:
+        raise InputError(
+            f"--out {shown} already holds a finished run; choose another directory, "
+            "or pass --overwrite to move it aside and start again."
+        )
+    if not _has_checkpoint(out):
+        raise InputError(
+            f"--out {shown} is a non-empty folder that holds no checkpoint of an unfinished run; "
+            "choose another directory, or pass --overwrite to move its files aside and start again."
+        )
+
+
+def _started_settings(out: Path) -> dict | None:
+    try:
+        config = read_json(out / "config.json")
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _move_aside(out: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest, n = out.with_name(f"{out.name}.old-{stamp}"), 1
+    while dest.exists():
+        dest, n = out.with_name(f"{out.name}.old-{stamp}-{n}"), n + 1
+    try:
+        os.rename(out, dest)  # one rename: the old run is either all there or all moved
+    except OSError as exc:
+        raise InputError(
+            f"--overwrite: cannot move --out {str(out)!r} aside to {str(dest)!r}: {exc.strerror}."
+        ) from None
+    return dest
+
+
+def claim_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool) -> str | None:
+    """After :func:`check_out_dir` and once the run's :func:`run_settings` are known: refuse a
+    resume or a restart of a run with other settings, or move the old folder aside (``overwrite``).
+    Returns a note for the user (where the old files went), or None."""
+    shown = repr(str(out))
+    if overwrite:
+        if _non_empty(out):
+            return f"--overwrite: moved the old contents of --out {shown} to {str(_move_aside(out))!r}"
+        return None
+    if resume:
+        old = _started_settings(out)
+        if old is None:
+            raise InputError(
+                f"--resume: --out {shown} has no readable config.json recording the settings its checkpoint "
+                "was started with; they cannot be checked."
+            )
+        diffs = _differences(old, settings, more_epochs=True)
+        if diffs:
+            raise InputError(
+                f"--resume: the run in --out {shown} was started with other settings: {'; '.join(diffs)}. "
+                "Resume with the same settings (only --epochs may grow)."
+            )
+        return None
+    if _non_empty(out) and _has_checkpoint(out):  # an unfinished run (check_out_dir refused the rest)
+        old = _started_settings(out)
+        diffs = ["no readable config.json"] if old is None else _differences(old, settings, more_epochs=False)
+        if diffs:
+            raise InputError(
+                f"--out {shown} holds an unfinished run of other settings ({'; '.join(diffs)}); "
+                "choose another directory, or pass --overwrite to move it aside and start again."
+            )
+        return f"--out {shown} holds an unfinished run of these settings; starting it again (--resume continues it)"
+    return None
 
 
 def supervised_metrics(estimator, ds) -> dict[str, float]:
@@ -81,6 +267,9 @@ def train_run(
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").unlink(missing_ok=True)
+        # The settings the run starts with, replaced by the full config when it ends: --resume
+        # compares them with its own (a resumed run with more epochs records the new count).
+        write_json(out / "config.json", run_settings(estimator, ds, data_spec, seed))
     start = time.perf_counter()
     if hasattr(estimator, "fit_dataset"):
         estimator.fit_dataset(ds, checkpoint_dir=out, resume=resume)

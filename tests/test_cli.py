@@ -95,7 +95,9 @@ def test_resume_from_checkpoint(cli, tmp_path):
     assert first.returncode == 0
     again = cli("train", "mlp", "--data", "xor", "--out", str(out), "--epochs", "4", "--quiet")
     _one_error_line(
-        again, f"deepatlas train: error: --out {str(out)!r} already holds a finished run; choose another directory."
+        again,
+        f"deepatlas train: error: --out {str(out)!r} already holds a finished run; choose another directory, "
+        "or pass --overwrite to move it aside and start again.",
     )
 
 

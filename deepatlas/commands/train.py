@@ -1,5 +1,10 @@
 """``deepatlas train MODEL --data D``: fit a registered model and write a run directory
-(``--nproc N`` relaunches itself under torchrun; ``--resume`` continues from the checkpoint)."""
+(``--nproc N`` relaunches itself under torchrun; ``--resume`` continues from the checkpoint).
+
+``--out`` is never overwritten by accident: a non-empty folder other than an unfinished run of
+the same settings is refused unless ``--overwrite`` (which renames it to ``DIR.old-<time>``
+first); ``--resume`` refuses a folder without a checkpoint, a finished run and changed settings
+(see :func:`deepatlas.runs.check_out_dir` and :func:`deepatlas.runs.claim_run_dir`)."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ def _default_out(model: str, data: str) -> Path:
 def cmd_train(args) -> int:
     from deepatlas.data import load_dataset
     from deepatlas.registry import build_model, get_entry, get_model_class
-    from deepatlas.runs import train_run
+    from deepatlas.runs import check_out_dir, claim_run_dir, run_settings, train_run
     from deepatlas.training import distributed
 
     if args.data is None:  # a model may name its own default data (charlm: pydoc-text)
@@ -28,16 +33,13 @@ def cmd_train(args) -> int:
             raise InputError("the following arguments are required: --data")
     params = collect_params(args)
     out = Path(args.out) if args.out else _default_out(args.model, args.data)
-    if args.nproc is not None:
-        # Resolve the run directory here so that every process writes (rank 0) the same one.
-        argv = _without_nproc(sys.argv[1:] if args.argv is None else args.argv)
-        if not args.out:
-            argv += ["--out", str(out)]
-        return distributed.launch_torchrun(args.nproc, argv)
     if args.resume and not args.out:
         raise InputError("--resume needs --out DIR: the run directory whose checkpoint to continue.")
-    if (out / "metrics.json").exists() and not args.resume:
-        raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
+    # --out is checked (and moved aside under --overwrite) once, here or in the launcher: a
+    # torchrun worker finds it already claimed, and rank 0 may have started writing.
+    worker = distributed.world_size() > 1
+    if not worker:
+        check_out_dir(out, resume=args.resume, overwrite=args.overwrite)
     ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed, text=getattr(args, "text", None))
     if ds.meta.get("corpus"):  # a plain-text corpus trains only a language model
         if "text" not in get_entry(args.model).classes:
@@ -47,6 +49,18 @@ def cmd_train(args) -> int:
                 "an .npz with X and y, or a built-in dataset."
             )
     model = build_model(args.model, ds.task, params)
+    if not worker:
+        note = claim_run_dir(
+            out, run_settings(model, ds, args.data, args.seed), resume=args.resume, overwrite=args.overwrite
+        )
+        if note:
+            print(note, file=sys.stderr)
+    if args.nproc is not None:
+        # Resolve the run directory here so that every process writes (rank 0) the same one.
+        argv = _without_nproc(sys.argv[1:] if args.argv is None else args.argv)
+        if not args.out:
+            argv += ["--out", str(out)]
+        return distributed.launch_torchrun(args.nproc, argv)
     if not args.quiet and hasattr(model, "verbose"):
         model.set_params(verbose=True)
     metrics = train_run(model, ds, out, data_spec=args.data, seed=args.seed, resume=args.resume, quiet=args.quiet)
@@ -78,7 +92,16 @@ def add_parser(sub) -> None:
     add_data_args(p, required=False)  # required unless the model names default data
     add_param_args(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out from its checkpoint (same settings; --epochs may grow)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out: its old contents are first moved aside to DIR.old-<time>",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the run directory")
     p.add_argument(
         "--nproc", type=int, metavar="N", help="train data-parallel on N local processes (launches torchrun)"
