@@ -1,0 +1,148 @@
+"""The battery of user mistakes (issue #29, point 5): each one ends in one line on stderr that
+names what is wrong, exit status 2 and no traceback.
+
+One row per mistake in ``CASES``; the test runs every row through ``deepatlas.cli.main`` in this
+process (no subprocess: ~1 s per row saved). A row is
+
+- ``id``: a short name (the pytest id);
+- ``argv``: the command line, a tuple of strings in which ``{tmp}`` is this row's empty temporary
+  folder and ``{run}`` a fresh copy of a small trained run (perceptron on blobs, trained once per
+  module); or a function ``setup(ctx) -> argv`` that first damages files (``ctx.tmp``,
+  ``ctx.run()``);
+- ``exit``: the expected exit status (2 for a user mistake);
+- ``words``: strings that must all appear in stderr;
+- ``after``: optionally ``check(ctx)``, e.g. that nothing was half-written.
+
+A new command or a new refusal adds rows here: append them to the table (in your own
+``CASES += [...]`` block if you like), keeping the existing rows as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deepatlas.cli import main
+
+
+@dataclass
+class Ctx:
+    """What a row's setup and check see: its temporary folder and the trained run to copy."""
+
+    tmp: Path
+    _trained: Path
+
+    def run(self, name: str = "run") -> Path:
+        """A fresh copy of the small trained run, at ``tmp/name`` (copied once per name)."""
+        path = self.tmp / name
+        if not path.exists():
+            shutil.copytree(self._trained, path)
+        return path
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...] | Callable[[Ctx], Sequence[str]]
+    exit: int = 2
+    words: tuple[str, ...] = ()
+    after: Callable[[Ctx], None] | None = None
+
+
+def _config(ctx: Ctx, edit: Callable[[dict], None]) -> Path:
+    """A copy of the run whose config.json went through ``edit``."""
+    run = ctx.run()
+    config = json.loads((run / "config.json").read_text())
+    edit(config)
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+def _predict(run: Path, ctx: Ctx) -> list[str]:
+    """``predict RUN`` on two rows of the run's two features."""
+    (ctx.tmp / "x.csv").write_text("a,b\n1,2\n")
+    return ["predict", str(run), "--input", str(ctx.tmp / "x.csv")]
+
+
+def _damaged(name: str, content: bytes | None) -> Callable[[Ctx], list[str]]:
+    """Setup: ``predict`` on a copy of the run whose file ``name`` holds ``content`` (None: removed)."""
+
+    def setup(ctx: Ctx) -> list[str]:
+        path = ctx.run() / name
+        if content is None:
+            path.unlink()
+        else:
+            path.write_bytes(content)
+        return _predict(ctx.run(), ctx)
+
+    return setup
+
+
+CASES: list[Case] = [
+    # --- run directories (issue #29 point 5, part A) ---
+    Case("run-missing", ("predict", "{tmp}/nope", "--input", "{tmp}/x.csv"), 2, ("nope", "does not exist")),
+    Case(
+        "run-no-weights",
+        _damaged("model.safetensors", None),
+        2,
+        ("model.safetensors",),
+    ),
+    Case(
+        "config-not-json",
+        _damaged("config.json", b"{not json"),
+        2,
+        ("config.json",),
+    ),
+    Case(
+        "config-no-model-key",
+        lambda ctx: _predict(_config(ctx, lambda c: c.pop("model")), ctx),
+        2,
+        ("config.json", "model"),
+    ),
+]
+
+
+def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
+    """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception:
+        print(traceback.format_exc(), file=sys.stderr)
+        code = 1
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trained") / "run"
+    code = main(["train", "perceptron", "--data", "blobs", "--out", str(out), "--quiet", "--epochs", "3"])
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_user_error(case: Case, tmp_path, trained, capsys):
+    ctx = Ctx(tmp_path, trained)
+    if callable(case.argv):
+        argv = list(case.argv(ctx))
+    else:
+        argv = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(ctx.run())) for a in case.argv]
+    capsys.readouterr()
+    code, err = _run_main(argv, capsys)
+    assert "Traceback" not in err, err
+    assert code == case.exit, err
+    if case.exit == 2:
+        assert len(err.strip().splitlines()) == 1, err
+    for word in case.words:
+        assert word in err, f"{word!r} not in {err!r}"
+    if case.after is not None:
+        case.after(ctx)
