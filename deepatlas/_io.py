@@ -44,6 +44,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def check_writable(path: str | os.PathLike, arg: str, *, directory: bool = False) -> Path:
+    """Refuse, before any work starts, an output ``path`` that cannot be written: a folder where a
+    file is expected (or a file where a folder is), or a place whose nearest existing folder
+    refuses a new file (tried with an unnamed temporary file, so nothing is left behind).
+
+    ``arg`` names the option in the one-line :class:`~deepatlas.errors.InputError`."""
+    from deepatlas.errors import InputError
+
+    path = Path(path)
+    shown = f"{arg} {str(path)!r}"
+    if directory and path.exists() and not path.is_dir():
+        raise InputError(f"{shown} is a file; expected a directory.")
+    if not directory and path.is_dir():
+        raise InputError(f"{shown} is a directory; expected a file name (e.g. {str(path / 'out')!r}).")
+    place = path if directory and path.is_dir() else path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise InputError(f"{shown} cannot be written: {str(place)!r} is a file, not a directory.")
+    try:
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"{shown} cannot be written: {str(place)!r} is not writable ({exc.strerror or exc})."
+        ) from None
+    return path
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:

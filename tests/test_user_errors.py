@@ -109,6 +109,192 @@ CASES: list[Case] = [
 ]
 
 
+def _tensors(edit: Callable[[dict], None]) -> Callable[[Ctx], list[str]]:
+    """Setup: ``predict`` on a copy of the run whose tensors went through ``edit``."""
+
+    def setup(ctx: Ctx) -> list[str]:
+        from safetensors.torch import load_file, save_file
+
+        path = ctx.run() / "model.safetensors"
+        tensors = load_file(str(path))
+        edit(tensors)
+        save_file(tensors, str(path))
+        return _predict(ctx.run(), ctx)
+
+    return setup
+
+
+def _nan(tensors: dict) -> None:
+    tensors["W"].view(-1)[0] = float("nan")
+
+
+def _inf(tensors: dict) -> None:
+    tensors["scale_"].view(-1)[-1] = float("inf")
+
+
+def _nothing_at(*names: str) -> Callable[[Ctx], None]:
+    """Check: none of ``names`` (relative to the row's temporary folder) was written."""
+
+    def check(ctx: Ctx) -> None:
+        for name in names:
+            assert not (ctx.tmp / name).exists(), name
+
+    return check
+
+
+def _file(name: str) -> Callable[[Ctx], list[str]]:
+    """Setup: a plain file ``tmp/name``; returns no argv (used inside other setups)."""
+
+    def setup(ctx: Ctx) -> None:
+        (ctx.tmp / name).write_text("not a folder\n")
+
+    return setup
+
+
+def _with(setup: Callable[[Ctx], object], *argv: str) -> Callable[[Ctx], list[str]]:
+    """Setup: run ``setup(ctx)``, then ``argv`` with ``{tmp}`` and ``{run}`` filled in."""
+
+    def both(ctx: Ctx) -> list[str]:
+        setup(ctx)
+        return [a.replace("{tmp}", str(ctx.tmp)).replace("{run}", str(ctx.run())) for a in argv]
+
+    return both
+
+
+def _x_csv(ctx: Ctx) -> None:
+    (ctx.tmp / "x.csv").write_text("a,b\n1,2\n")
+
+
+# --- damaged run directories: load() checks config.json against its schema and the tensors ---
+CASES += [
+    Case("config-not-utf8", _damaged("config.json", b'{"model": "\xe9"}'), 2, ("config.json", "not UTF-8")),
+    Case("config-not-object", _damaged("config.json", b"[1, 2]"), 2, ("config.json", "expected a JSON object")),
+    Case(
+        "config-extra-key",
+        lambda ctx: _predict(_config(ctx, lambda c: c.update(colour="blue")), ctx),
+        2,
+        ("config.json", "unexpected key", "'colour'"),
+    ),
+    Case(
+        "config-no-params",
+        lambda ctx: _predict(_config(ctx, lambda c: c.pop("params")), ctx),
+        2,
+        ("config.json", "missing key", "'params'"),
+    ),
+    Case(
+        "config-params-not-object",
+        lambda ctx: _predict(_config(ctx, lambda c: c.update(params=[1])), ctx),
+        2,
+        ("config.json", "'params'", "an object", "a list"),
+    ),
+    Case(
+        "config-model-not-string",
+        lambda ctx: _predict(_config(ctx, lambda c: c.update(model=3)), ctx),
+        2,
+        ("config.json", "'model'", "a string", "an integer"),
+    ),
+    Case(
+        "config-unknown-model",
+        lambda ctx: _predict(_config(ctx, lambda c: c.update(model="zzz")), ctx),
+        2,
+        ("config.json", "Unknown model 'zzz'"),
+    ),
+    Case(
+        "config-unknown-param",
+        lambda ctx: _predict(_config(ctx, lambda c: c["params"].update(bogus=1)), ctx),
+        2,
+        ("config.json", "unknown parameter", "'bogus'", "Perceptron"),
+    ),
+    Case(
+        "config-fitted-missing-key",
+        lambda ctx: _predict(_config(ctx, lambda c: c["fitted"].pop("classes_")), ctx),
+        2,
+        ("config.json", "'fitted' has no 'classes_'"),
+    ),
+    Case("weights-truncated", _damaged("model.safetensors", b"\x08\x00"), 2, ("model.safetensors", "cannot be read")),
+    Case(
+        "weights-missing-tensor",
+        _tensors(lambda t: t.pop("W")),
+        2,
+        ("model.safetensors", "no tensor 'W'", "Perceptron needs"),
+    ),
+    Case("weights-nan", _tensors(_nan), 2, ("model.safetensors", "tensor 'W'", "non-finite", "nan")),
+    Case("weights-inf", _tensors(_inf), 2, ("model.safetensors", "tensor 'scale_'", "non-finite", "inf")),
+    Case(
+        "evaluate-damaged-run",
+        lambda ctx: ["evaluate", str(_config(ctx, lambda c: c.pop("fitted")))],
+        2,
+        ("config.json", "missing key", "'fitted'"),
+    ),
+]
+
+# --- output paths: checked before any work starts, nothing half-written ---
+CASES += [
+    Case(
+        "train-out-is-file",
+        _with(_file("taken"), "train", "perceptron", "--data", "blobs", "--out", "{tmp}/taken"),
+        2,
+        ("--out", "taken", "is a file"),
+    ),
+    Case(
+        "train-out-under-file",
+        _with(_file("taken"), "train", "perceptron", "--data", "blobs", "--out", "{tmp}/taken/run"),
+        2,
+        ("--out", "cannot be written", "is a file"),
+    ),
+    Case(
+        "train-out-unwritable",
+        ("train", "perceptron", "--data", "blobs", "--out", "/proc/deepatlas-run"),
+        2,
+        ("--out", "/proc/deepatlas-run", "cannot be written"),
+    ),
+    Case(
+        "predict-output-is-folder",
+        _with(_x_csv, "predict", "{run}", "--input", "{tmp}/x.csv", "--output", "{tmp}"),
+        2,
+        ("--output", "is a directory", "expected a file name"),
+    ),
+    Case(
+        "predict-output-under-file",
+        _with(_x_csv, "predict", "{run}", "--input", "{tmp}/x.csv", "--output", "{tmp}/x.csv/p.csv"),
+        2,
+        ("--output", "cannot be written", "is a file"),
+    ),
+    Case(
+        "predict-output-unwritable",
+        _with(_x_csv, "predict", "{run}", "--input", "{tmp}/x.csv", "--output", "/proc/deepatlas.csv"),
+        2,
+        ("--output", "/proc/deepatlas.csv", "cannot be written"),
+    ),
+    Case(
+        "export-out-is-folder",
+        ("export", "{run}", "--out", "{tmp}"),
+        2,
+        ("--out", "is a directory"),
+        _nothing_at("run/model.onnx", "run/model.onnx.json"),
+    ),
+    Case(
+        "export-out-under-file",
+        _with(_file("taken"), "export", "{run}", "--out", "{tmp}/taken/model.onnx"),
+        2,
+        ("--out", "cannot be written", "is a file"),
+        _nothing_at("run/model.onnx"),
+    ),
+    Case(
+        "sample-out-is-folder",
+        ("sample", "{run}", "--out", "{tmp}"),
+        2,
+        ("--out", "is a directory"),
+    ),
+    Case(
+        "sample-out-under-file",
+        _with(_file("taken"), "sample", "{run}", "--out", "{tmp}/taken/grid.png"),
+        2,
+        ("--out", "cannot be written", "is a file"),
+    ),
+]
+
+
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
     try:

@@ -11,8 +11,16 @@ import sys
 
 
 def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from deepatlas._io import check_writable
     from deepatlas.export import ParityError, export
 
+    # The file is checked before the export (minutes for some models), not after it.
+    if args.out:
+        check_writable(args.out, "--out")
+    elif Path(args.run).is_dir():
+        check_writable(Path(args.run) / "model.onnx", "RUN")
     try:
         result = export(
             args.run,

@@ -7,8 +7,11 @@ import sys
 
 
 def cmd_predict(args) -> int:
+    from deepatlas._io import check_writable
     from deepatlas.predict import predict_file
 
+    if args.output:
+        check_writable(args.output, "--output")  # before any work: nothing is computed for nothing
     text = predict_file(args.run, args.input)
     if args.output:
         from deepatlas._io import atomic_write_text

@@ -15,6 +15,10 @@ def cmd_sample(args) -> int:
 
     if args.n is not None and args.n <= 0:
         raise InputError(f"-n must be a positive int. Got {args.n} instead.")
+    if args.out:
+        from deepatlas._io import check_writable
+
+        check_writable(args.out, "--out")  # before the model is loaded and sampled
     model = load(args.run)
     if not hasattr(model, "write_samples"):
         raise InputError(f"Run {args.run!r} holds a {type(model).__name__}, which cannot generate samples.")

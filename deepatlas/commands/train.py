@@ -22,6 +22,7 @@ def _default_out(model: str, data: str) -> Path:
 
 
 def cmd_train(args) -> int:
+    from deepatlas._io import check_writable
     from deepatlas.data import load_dataset
     from deepatlas.registry import build_model, get_entry, get_model_class
     from deepatlas.runs import check_out_dir, claim_run_dir, run_settings, train_run
@@ -40,6 +41,7 @@ def cmd_train(args) -> int:
     worker = distributed.world_size() > 1
     if not worker:
         check_out_dir(out, resume=args.resume, overwrite=args.overwrite)
+        check_writable(out, "--out", directory=True)
     ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed, text=getattr(args, "text", None))
     if ds.meta.get("corpus"):  # a plain-text corpus trains only a language model
         if "text" not in get_entry(args.model).classes:
