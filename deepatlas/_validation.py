@@ -154,7 +154,36 @@ class AnyOf(Constraint):
         return " or ".join(c.description for c in self.options)
 
 
-SEED = NoneOr(Interval(int, 0, None))
+MAX_SEED = 2**32 - 1
+"""The largest seed: every library a run seeds accepts 0 <= seed < 2**32 (scikit-learn's
+``random_state`` refuses more), so a larger one is refused rather than wrapped."""
+SEED = NoneOr(Interval(int, 0, MAX_SEED))
+
+
+def check_seed(value: Any, what: str = "seed") -> int:
+    """``value`` as a seed in [0, 2**32 - 1], or an :class:`InputError` naming ``what``."""
+    if not Interval(int, 0, MAX_SEED).accepts(value):
+        raise InputError(f"{what} must be an int in the range [0, {MAX_SEED}]. Got {value!r} instead.")
+    return int(value)
+
+
+def check_device_available(device: str, what: str = "device") -> None:
+    """An :class:`InputError` (one line) when ``device`` names CUDA or MPS and this PyTorch has
+    none, instead of an assertion deep inside torch when the first tensor moves there."""
+    import torch
+
+    kind = str(device).split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        why = "was built without CUDA" if torch.version.cuda is None else "finds no CUDA GPU"
+        raise InputError(
+            f"{what} is {device!r}, but this PyTorch ({torch.__version__}) {why}; use device='cpu' or 'auto'."
+        )
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InputError(
+                f"{what} is {device!r}, but Apple MPS is not available on this machine; use device='cpu' or 'auto'."
+            )
 
 
 def _fmt(x: float) -> str:

@@ -7,6 +7,8 @@ import contextlib
 import numpy as np
 import torch
 
+from deepatlas._validation import check_device_available
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch."""
@@ -19,6 +21,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    check_device_available(device)
     return torch.device(device)
 
 

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from sklearn.base import BaseEstimator
 
-from deepatlas._validation import SEED, Boolean, Options, validate_params
+from deepatlas._validation import SEED, Boolean, Options, check_device_available, validate_params
 from deepatlas.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -77,11 +77,16 @@ class Estimator(BaseEstimator, metaclass=_DocumentedParams):
     def _validate_params(self) -> None:
         """Check every constrained parameter; refuse torchrun for a family that is not data-parallel."""
         validate_params(self)
+        if self.device in ("cuda", "mps"):  # named, not picked by "auto": it must exist here
+            check_device_available(self.device, f"The 'device' parameter of {type(self).__name__}")
         if not self._data_parallel and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise InputError(
-                f"{type(self).__name__} does not train data-parallel; run it as a single process "
-                "(without torchrun or --nproc)."
-            )
+            raise InputError(self._not_data_parallel())
+
+    def _not_data_parallel(self) -> str:
+        return (
+            f"{type(self).__name__} does not train data-parallel; run it as a single process "
+            "(without torchrun or --nproc)."
+        )
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, self._fitted_attr)

@@ -173,7 +173,9 @@ def read_documents(path: str | Path, config: dict) -> list[str]:
     names = config.get("feature_names") or []
     column = names[0] if len(names) == 1 else None
     delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
-    rows = [r for r in csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter) if any(c.strip() for c in r)]
+    from deepatlas.data.core import csv_rows
+
+    rows = csv_rows(io.StringIO(raw, newline=""), f"--input file {str(path)!r}", delimiter)
     header = [h.strip() for h in rows[0]] if rows else []
     if column is None and len(header) == 1:
         column = header[0]  # a model saved without its column name: the only column

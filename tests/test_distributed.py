@@ -88,3 +88,15 @@ def test_two_processes_match_one_per_family(family, cli, tmp_path):
         assert abs(score_one - score_two) <= 0.01 * score_one, (score_one, score_two)
     else:
         assert abs(score_one - score_two) <= 0.01, (score_one, score_two)
+
+
+def test_user_error_in_the_ranks_is_one_line(cli, tmp_path):
+    """A user mistake that only the ranks meet (a CSV with one class: fit refuses it) ends with
+    rank 0's one line and exit 2, without torchrun's traceback or failure report."""
+    data = tmp_path / "one-class.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{i * 2},1\n" for i in range(40)))
+    proc = cli("train", "mlp", "--data", str(data), "--nproc", "2", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "deepatlas train: error: MLPClassifier needs at least 2 classes in y; got 1 class (np.int64(1))."
+    ]

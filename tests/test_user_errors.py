@@ -295,6 +295,130 @@ CASES += [
 ]
 
 
+# --- seeds, devices, resource limits, torchrun, serve (issue #29 point 5, part B) ---
+def _csv_long_field(ctx: Ctx) -> None:
+    """A CSV whose second row holds a field of 200,000 characters (the reader's limit is 128 KiB)."""
+    rows = ["a,b,y", '1,"' + "x" * 200_000 + '",0'] + [f"{i},{i},{i % 2}" for i in range(20)]
+    (ctx.tmp / "long.csv").write_text("\n".join(rows) + "\n")
+
+
+def _bomb_folder(ctx: Ctx) -> None:
+    """An image folder (two classes of 8x8 PNGs) with one 20000x10000 PNG: 200 million pixels,
+    over Pillow's decompression-bomb limit, in a 24 KB file."""
+    from PIL import Image
+
+    for c in "ab":
+        (ctx.tmp / "images" / c).mkdir(parents=True)
+        for i in range(5):
+            Image.new("L", (8, 8), 40 * i).save(ctx.tmp / "images" / c / f"{i}.png")
+    Image.new("1", (20000, 10000)).save(ctx.tmp / "images" / "b" / "bomb.png")
+
+
+_LISTENING: list = []
+
+
+def _port_in_use(ctx: Ctx) -> list[str]:
+    """Setup: a socket listening on a free loopback port (closed by ``_close_port``); serve there."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    _LISTENING.append(sock)
+    return ["serve", str(ctx.run()), "--port", str(sock.getsockname()[1])]
+
+
+def _close_port(ctx: Ctx) -> None:
+    while _LISTENING:
+        _LISTENING.pop().close()
+
+
+def _cuda_missing() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+_TRAIN = ("train", "perceptron", "--data", "blobs", "--out", "{tmp}/r")
+_LIMIT = ("would take about", "GiB of memory", "over the limit of 4 GiB", "DEEPATLAS_MAX_DATA_BYTES")
+CASES += [
+    Case("seed-2**32", (*_TRAIN, "--seed", "4294967296"), 2, ("--seed", "[0, 4294967295]", "4294967296")),
+    Case("seed-negative", (*_TRAIN, "--seed", "-1"), 2, ("--seed", "[0, 4294967295]")),
+    Case(
+        "set-seed-2**32",
+        (*_TRAIN, "--set", "seed=4294967296"),
+        2,
+        ("'seed' parameter of Perceptron", "[0, 4294967295]"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "dataset-seed-2**32",
+        ("train", "mlp", "--data", "adding:seed=4294967296", "--out", "{tmp}/r"),
+        2,
+        ("Dataset option 'seed' of 'adding'", "[0, 4294967295]"),
+    ),
+    Case("evaluate-seed-2**32", ("evaluate", "{run}", "--seed", str(2**40)), 2, ("--seed", "[0, 4294967295]")),
+    *(
+        [
+            Case(
+                "device-cuda-missing",
+                ("train", "mlp", "--data", "blobs", "--out", "{tmp}/r", "--set", "device='cuda'"),
+                2,
+                ("'device' parameter of MLPClassifier", "'cuda'", "device='cpu'"),
+                _nothing_at("r"),
+            )
+        ]
+        if _cuda_missing()
+        else []
+    ),
+    Case(
+        "adding-T=1e8",
+        ("train", "lstm", "--data", "adding:T=100000000", "--out", "{tmp}/r"),
+        2,
+        ("adding:T=100000000", *_LIMIT),
+    ),
+    Case(
+        "xor-n=1e10",
+        ("train", "mlp", "--data", "xor:n=10000000000", "--out", "{tmp}/r"),
+        2,
+        ("xor:n=10000000000", *_LIMIT),
+    ),
+    Case(
+        "bouncing-balls-size",
+        ("train", "rtrbm", "--data", "bouncing-balls:size=10000", "--out", "{tmp}/r"),
+        2,
+        ("bouncing-balls:", "size=10000", *_LIMIT),
+    ),
+    Case("copy-T=1e8", ("train", "lstm", "--data", "copy:T=100000000", "--out", "{tmp}/r"), 2, ("copy:", *_LIMIT)),
+    Case(
+        "ratings-1e6x1e5",
+        ("train", "rbm-cf", "--data", "ratings:n_users=1000000,n_items=100000", "--out", "{tmp}/r"),
+        2,
+        ("ratings:n_users=1000000,n_items=100000", *_LIMIT),
+    ),
+    Case(
+        "image-bomb",
+        _with(_bomb_folder, "train", "mlp", "--data", "{tmp}/images", "--out", "{tmp}/r"),
+        2,
+        ("images", "too large", "decompression bomb", "MAX_IMAGE_PIXELS"),
+    ),
+    Case(
+        "csv-field-over-128KiB",
+        _with(_csv_long_field, "train", "mlp", "--data", "{tmp}/long.csv", "--out", "{tmp}/r"),
+        2,
+        ("long.csv", "row 2", "131072 characters"),
+    ),
+    Case(
+        "nproc-not-data-parallel",
+        ("train", "rbm", "--data", "digits", "--nproc", "2", "--out", "{tmp}/r"),
+        2,
+        ("RBM does not train data-parallel", "--nproc"),
+        _nothing_at("r"),
+    ),
+    Case("serve-port-in-use", _port_in_use, 2, ("cannot listen on 127.0.0.1:", "in use", "--port"), _close_port),
+]
+
+
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
     try:

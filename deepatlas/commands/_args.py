@@ -20,6 +20,22 @@ def params_from_set(items: list[str] | None) -> dict:
     return params
 
 
+def seed_arg(text: str) -> int:
+    """``--seed``'s type: an int in [0, 2**32 - 1] (the range every library accepts), checked
+    before any work starts."""
+    from deepatlas._validation import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an int in the range [0, {MAX_SEED}]. Got {text!r} instead."
+        ) from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an int in the range [0, {MAX_SEED}]. Got {value} instead.")
+    return value
+
+
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--data", required=required, metavar="D", help="built-in dataset (name[:key=value,...]) or a file/folder path"
@@ -45,7 +61,7 @@ def add_param_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="shortcut for --set lr=X")
     p.add_argument("--batch-size", type=int, help="shortcut for --set batch_size=B")
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed for the model and for splitting user files (default 0)"
+        "--seed", type=seed_arg, default=0, help="random seed for the model and for splitting user files (default 0)"
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatlas.commands._args import add_data_args
+from deepatlas.commands._args import add_data_args, seed_arg
 from deepatlas.errors import InputError
 
 
@@ -89,6 +89,6 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--split", choices=("test", "val", "train"), default="test", help="which split to score (default test)"
     )
-    p.add_argument("--seed", type=int, default=None, help="split seed for user files (default: the run's own)")
+    p.add_argument("--seed", type=seed_arg, default=None, help="split seed for user files (default: the run's own)")
     p.add_argument("--out", metavar="DIR", help="where to write the results (default: the run directory)")
     p.set_defaults(func=cmd_evaluate)

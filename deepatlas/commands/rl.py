@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from deepatlas._optional import require
+from deepatlas.commands._args import seed_arg
 from deepatlas.errors import InputError
 
 DEFAULT_STEPS = 50_000
@@ -184,7 +185,7 @@ def add_parser(sub) -> None:
     t.add_argument("algo", help="agent name: dqn, reinforce, a2c, ppo")
     t.add_argument("--env", default="CartPole-v1", help="Gymnasium environment id (default CartPole-v1)")
     t.add_argument("--steps", type=int, help=f"environment steps (default: the preset's, else {DEFAULT_STEPS:,})")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
     t.add_argument(
         "--set",
         action="append",
@@ -200,7 +201,9 @@ def add_parser(sub) -> None:
     e = rl.add_parser("evaluate", help="mean return of a trained agent over fresh episodes")
     e.add_argument("run", help="run directory")
     e.add_argument("--episodes", type=int, default=20, help="episodes (default 20)")
-    e.add_argument("--seed", type=int, default=None, help="seed of the first episode (default: agent seed + 10000)")
+    e.add_argument(
+        "--seed", type=seed_arg, default=None, help="seed of the first episode (default: agent seed + 10000)"
+    )
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
     e.set_defaults(func=cmd_evaluate)
 
@@ -209,5 +212,5 @@ def add_parser(sub) -> None:
     r.add_argument("--out", metavar="FILE", help="GIF to write (default RUN/episode.gif)")
     r.add_argument("--episodes", type=int, default=1, help="episodes to film (default 1)")
     r.add_argument("--every", type=int, default=2, help="keep every N-th frame (default 2)")
-    r.add_argument("--seed", type=int, default=None, help="seed of the first episode")
+    r.add_argument("--seed", type=seed_arg, default=None, help="seed of the first episode")
     r.set_defaults(func=cmd_record)

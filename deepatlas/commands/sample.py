@@ -7,6 +7,7 @@ summary (e.g. the file written, or the generated text itself).
 
 from __future__ import annotations
 
+from deepatlas.commands._args import seed_arg
 from deepatlas.errors import InputError
 
 
@@ -42,5 +43,5 @@ def add_parser(sub) -> None:
     p.add_argument("--prompt", help="text to start from (language models)")
     p.add_argument("--label", help="class to condition on (conditional models)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (language models)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_sample)

@@ -6,6 +6,7 @@ endpoints and the request checks.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import sys
 
@@ -25,6 +26,25 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let it go, so that a port in use (or an address that is not
+    this machine's) is one line before the server says "serving on ..."."""
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"--host {host!r} is not an address of this machine: {exc}.") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            hint = "; another program is serving there: pick another --port" if exc.errno == errno.EADDRINUSE else ""
+            raise InputError(f"cannot listen on {host}:{port}: {why}{hint}.") from None
+
+
 def cmd_serve(args) -> int:
     require("serve", "deepatlas serve")
     from deepatlas.serving import create_app
@@ -41,6 +61,7 @@ def cmd_serve(args) -> int:
         threads=args.threads,
         part=args.part,
     )
+    check_port(args.host, args.port)  # before "serving on ...": a port in use is one line, exit 2
     if not _is_loopback(args.host):
         print(f"warning: --host {args.host} makes the model reachable from other machines", file=sys.stderr)
     import uvicorn

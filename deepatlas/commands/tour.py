@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from deepatlas.commands._args import seed_arg
+
 TOUR = [
     ("perceptron", "blobs", "a perceptron separates linearly separable data"),
     ("perceptron", "xor", "...and cannot solve XOR (no line separates it)"),
@@ -41,5 +43,5 @@ def cmd_tour(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("tour", help="train a few models on built-in data and print their scores (a few minutes)")
     p.add_argument("--quick", action="store_true", help="skip the slower MNIST-1D step")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.set_defaults(func=cmd_tour)

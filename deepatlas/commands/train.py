@@ -51,6 +51,12 @@ def cmd_train(args) -> int:
                 "an .npz with X and y, or a built-in dataset."
             )
     model = build_model(args.model, ds.task, params)
+    # Every parameter (and, for --nproc, data-parallel training) is checked here, before the run
+    # directory is claimed and before torchrun starts N copies that would each fail alike.
+    if hasattr(model, "_validate_params"):
+        model._validate_params()
+        if args.nproc is not None and not getattr(model, "_data_parallel", True):
+            raise InputError(model._not_data_parallel())
     if not worker:
         note = claim_run_dir(
             out, run_settings(model, ds, args.data, args.seed), resume=args.resume, overwrite=args.overwrite

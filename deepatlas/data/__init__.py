@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from deepatlas._validation import suggest
+from deepatlas._validation import check_seed, suggest
 from deepatlas.data import files
 from deepatlas.data.core import (
     _DATASETS,
@@ -54,6 +54,7 @@ def load_dataset(
     """
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"data must be a dataset name or a file path. Got {spec!r} instead.")
+    check_seed(seed, "The split seed")
     if files.looks_like_path(spec):
         return files.load_file(spec, target=target, task=task, seed=seed, text=text)
     _ensure_loaded()
@@ -69,6 +70,8 @@ def load_dataset(
         if key not in accepted:
             hint = suggest(key, accepted) or f" Options: {', '.join(accepted) or 'none'}."
             raise InputError(f"Unknown option {key!r} for dataset {name!r}.{hint}")
+    if "seed" in options:
+        check_seed(options["seed"], f"Dataset option 'seed' of {name!r}")
     ds = loader(**options)
     ds.name = spec
     return ds

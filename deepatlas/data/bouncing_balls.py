@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.data.core import Dataset, register_dataset, split
+from deepatlas.data.core import Dataset, check_size, register_dataset, split
 from deepatlas.errors import InputError
 
 BOX = 10.0  # side of the box, in the units of the radius and the speed
@@ -134,6 +134,9 @@ def bouncing_balls(n: int = 400, T: int = 30, size: int = 15, balls: int = 3, ra
     n, T, size, balls = _check("n", n, 10), _check("T", T, 2), _check("size", size, 4), _check("balls", balls, 1)
     if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0.2 <= radius <= 3.0:
         raise InputError(f"Dataset option 'radius' must be a number in [0.2, 3]. Got {radius!r} instead.")
+    # float32 frames (and the split's copies), the simulated paths, one sequence's float64 distances
+    nbytes = 12 * n * T * size * size + 32 * n * T * balls + 24 * T * balls * size * size
+    check_size("bouncing-balls", nbytes, {"n": n, "T": T, "size": size, "balls": balls})
     X = make_bouncing_balls(n, T, size, balls, np.random.default_rng(seed), float(radius))
     Xtr, _, Xva, _, Xte, _ = split(X, None, seed=seed, stratify=False)
     return Dataset(

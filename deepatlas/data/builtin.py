@@ -12,13 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from deepatlas._io import atomic_savez
-from deepatlas.data.core import Dataset, register_dataset, split
+from deepatlas.data.core import Dataset, check_size, register_dataset, split
 from deepatlas.errors import InputError
 
 
-def _check_n(n: int, minimum: int = 20) -> int:
+def _check_n(n: int, minimum: int = 20, name: str = "n") -> int:
     if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
-        raise InputError(f"Dataset option 'n' must be an int >= {minimum}. Got {n!r} instead.")
+        raise InputError(f"Dataset option {name!r} must be an int >= {minimum}. Got {n!r} instead.")
+    return n
+
+
+def _points(name: str, n: int, features: int = 2, **options) -> int:
+    """``n`` checked, and refused when ``n`` points of ``features`` numbers are too many."""
+    n = _check_n(n)
+    check_size(name, 64 * n * (features + 1), {"n": n, **options})
     return n
 
 
@@ -103,7 +110,7 @@ def mnist1d() -> Dataset:
 )
 def xor(n: int = 400, noise: float = 0.25, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
-    n, noise = _check_n(n), _check_noise(noise)
+    n, noise = _points("xor", n), _check_noise(noise)
     corners = rng.integers(0, 2, size=(n, 2))
     X = (corners * 2 - 1) + noise * rng.standard_normal((n, 2))
     y = (corners[:, 0] ^ corners[:, 1]).astype(np.int64)
@@ -114,7 +121,7 @@ def xor(n: int = 400, noise: float = 0.25, seed: int = 0) -> Dataset:
 def circles(n: int = 400, noise: float = 0.1, factor: float = 0.5, seed: int = 0) -> Dataset:
     from sklearn.datasets import make_circles
 
-    X, y = make_circles(_check_n(n), noise=_check_noise(noise), factor=factor, random_state=seed)
+    X, y = make_circles(_points("circles", n), noise=_check_noise(noise), factor=factor, random_state=seed)
     return _from_arrays("circles", "classification", X.astype(np.float32), y.astype(np.int64), "circles", seed)
 
 
@@ -122,14 +129,15 @@ def circles(n: int = 400, noise: float = 0.1, factor: float = 0.5, seed: int = 0
 def moons(n: int = 400, noise: float = 0.2, seed: int = 0) -> Dataset:
     from sklearn.datasets import make_moons
 
-    X, y = make_moons(_check_n(n), noise=_check_noise(noise), random_state=seed)
+    X, y = make_moons(_points("moons", n), noise=_check_noise(noise), random_state=seed)
     return _from_arrays("moons", "classification", X.astype(np.float32), y.astype(np.int64), "moons", seed)
 
 
 @register_dataset("blobs", task="classification", description="two well-separated Gaussian blobs (linearly separable)")
 def blobs(n: int = 400, n_features: int = 2, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
-    n = _check_n(n)
+    n_features = _check_n(n_features, 1, "n_features")
+    n = _points("blobs", n, n_features, n_features=n_features)
     y = rng.integers(0, 2, size=n).astype(np.int64)
     centers = np.zeros((2, n_features))
     centers[0, 0], centers[1, 0] = -3.0, 3.0
@@ -140,7 +148,7 @@ def blobs(n: int = 400, n_features: int = 2, seed: int = 0) -> Dataset:
 @register_dataset("spirals", task="classification", description="two interleaved spirals (needs a non-linear model)")
 def spirals(n: int = 600, noise: float = 0.05, turns: float = 1.5, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
-    n, noise = _check_n(n), _check_noise(noise)
+    n, noise = _points("spirals", n), _check_noise(noise)
     y = rng.integers(0, 2, size=n).astype(np.int64)
     t = np.sqrt(rng.uniform(0.05, 1.0, size=n)) * turns * 2 * np.pi
     r = t / (turns * 2 * np.pi)

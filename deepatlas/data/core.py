@@ -6,6 +6,8 @@ this module imports none of them, so the package has no import cycle."""
 from __future__ import annotations
 
 import ast
+import csv
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,66 @@ import numpy as np
 from deepatlas.errors import InputError
 
 TASKS = ("classification", "regression", "tagging", "generative", "sequence", "text", "ratings")
+
+MAX_DATA_BYTES = 4 * 2**30
+"""The most memory a built-in dataset's options may ask for: 4 GiB, estimated from the options
+(the arrays built, their temporaries included) before anything is allocated, so that
+``adding:T=100000000`` is refused in one line instead of exhausting memory. The environment
+variable ``DEEPATLAS_MAX_DATA_BYTES`` (a number of bytes) overrides it."""
+
+
+def max_data_bytes() -> int:
+    raw = os.environ.get("DEEPATLAS_MAX_DATA_BYTES")
+    if raw is None:
+        return MAX_DATA_BYTES
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise InputError(f"DEEPATLAS_MAX_DATA_BYTES must be a number of bytes. Got {raw!r} instead.") from None
+
+
+def check_size(name: str, nbytes: int, options: dict[str, Any]) -> None:
+    """Refuse a built-in dataset whose ``options`` would take about ``nbytes`` of memory, over
+    :data:`MAX_DATA_BYTES`, with one line naming the options and the limit."""
+    given = ",".join(f"{k}={v}" for k, v in options.items())
+    check_memory(f"Dataset '{name}:{given}'", nbytes, "use smaller options")
+
+
+def check_memory(what: str, nbytes: int, fix: str) -> None:
+    """One line when ``what`` would take ``nbytes`` of memory, over :data:`MAX_DATA_BYTES`."""
+    limit = max_data_bytes()
+    if nbytes > limit:
+        raise InputError(
+            f"{what} would take about {_gib(nbytes)} of memory, over the limit of {_gib(limit)}; "
+            f"{fix} (or raise the limit with DEEPATLAS_MAX_DATA_BYTES=<bytes>)."
+        )
+
+
+def csv_rows(lines, where: str, delimiter: str = ",") -> list[list[str]]:
+    """The non-blank rows of CSV text (``lines``: an open file or an iterable of lines). A row
+    that the reader refuses, such as one with a field over ``csv.field_size_limit()`` (128 KiB),
+    is one line naming ``where`` (the file) and the row, not a traceback."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    rows: list[list[str]] = []
+    n = 0
+    try:
+        for row in reader:
+            n += 1
+            if any(c.strip() for c in row):
+                rows.append(row)
+    except csv.Error as exc:
+        text = str(exc)
+        if "field larger than field limit" in text:
+            text = f"a field is longer than {csv.field_size_limit()} characters, the CSV reader's limit"
+        raise InputError(f"{where}: row {n + 1} (line {reader.line_num}) cannot be read: {text}.") from None
+    return rows
+
+
+def _gib(nbytes: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes} bytes"
 
 
 @dataclass

@@ -5,7 +5,6 @@ Every problem is reported as one line that names the file and what is wrong with
 
 from __future__ import annotations
 
-import csv
 import gzip
 import math
 import os
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatlas.data.core import Dataset, infer_task, parse_number, read_npz, split
+from deepatlas.data.core import Dataset, check_memory, csv_rows, infer_task, parse_number, read_npz, split
 from deepatlas.data.ratings import has_ratings_header, load_ratings_csv
 from deepatlas.data.sequences import load_sequence_npz, load_text_file
 from deepatlas.errors import InputError
@@ -85,7 +84,7 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True,
             sample = f.read(4096)
             f.seek(0)
             delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
-            rows = [r for r in csv.reader(f, delimiter=delimiter) if any(c.strip() for c in r)]
+            rows = csv_rows(f, f"Data file {str(path)!r}", delimiter)
     except UnicodeDecodeError:
         raise InputError(f"Data file {str(path)!r} is not UTF-8 text.") from None
     except OSError as exc:
@@ -189,8 +188,21 @@ def read_idx_pair(images_path: Path):
 
 
 def read_image_folder(root: Path):
-    """A folder with one sub-folder per class, each holding images of one common size."""
+    """A folder with one sub-folder per class, each holding images of one common size.
+
+    An image over Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb) is refused, and so
+    is a folder whose images together exceed the data limit (:data:`~deepatlas.data.core.MAX_DATA_BYTES`)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return _read_images(root, Image, UnidentifiedImageError)
+
+
+def _read_images(root: Path, Image, UnidentifiedImageError):
+    too_big = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
@@ -203,6 +215,8 @@ def read_image_folder(root: Path):
         raise InputError(f"Data folder {str(root)!r} contains no images ({', '.join(sorted(_IMAGE_EXTENSIONS))}).")
     try:
         modes = {Image.open(f).mode for _, f in files[:50]}
+    except too_big as exc:
+        raise InputError(f"Data folder {str(root)!r}: an image is too large to read: {_bomb(exc)}") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"Data folder {str(root)!r}: an image cannot be read: {exc}.") from None
     mode = "L" if modes <= {"L", "1", "I", "I;16", "F"} else "RGB"
@@ -211,10 +225,14 @@ def read_image_folder(root: Path):
             with Image.open(f) as im:
                 im = im.convert(mode)
                 arr = np.asarray(im, dtype=np.float32) / 255.0
+        except too_big as exc:
+            raise InputError(f"Image {str(f)!r} is too large to read: {_bomb(exc)}") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError(f"Image {str(f)!r} cannot be read: {exc}.") from None
         if size is None:
             size = arr.shape
+            what = f"Data folder {str(root)!r} ({len(files)} images of {arr.shape[1]}x{arr.shape[0]})"
+            check_memory(what, 2 * len(files) * arr.nbytes, "use fewer or smaller images")
         elif arr.shape != size:
             raise InputError(
                 f"Image {str(f)!r} is {arr.shape[1]}x{arr.shape[0]}, but earlier images are {size[1]}x{size[0]}; resize them to one size."
@@ -222,3 +240,8 @@ def read_image_folder(root: Path):
         images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
         labels.append(label)
     return np.stack(images), np.array(labels), classes
+
+
+def _bomb(exc: Exception) -> str:
+    """Pillow's decompression-bomb message, with the way to raise its limit."""
+    return f"{str(exc).rstrip('.')} (see Pillow's Image.MAX_IMAGE_PIXELS); resize it, or raise that limit in Python."

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.data.core import Dataset, register_dataset, split
+from deepatlas.data.core import Dataset, check_size, register_dataset, split
 from deepatlas.errors import InputError
 
 
@@ -34,6 +34,7 @@ def _mixture(name: str, modes: np.ndarray, sigma: float, n, seed, description: s
         raise InputError(f"Dataset option 'n' must be an int >= 100. Got {n!r} instead.")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InputError(f"Dataset option 'seed' must be an int >= 0. Got {seed!r} instead.")
+    check_size(name, 100 * n, {"n": n})
     rng = np.random.default_rng(seed)
     y = rng.integers(0, len(modes), size=n).astype(np.int64)  # equal mixture weights
     X = (modes[y] + sigma * rng.standard_normal((n, 2))).astype(np.float32)  # (n, 2)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatlas.data.core import Dataset, parse_number, register_dataset
+from deepatlas.data.core import Dataset, check_size, csv_rows, parse_number, register_dataset
 from deepatlas.errors import InputError
 
 RATINGS_HEADER = ("user", "item", "rating")
@@ -159,6 +159,8 @@ def ratings(
     ok = isinstance(noise, (int, float)) and not isinstance(noise, bool) and noise >= 0
     _check("noise", noise, ok, "a float >= 0")
     _int("seed", seed, 0)
+    # the (users, items) float64 keys and their argsort, and the ratings drawn
+    check_size("ratings", 40 * n_users * n_items, {"n_users": n_users, "n_items": n_items})
     users, items, y = make_ratings(
         n_users, n_items, rank, float(ratings_per_user), float(noise), np.random.default_rng(seed)
     )
@@ -217,7 +219,7 @@ def has_ratings_header(path: Path) -> bool:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), [])
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, csv.Error):
         return False
     return tuple(h.strip().lower() for h in header) == RATINGS_HEADER
 
@@ -230,7 +232,7 @@ def load_ratings_csv(path: str | Path, *, seed: int = 0) -> Dataset:
     where = f"Data file {str(p)!r}"
     try:
         with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+            rows = csv_rows(f, where)
     except UnicodeDecodeError:
         raise InputError(f"{where} is not UTF-8 text.") from None
     except OSError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.data.core import Dataset, register_dataset, split
+from deepatlas.data.core import Dataset, check_size, register_dataset, split
 from deepatlas.errors import InputError
 
 _GOOD = ("great", "lovely", "fine", "superb")
@@ -23,6 +23,7 @@ _BAD = ("awful", "boring", "poor", "dull")
 def reviews(n: int = 400, seed: int = 0) -> Dataset:
     if not isinstance(n, int) or isinstance(n, bool) or n < 20:
         raise InputError(f"Dataset option 'n' must be an int >= 20. Got {n!r} instead.")
+    check_size("reviews", 400 * n, {"n": n})  # a Python string and a fixed-width copy per review
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, n)
     docs = [

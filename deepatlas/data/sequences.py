@@ -24,13 +24,12 @@ one string per sequence to transcribe (CTC).
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
-from deepatlas.data.core import Dataset, infer_task, read_npz, register_dataset, split
+from deepatlas.data.core import Dataset, check_size, csv_rows, infer_task, read_npz, register_dataset, split
 from deepatlas.errors import InputError
 
 
@@ -62,6 +61,7 @@ def make_adding(n: int, T: int, rng: np.random.Generator) -> tuple[np.ndarray, n
 )
 def adding(T: int = 100, n: int = 10000, seed: int = 0) -> Dataset:
     T, n = _check_int("T", T, 2), _check_int("n", n, 20)
+    check_size("adding", 48 * n * T, {"T": T, "n": n})  # float64 values, markers, stack; float32 X
     X, y = make_adding(n, T, np.random.default_rng(seed))
     parts = split(X, y, seed=seed, stratify=False)
     return Dataset(
@@ -96,6 +96,7 @@ def make_copy(n: int, T: int, rng: np.random.Generator, n_symbols: int = 8, leng
 )
 def copy(T: int = 20, n: int = 4000, seed: int = 0) -> Dataset:
     T, n = _check_int("T", T, 1), _check_int("n", n, 20)
+    check_size("copy", 100 * n * (T + 20), {"T": T, "n": n})  # int64 inputs, targets; one-hot float32 X
     X, y = make_copy(n, T, np.random.default_rng(seed))
     parts = split(X, y, seed=seed, stratify=False)
     # A memoryless model emits blanks, then guesses among 8 symbols: 10 * ln 8 nats per sequence.
@@ -137,6 +138,7 @@ def digit_strings(n: int = 6000, max_digits: int = 5, seed: int = 0) -> Dataset:
     from sklearn.datasets import load_digits
 
     n, max_digits = _check_int("n", n, 20), _check_int("max_digits", max_digits, 1)
+    check_size("digit-strings", 64 * n * (11 * max_digits + 1), {"n": n, "max_digits": max_digits})
     data = load_digits()
     images = (data.images / 16.0).astype(np.float32)
     # Split the digit images first, so test strings are written with digits never seen in training.
@@ -201,7 +203,7 @@ def load_text_file(path: str | Path, *, text: str, target=None, task=None, seed:
         return _text_splits(str(p), read_text(p), f"text corpus from {p}", seed)
     raw = read_text(p).lstrip("\ufeff")
     delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
-    rows = [r for r in csv.reader(raw.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
+    rows = csv_rows(raw.splitlines(), f"Data file {str(p)!r}", delimiter)
     if len(rows) < 2:
         raise InputError(f"Data file {str(p)!r} needs a header row and data rows.")
     header = [h.strip() for h in rows[0]]

@@ -134,15 +134,33 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Re-run this ``deepatlas`` command under ``torchrun`` with ``nproc`` local processes."""
     if nproc < 1:
         raise InputError(f"--nproc must be a positive int. Got {nproc} instead.")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "deepatlas",
-        *argv,
-    ]
+    args = ["--standalone", f"--nproc-per-node={nproc}", "-m", "deepatlas", *argv]
+    code = f"import sys; from deepatlas.training.distributed import run_torchrun; sys.exit(run_torchrun({args!r}))"
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    return subprocess.call(cmd, env=env)
+    return subprocess.call([sys.executable, "-c", code], env=env)
+
+
+def run_torchrun(args: list[str]) -> int:
+    """torchrun (``torch.distributed.run``) with ``args``, without its traceback and failure
+    report: when a rank meets a user error it says so in one line (rank 0) and exits 2, and so
+    does this launcher, silently; any other failure of a rank (whose own traceback is above)
+    ends in one line here and exit 1."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(args))
+    except ChildFailedError as exc:
+        codes = {r: f.exitcode for r, f in exc.failures.items()}
+        if 2 in codes.values():
+            return 2
+        first, failure = exc.get_first_failure()
+        print(
+            f"deepatlas: error: distributed training failed: rank {first} exited with status {failure.exitcode}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
