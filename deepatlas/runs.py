@@ -91,22 +91,9 @@ def _non_empty(out: Path) -> bool:
 
 
 def _checkpoint_problem(out: Path) -> str | None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from deepatlas.training.callbacks import checkpoint_problem
 
-    for name in _CHECKPOINT:
-        if not (out / name).is_file():
-            return f"{name} is missing"
-    try:
-        meta = read_json(out / "checkpoint.json")
-        int(meta["epoch"]), list(meta["history"]), dict(meta["optimizer"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"checkpoint.json cannot be read ({type(exc).__name__})"
-    try:
-        load_file(str(out / "checkpoint.safetensors"))
-    except (SafetensorError, OSError, ValueError) as exc:
-        return f"checkpoint.safetensors cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-    return None
+    return checkpoint_problem(out)
 
 
 def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
@@ -138,9 +125,7 @@ def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
                 "Train into another directory, or pass --overwrite instead to move it aside and start again."
             )
         if not _has_checkpoint(out):
-            raise InputError(
-                f"--resume: --out {shown} holds no checkpoint (checkpoint.safetensors, checkpoint.json) to continue from."
-            )
+            raise InputError(f"--resume: --out {shown} holds no checkpoint (checkpoint.safetensors) to continue from.")
         problem = _checkpoint_problem(out)
         if problem:
             raise InputError(

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from safetensors.torch import load_file
+import torch
+from safetensors.torch import load_file, save_file
 
 ERR = "deepatlas train: error: "
 BASE = ["train", "mlp", "--data", "xor", "--epochs", "4", "--set", "early_stopping=False", "--quiet"]
@@ -34,7 +35,7 @@ def _interrupted(out, stop: int, *extra: str):
         [sys.executable, "-c", _INTERRUPT, str(stop), *BASE, "--out", str(out), *extra], capture_output=True, text=True
     )
     assert proc.returncode == 130, proc.stderr
-    assert (out / "checkpoint.json").exists() and not (out / "metrics.json").exists()
+    assert (out / "checkpoint.safetensors").exists() and not (out / "metrics.json").exists()
 
 
 def _snapshot(folder) -> dict:
@@ -114,8 +115,7 @@ def test_resume_needs_a_checkpoint(cli, tmp_path, user_folder):
     before = _snapshot(user_folder)
     _refused(
         cli(*BASE, "--out", str(user_folder), "--resume"),
-        f"--resume: --out {str(user_folder)!r} holds no checkpoint (checkpoint.safetensors, checkpoint.json) "
-        "to continue from.",
+        f"--resume: --out {str(user_folder)!r} holds no checkpoint (checkpoint.safetensors) to continue from.",
     )
     assert _snapshot(user_folder) == before
     missing = tmp_path / "nowhere"
@@ -160,13 +160,15 @@ def test_resume_refuses_a_damaged_checkpoint(cli, tmp_path):
     assert line.endswith(
         "). Train into another directory, or pass --overwrite instead to move it aside and start again."
     )
-    (out / "checkpoint.json").write_text('{"epoch": 2')
+    save_file({"rng": torch.zeros(1)}, weights, metadata={"deepatlas.checkpoint": '{"epoch": 2'})
+    before = _snapshot(out)
     _refused(
         cli(*BASE, "--out", str(out), "--resume"),
-        f"--resume: the checkpoint in --out {str(out)!r} is damaged: checkpoint.json cannot be read "
-        "(JSONDecodeError). Train into another directory, or pass --overwrite instead to move it aside and start again.",
+        f"--resume: the checkpoint in --out {str(out)!r} is damaged: checkpoint.safetensors (its metadata) cannot "
+        "be read (JSONDecodeError). Train into another directory, or pass --overwrite instead to move it aside and "
+        "start again.",
     )
-    assert _snapshot(out) == {**before, "checkpoint.json": b'{"epoch": 2'}
+    assert _snapshot(out) == before
 
 
 def test_resume_of_an_interrupted_run_matches_the_uninterrupted_run(cli, tmp_path):

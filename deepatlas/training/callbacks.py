@@ -1,7 +1,10 @@
 """Callbacks: progress bar, early stopping, per-epoch checkpoints.
 
 A callback sees the :class:`~deepatlas.training.loop.TrainingLoop` once per epoch, so none of
-them costs anything on the per-step path.
+them costs anything on the per-step path. A callback that holds state across epochs (early
+stopping's best score, weights and patience counter) has a ``state_dict()`` /
+``load_state_dict()`` pair; the checkpoint saves it, so a resumed run decides as the
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ import torch
 
 
 class Callback:
+    """Hooks called by the loop. A callback with state across epochs also defines
+    ``state_dict() -> dict`` (values: JSON, a tensor, or a dict of tensors) and
+    ``load_state_dict(state)``; :class:`Checkpoint` saves it and :func:`restore_checkpoint`
+    gives it back."""
+
     def on_train_begin(self, loop) -> None: ...
 
     def on_epoch_end(self, loop, epoch: int, logs: dict) -> None: ...
@@ -81,12 +89,25 @@ class EarlyStopping(Callback):
             loop.module.load_state_dict(self.best_state)
             loop.best_epoch = self.best_epoch + 1
 
+    def state_dict(self) -> dict:
+        best = None if self.best == float("inf") else self.best  # JSON has no infinity
+        return {"best": best, "best_epoch": self.best_epoch, "wait": self.wait, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float("inf") if state["best"] is None else float(state["best"])
+        self.best_epoch, self.wait = int(state["best_epoch"]), int(state["wait"])
+        self.best_state = state["best_state"]
+
 
 class Checkpoint(Callback):
-    """Write ``checkpoint.safetensors`` + ``checkpoint.json`` after every epoch, atomically.
+    """Write ``checkpoint.safetensors`` after every epoch, as one file replaced in one step.
 
-    The checkpoint holds the module, the optimiser state and the batch-order generator, so a run
-    resumed with :func:`restore` continues exactly as if it had never stopped.
+    The file holds the module, the optimiser state, the batch-order generator, the global RNG,
+    any state of the loop itself and of every callback with a ``state_dict`` (early stopping's
+    best weights among them) as tensors, and the epoch, history and the rest as JSON in its
+    ``metadata``. It is written beside the old one and renamed over it, so a run killed during
+    the save keeps the previous checkpoint; one resumed with :func:`restore_checkpoint`
+    continues exactly as if it had never stopped.
     """
 
     def __init__(self, directory: str | os.PathLike, every: int = 1) -> None:
@@ -96,6 +117,11 @@ class Checkpoint(Callback):
     def on_epoch_end(self, loop, epoch, logs) -> None:
         if (epoch + 1) % self.every == 0 or loop.stop_training:
             save_checkpoint(self.directory, loop, epoch + 1)
+
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+LEGACY_JSON = "checkpoint.json"  # the metadata of checkpoints written before it moved into the file
+_META_KEY = "deepatlas.checkpoint"
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -111,32 +137,122 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
+def _stateful_callbacks(loop) -> dict[str, Callback]:
+    """The loop's callbacks with state, named ``<class>.<n>`` (the n-th of that class), a name
+    that does not depend on callbacks without state inserted around them."""
+    named, seen = {}, {}
+    for cb in loop.callbacks:
+        if callable(getattr(cb, "state_dict", None)) and callable(getattr(cb, "load_state_dict", None)):
+            cls = type(cb).__name__
+            seen[cls] = seen.get(cls, -1) + 1
+            named[f"{cls}.{seen[cls]}"] = cb
+    return named
+
+
+def _callback_states(loop) -> tuple[dict[str, torch.Tensor], dict]:
+    """Every stateful callback's state: tensors under ``callback.<name>.<key>[.<sub>]``, the
+    rest as JSON, with a note of which keys were tensors."""
+    tensors, meta = {}, {}
+    for name, cb in _stateful_callbacks(loop).items():
+        values, kinds = {}, {}
+        for key, value in cb.state_dict().items():
+            prefix = f"callback.{name}.{key}"
+            if isinstance(value, torch.Tensor):
+                tensors[prefix] = value.detach().cpu().contiguous()
+                kinds[key] = "tensor"
+            elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+                tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in value.items()})
+                kinds[key] = list(value)
+            else:
+                values[key] = value
+        meta[name] = {"values": values, "tensors": kinds}
+    return tensors, meta
+
+
 def save_checkpoint(directory: Path, loop, epoch: int) -> None:
     from safetensors.torch import save_file
 
-    from deepatlas._io import atomic_path, atomic_write_text
+    from deepatlas._io import atomic_path
 
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in loop.module.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_tensors(loop.optimizer)
     tensors.update(opt_tensors)
     tensors["rng"] = loop.generator.get_state()
     tensors["torch_rng"] = torch.get_rng_state()  # dropout masks and other global draws
-    with atomic_path(directory / "checkpoint.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    meta = {"epoch": epoch, "history": loop.history, "optimizer": opt_meta}
-    atomic_write_text(directory / "checkpoint.json", json.dumps(meta))
+    device = next(loop.module.parameters()).device
+    if device.type == "cuda":
+        tensors["cuda_rng"] = torch.cuda.get_rng_state(device)
+    tensors.update({f"loop.{k}": v.detach().cpu().contiguous() for k, v in loop.extra_state().items()})
+    cb_tensors, cb_meta = _callback_states(loop)
+    tensors.update(cb_tensors)
+    meta = {
+        "epoch": epoch,
+        "history": loop.history,
+        "optimizer": opt_meta,
+        "stopped": bool(loop.stop_training),
+        "callbacks": cb_meta,
+    }
+    with atomic_path(directory / CHECKPOINT_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
+    (directory / LEGACY_JSON).unlink(missing_ok=True)  # an older run's metadata, now superseded
+
+
+def read_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(tensors, metadata)`` of the checkpoint in ``directory``; a checkpoint of the older
+    two-file format (``checkpoint.json`` beside the tensors) reads too, without callback state.
+    Raises ``FileNotFoundError`` when there is none and ``ValueError`` naming the file when it
+    is damaged."""
+    from safetensors import SafetensorError, safe_open
+
+    directory = Path(directory)
+    path = directory / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{CHECKPOINT_FILE} is missing")
+    try:
+        with safe_open(str(path), "pt") as f:
+            text = (f.metadata() or {}).get(_META_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{CHECKPOINT_FILE} cannot be read ({first})") from None
+    where = f"{CHECKPOINT_FILE} (its metadata)"
+    if text is None:  # the older format
+        where = LEGACY_JSON
+        if not (directory / LEGACY_JSON).is_file():
+            raise ValueError(f"{LEGACY_JSON} is missing")
+        try:
+            text = (directory / LEGACY_JSON).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where} cannot be read ({type(exc).__name__})") from None
+    try:
+        meta = json.loads(text)
+        int(meta["epoch"]), list(meta["history"]), dict(meta["optimizer"]), dict(meta.get("callbacks", {}))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where} cannot be read ({type(exc).__name__})") from None
+    missing = [k for k in ("rng", "torch_rng") if k not in tensors]
+    if missing:
+        raise ValueError(f"{CHECKPOINT_FILE} cannot be read (no tensor {missing[0]!r})")
+    return tensors, meta
+
+
+def checkpoint_problem(directory: str | os.PathLike) -> str | None:
+    """What is wrong with the checkpoint in ``directory`` (missing or damaged), or None."""
+    try:
+        read_checkpoint(directory)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def restore_checkpoint(directory: Path, loop) -> bool:
-    """Load a checkpoint written by :class:`Checkpoint` into ``loop``; False when there is none."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    if not (directory / "checkpoint.safetensors").exists() or not (directory / "checkpoint.json").exists():
+    """Load a checkpoint written by :class:`Checkpoint` into ``loop`` (module, optimiser, RNGs,
+    history, loop and callback state); False when there is none."""
+    try:
+        tensors, meta = read_checkpoint(directory)
+    except FileNotFoundError:
         return False
-    tensors = load_file(str(directory / "checkpoint.safetensors"))
-    meta = json.loads((directory / "checkpoint.json").read_text())
     device = next(loop.module.parameters()).device
     loop.module.load_state_dict({k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")})
     slots: dict[int, dict] = {}
@@ -150,6 +266,22 @@ def restore_checkpoint(directory: Path, loop) -> bool:
     loop.optimizer.load_state_dict({"state": slots, "param_groups": meta["optimizer"]["param_groups"]})
     loop.generator.set_state(tensors["rng"])
     torch.set_rng_state(tensors["torch_rng"])
+    if "cuda_rng" in tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["cuda_rng"], device)
+    loop.load_extra_state({k[len("loop.") :]: v.to(device) for k, v in tensors.items() if k.startswith("loop.")})
+    saved = meta.get("callbacks", {})
+    for name, cb in _stateful_callbacks(loop).items():
+        if name not in saved:
+            continue  # an older checkpoint, or a callback added since: it starts afresh
+        state = dict(saved[name]["values"])
+        for key, kind in saved[name]["tensors"].items():
+            prefix = f"callback.{name}.{key}"
+            if kind == "tensor":
+                state[key] = tensors[prefix].to(device)
+            else:
+                state[key] = {k: tensors[f"{prefix}.{k}"].to(device) for k in kind}
+        cb.load_state_dict(state)
     loop.history = meta["history"]
     loop.start_epoch = int(meta["epoch"])
+    loop.stop_training = bool(meta.get("stopped", False))  # early stopping had ended the run
     return True

@@ -150,6 +150,15 @@ class TrainingLoop:
         totals = distributed.all_reduce_sum(torch.stack(list(sums.values())).float()).tolist()
         return {k: v / max(n_total, 1) for k, v in zip(sums, totals)}
 
+    # -- checkpoints ----------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """Tensors of the loop's own that carry over from one epoch to the next (none here; a
+        subclass's running values), saved in the checkpoint."""
+        return {}
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back what :meth:`extra_state` gave (on the module's device)."""
+
     # -- the loop -----------------------------------------------------------------------------
     def run(
         self, X: torch.Tensor, y: torch.Tensor, X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None
@@ -159,8 +168,10 @@ class TrainingLoop:
         bs = min(self.batch_size, n)
         for cb in self.callbacks:
             cb.on_train_begin(self)
+        # A run resumed from the checkpoint of the epoch where early stopping ended it trains no more.
+        last = self.start_epoch if self.stop_training else self.epochs
         try:
-            for epoch in range(self.start_epoch, self.epochs):
+            for epoch in range(self.start_epoch, last):
                 self.module.train()
                 perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
                 if self.world > 1:  # this rank's share of the same permutation; equal shares

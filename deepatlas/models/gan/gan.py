@@ -138,6 +138,13 @@ class AdversarialLoop(TrainingLoop):
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.estimator._train_step(self, xb, yb)
 
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {"last_g_loss": self.last_g_loss}  # logged by critic-only batches of the next epoch
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        if "last_g_loss" in tensors:
+            self.last_g_loss = tensors["last_g_loss"]
+
 
 class LinearDecay(Callback):
     """Learning rates of both players fall linearly from ``lr`` to 0 over the epochs, as in
@@ -331,10 +338,10 @@ class GANBase(Estimator):
             callbacks=cbs,
             lr_for_messages=self.lr,
         )
-        if resume and checkpoint_dir is not None:
-            restore_checkpoint(checkpoint_dir, loop)
         start = time.perf_counter()
         with seeded(self.seed):
+            if resume and checkpoint_dir is not None:  # inside: the checkpoint's global RNG state wins
+                restore_checkpoint(checkpoint_dir, loop)
             self.history_ = loop.run(Xt, yt)
         self.fit_seconds_ = time.perf_counter() - start
         self.n_epochs_ = len(self.history_)
