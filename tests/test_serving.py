@@ -51,7 +51,14 @@ def test_metadata(client):
     meta = client.get("/v1/metadata").json()
     assert meta["input"] == {"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}
     assert meta["classes"] == list(range(10)) and meta["kind"] == "classifier"
-    assert meta["limits"] == {"max_batch": 8, "max_body_bytes": 20_000}
+    assert meta["limits"] == {
+        "max_batch": 8,
+        "max_body_bytes": 20_000,
+        "max_elements": 262_144,
+        "read_timeout_s": 10.0,
+        "max_header_bytes": 16_384,
+        "max_inferences": 2,
+    }
     assert meta["preprocessing_in_graph"] is True and meta["exported_with"].startswith("torch.onnx")
 
 

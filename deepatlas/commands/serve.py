@@ -53,26 +53,41 @@ def cmd_serve(args) -> int:
         raise InputError(f"--port must be an int in the range [0, 65535]. Got {args.port} instead.")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be a positive int. Got {args.threads} instead.")
+    if args.max_header_bytes < 1024:
+        raise InputError(f"--max-header-bytes must be an int >= 1024. Got {args.max_header_bytes} instead.")
     app = create_app(
         args.source,
         backend=args.backend,
         max_batch=args.max_batch,
         max_body_bytes=args.max_body_bytes,
+        max_elements=args.max_elements,
+        read_timeout=args.read_timeout,
+        max_header_bytes=args.max_header_bytes,
+        max_inferences=args.max_inferences,
         threads=args.threads,
         part=args.part,
     )
     check_port(args.host, args.port)  # before "serving on ...": a port in use is one line, exit 2
     if not _is_loopback(args.host):
         print(f"warning: --host {args.host} makes the model reachable from other machines", file=sys.stderr)
-    import uvicorn
+    from deepatlas.serving.server import run_server
 
     what = args.source if args.part is None else f"{args.source} ({args.part})"
     print(f"serving {what} with {args.backend} on http://{args.host}:{args.port}/v1/predict", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
+    run_server(
+        app,
+        args.host,
+        args.port,
+        read_timeout=args.read_timeout,
+        max_header_bytes=args.max_header_bytes,
+        log_level=args.log_level,
+        access_log=args.log_level == "debug",
+    )
     return 0
 
 
 def add_parser(sub) -> None:
+    from deepatlas.serving import limits as lim
     from deepatlas.serving.limits import MAX_BATCH, MAX_BODY_BYTES
 
     p = sub.add_parser("serve", help="serve a run or an ONNX file over HTTP (POST /v1/predict)")
@@ -84,6 +99,18 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-body-bytes", type=int, default=MAX_BODY_BYTES, help=f"largest request body ({MAX_BODY_BYTES})"
     )
+    for flag, kind, default, what in (  # the limits against heavy and slow clients (issue #29)
+        ("--max-elements", int, lim.MAX_ELEMENTS, "most input numbers per request, instances x sample size; 413 above"),
+        (
+            "--read-timeout",
+            float,
+            lim.READ_TIMEOUT_S,
+            "seconds for a request's headers, then its body; else closed/408",
+        ),
+        ("--max-header-bytes", int, lim.MAX_HEADER_BYTES, "largest request line + headers; 431 above"),
+        ("--max-inferences", int, lim.MAX_INFERENCES, "inferences run at once in worker threads; others wait"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=f"{what} ({default:g})")
     p.add_argument("--threads", type=int, help="threads for the model's runtime (default: the runtime's)")
     p.add_argument("--part", help="inference path of a run with several (e.g. an autoencoder's decoder)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))

@@ -11,7 +11,10 @@ Each instance is one sample in the model's sample shape (e.g. 64 numbers, or ``[
 for a 1x8x8 image), or, for a fixed multi-axis shape, the same values flattened. The request
 schema is built from the model's input shape, so every request is checked before the model runs:
 the shape, the type (JSON numbers only, no strings or booleans), finite values within float32's
-range, the batch size (``max_batch``) and the body size (``max_body_bytes``, 413 when larger).
+range, the batch size (``max_batch``), the body size (``max_body_bytes``, 413 when larger) and
+the compute budget (``max_elements`` input numbers per request, 413 above, refused before parsing).
+A body must arrive within ``read_timeout`` seconds (408 and the connection closed); inference runs
+in worker threads, ``max_inferences`` at once, so a long one does not stall ``/v1/health``.
 Wrong requests get a 4xx with a message; no request names a file on the server.
 
 A classifier's prediction is ``{"label": ..., "probabilities": {label: p, ...}}`` (a perceptron
@@ -21,6 +24,7 @@ gives ``scores``); a regressor's is ``{"value": ...}``; other models give their 
 # No ``from __future__ import annotations``: FastAPI must see the request model built at run time.
 from typing import Annotated, Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
@@ -28,21 +32,50 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 
 from deepatlas.serving.backends import Loaded, load_source
-from deepatlas.serving.limits import F32_MAX, MAX_BATCH, MAX_BODY_BYTES, MAX_DYNAMIC_LENGTH
+from deepatlas.serving.limits import (
+    F32_MAX,
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    MAX_DYNAMIC_LENGTH,
+    MAX_ELEMENTS,
+    MAX_HEADER_BYTES,
+    MAX_INFERENCES,
+    READ_TIMEOUT_S,
+)
 
 
 class BodySizeLimit:
-    """ASGI middleware: read the body up to ``max_bytes``; beyond it answer 413 without parsing."""
+    """ASGI middleware: read the body up to ``max_bytes`` within ``timeout`` seconds, before any
+    parsing. Beyond the size, or a body with more than ``max_elements`` numbers (counted by its
+    commas), answer 413; a body still incomplete after ``timeout`` s (shorter than its
+    Content-Length, or trickled) gets 408 and the connection is closed."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(
+        self,
+        app,
+        max_bytes: int,
+        timeout: float = READ_TIMEOUT_S,
+        max_elements: int | None = None,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ):
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout = float(timeout)
+        self.max_elements = max_elements
+        self.max_header_bytes = int(max_header_bytes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = scope.get("headers") or []
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        if size + sum(len(k) + len(v) + 4 for k, v in headers) > self.max_header_bytes:
+            # h11 bounds only headers that arrive in pieces; this bounds the complete ones too
+            detail = f"The request line and headers are larger than {self.max_header_bytes} bytes (--max-header-bytes)."
+            await _send_error(send, 431, detail, close=True)
+            return
+        length = dict(headers).get(b"content-length")
         if length is not None:
             if not length.isdigit():
                 await _send_error(send, 400, "Content-Length must be a non-negative integer.")
@@ -51,16 +84,25 @@ class BodySizeLimit:
                 await _send_error(send, 413, self._message())
                 return
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await _send_error(send, 413, self._message())
-                return
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(self.timeout) as scope_:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                if len(body) > self.max_bytes:
+                    await _send_error(send, 413, self._message())
+                    return
+                if not message.get("more_body", False):
+                    break
+        if scope_.cancelled_caught:
+            detail = f"The request body did not arrive within {self.timeout:g} s (--read-timeout)."
+            await _send_error(send, 408, detail, close=True)
+            return
+        if self.max_elements is not None and body.count(b",") >= self.max_elements:
+            # n numbers in one JSON array take n - 1 commas: a cheap bound, before parsing
+            await _send_error(send, 413, _budget_message(self.max_elements))
+            return
         replayed = False
 
         async def replay():
@@ -76,11 +118,17 @@ class BodySizeLimit:
         return f"The request body is larger than the limit of {self.max_bytes} bytes (--max-body-bytes)."
 
 
-async def _send_error(send, status: int, detail: str) -> None:
+def _budget_message(max_elements: int) -> str:
+    return f"The request has more than {max_elements} input numbers, the limit per request (--max-elements)."
+
+
+async def _send_error(send, status: int, detail: str, close: bool = False) -> None:
     import json
 
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the request may never come: the server closes the connection
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -166,6 +214,10 @@ def create_app(
     backend: str = "onnxruntime",
     max_batch: int = MAX_BATCH,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_elements: int = MAX_ELEMENTS,
+    read_timeout: float = READ_TIMEOUT_S,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    max_inferences: int = MAX_INFERENCES,
     threads: int | None = None,
     loaded: Loaded | None = None,
     part: str | None = None,
@@ -175,9 +227,12 @@ def create_app(
     from deepatlas import __version__
     from deepatlas.errors import InputError
 
-    for name, value in (("max_batch", max_batch), ("max_body_bytes", max_body_bytes)):
+    ints = ("max_batch", max_batch), ("max_body_bytes", max_body_bytes), ("max_elements", max_elements)
+    for name, value in (*ints, ("max_header_bytes", max_header_bytes), ("max_inferences", max_inferences)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive int. Got {value!r} instead.")
+    if isinstance(read_timeout, bool) or not isinstance(read_timeout, int | float) or not 0 < read_timeout < 1e6:
+        raise InputError(f"--read-timeout must be a positive number of seconds. Got {read_timeout!r} instead.")
     if loaded is None:
         loaded = load_source(source, backend=backend, threads=threads, part=part)
     info = loaded.info
@@ -192,7 +247,14 @@ def create_app(
         version=__version__,
         description=f"Serves {model_name or 'a model'} ({info.get('kind')}) with {loaded.backend.name}.",
     )
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=max_body_bytes,
+        timeout=read_timeout,
+        max_elements=max_elements,
+        max_header_bytes=max_header_bytes,
+    )
+    inferences = anyio.CapacityLimiter(max_inferences)  # worker threads; the event loop stays free
 
     @app.exception_handler(RequestValidationError)
     async def concise_validation_error(request, exc: RequestValidationError):
@@ -219,7 +281,14 @@ def create_app(
         "weights_sha256": info.get("weights_sha256"),  # of the run's model.safetensors the file came from
         "package_version": info.get("package_version"),
         "server_version": __version__,
-        "limits": {"max_batch": max_batch, "max_body_bytes": max_body_bytes},
+        "limits": {
+            "max_batch": max_batch,
+            "max_body_bytes": max_body_bytes,
+            "max_elements": max_elements,
+            "read_timeout_s": read_timeout,
+            "max_header_bytes": max_header_bytes,
+            "max_inferences": max_inferences,
+        },
     }
 
     @app.get("/v1/health", response_model=Health, summary="Liveness: the model is loaded")
@@ -235,19 +304,27 @@ def create_app(
         response_model=PredictResponse,
         summary="Predict a batch of instances",
         responses={
-            413: {"description": "The request body is larger than the limit"},
+            408: {"description": "The body did not arrive within the read timeout"},
+            413: {"description": "The request body is larger than the limit, or has more numbers than the budget"},
             422: {"description": "The instances do not fit the model's input (shape, type, finite values, batch size)"},
         },
     )
-    def predict(request: Request) -> PredictResponse:  # type: ignore[valid-type]
+    async def predict(request: Request) -> PredictResponse:  # type: ignore[valid-type]
+        # Validated on the event loop (bounded by --max-elements); converted and run in a worker
+        # thread, at most --max-inferences at once, so /v1/health answers during a long inference.
+        return await anyio.to_thread.run_sync(_predict, request.instances, limiter=inferences)
+
+    def _predict(instances) -> PredictResponse:
         try:
-            X = np.asarray(request.instances, dtype=np.dtype(dtype))
+            X = np.asarray(instances, dtype=np.dtype(dtype))
         except (ValueError, TypeError):
             raise HTTPException(422, "All instances in a request must have the same shape.") from None
         if n_flat is not None and X.ndim == 2 and len(sample_shape) > 1:
             X = X.reshape(len(X), *sample_shape)
         if X.ndim != 1 + len(sample_shape):
             raise HTTPException(422, f"Each instance must have shape {sample_shape}. Got {list(X.shape[1:])}.")
+        if X.size > max_elements:
+            raise HTTPException(413, _budget_message(max_elements))
         n = len(X)
         try:
             outputs = loaded.backend.run(np.ascontiguousarray(X))
