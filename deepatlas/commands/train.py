@@ -8,6 +8,7 @@ first); ``--resume`` refuses a folder without a checkpoint, a finished run and c
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ def cmd_train(args) -> int:
         model._validate_params()
         if args.nproc is not None and not getattr(model, "_data_parallel", True):
             raise InputError(model._not_data_parallel())
+    # A new run that fails before its first checkpoint leaves no folder behind to block a retry.
+    fresh = not worker and not args.resume and (args.overwrite or not out.exists() or not any(out.iterdir()))
     if not worker:
         note = claim_run_dir(
             out, run_settings(model, ds, args.data, args.seed), resume=args.resume, overwrite=args.overwrite
@@ -71,7 +74,12 @@ def cmd_train(args) -> int:
         return distributed.launch_torchrun(args.nproc, argv)
     if not args.quiet and hasattr(model, "verbose"):
         model.set_params(verbose=True)
-    metrics = train_run(model, ds, out, data_spec=args.data, seed=args.seed, resume=args.resume, quiet=args.quiet)
+    try:
+        metrics = train_run(model, ds, out, data_spec=args.data, seed=args.seed, resume=args.resume, quiet=args.quiet)
+    except BaseException:
+        if fresh and out.is_dir() and not (out / "checkpoint.safetensors").exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if not distributed.is_main_process():
         return 0
     if not args.quiet:
