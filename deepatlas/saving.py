@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from deepatlas._io import atomic_path, read_json, write_json
+from deepatlas._validation import validate_params
 from deepatlas.errors import InputError
 
 
@@ -182,6 +183,10 @@ def load(directory: str | os.PathLike):
     if "device" in params:
         params["device"] = "auto"  # a run trained on a GPU loads wherever this process runs
     estimator = cls(**params)
+    try:  # a hand-edited value (lr="fast") is named here, not deep inside a later predict
+        validate_params(estimator)
+    except DeepAtlasError as exc:
+        raise InputError(f"{where}: {exc}") from None
     try:
         estimator._restore_state(
             _Required(tensors, f"{weights_where} has no tensor"),

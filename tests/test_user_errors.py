@@ -206,6 +206,12 @@ CASES += [
         ("config.json", "unknown parameter", "'bogus'", "Perceptron"),
     ),
     Case(
+        "config-param-out-of-range",
+        lambda ctx: _predict(_config(ctx, lambda c: c["params"].update(lr="fast")), ctx),
+        2,
+        ("config.json", "The 'lr' parameter of Perceptron must be a float", "Got 'fast' instead"),
+    ),
+    Case(
         "config-fitted-missing-key",
         lambda ctx: _predict(_config(ctx, lambda c: c["fitted"].pop("classes_")), ctx),
         2,
