@@ -1,4 +1,5 @@
-"""The survey's claims, in our own words, with the IDs of shared/CLAIMS.md.
+"""The survey's claims, in our own words, under the short IDs the project uses for them
+(``K.tuning``, ``M.parallel``...): this table is the claim list the atlas runs.
 
 Each entry: (id, family, claim, experiment). The survey's sentences are never quoted; these are
 short restatements, and the experiment column says how the atlas tests each one.

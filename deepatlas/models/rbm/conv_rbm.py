@@ -16,13 +16,13 @@ import torch
 from sklearn.base import TransformerMixin
 from torch.nn import functional as F
 
-from deepatlas._validation import Boolean, Interval
+from deepatlas._validation import Interval
 from deepatlas.device import make_generator, resolve_device
 from deepatlas.errors import InputError
-from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
 from deepatlas.models.rbm.rbm import (
     _MONITOR_ROWS,
+    ContrastiveDivergence,
     check_unit_interval,
     one_thread,
     probe_accuracy,
@@ -40,7 +40,7 @@ from deepatlas.registry import register_model
 )
 @register_model("conv-rbm", task="generative", smoke={"data": "digits", "params": {"n_filters": 4, "epochs": 1}})
 @dataclass(eq=False, repr=False, kw_only=True)
-class ConvRBM(TransformerMixin, Estimator):
+class ConvRBM(TransformerMixin, ContrastiveDivergence):
     """Convolutional Bernoulli RBM: ``n_filters`` shared ``kernel_size`` filters over [0, 1] images.
 
     ``p(h_k = 1 | v) = sigmoid(conv(v, W_k) + c_k)`` gives one hidden map per filter ('valid'
@@ -64,35 +64,17 @@ class ConvRBM(TransformerMixin, Estimator):
     pool_size: int = 1
     """Max-pooling window applied to the hidden maps by ``transform``; 1 does not pool. Training is
     unaffected."""
-    k: int = 1
-    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
-    persistent: bool = True
-    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
-    False restarts them at the data batch every update (CD-k)."""
     lr: float = 0.5
     """Step size of the contrastive-divergence update, averaged over the batch and over positions (hence
     larger than a dense RBM's)."""
     momentum: float = 0.5
-    """Fraction of the previous update added to the next one; 0 turns momentum off."""
-    weight_decay: float = 0.0
-    """Weight shrinkage per update: the weights are multiplied by ``1 - lr * weight_decay`` (biases are not);
-    0 turns it off."""
     epochs: int = 10
-    """Passes over the training data (a fixed budget: no early stopping)."""
     batch_size: int = 32
-    """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
         "n_filters": Interval(int, 1, None),
         "kernel_size": Interval(int, 1, None),
         "pool_size": Interval(int, 1, None),
-        "k": Interval(int, 1, None),
-        "persistent": Boolean(),
-        "lr": Interval(float, 0, None, "neither"),
-        "momentum": Interval(float, 0, 1, "left"),
-        "weight_decay": Interval(float, 0, None),
-        "epochs": Interval(int, 1, None),
-        "batch_size": Interval(int, 1, None),
     }
 
     @staticmethod

@@ -30,11 +30,11 @@ from torch import nn
 from deepatlas._validation import Boolean, Interval, Options, TupleOf
 from deepatlas.device import make_generator
 from deepatlas.errors import InputError
-from deepatlas.estimator import Estimator
 from deepatlas.models.base import SupervisedClassifier, check_features
 from deepatlas.models.rbm.conv_rbm import ConvRBM
 from deepatlas.models.rbm.rbm import (
     RBM,
+    ContrastiveDivergence,
     GaussianRBM,
     check_unit_interval,
     one_thread,
@@ -82,7 +82,7 @@ def pretrain_stack(est, X: np.ndarray) -> list:
 
 # ---- the generative DBN -------------------------------------------------------------------------
 @dataclass(eq=False, repr=False, kw_only=True)
-class DBN(TransformerMixin, Estimator):
+class DBN(TransformerMixin, ContrastiveDivergence):
     """Deep belief network: a stack of RBMs trained greedily (Hinton, Osindero & Teh, 2006).
 
     ``transform`` runs the up pass (top-layer probabilities); ``sample`` runs Gibbs chains in the
@@ -100,33 +100,12 @@ class DBN(TransformerMixin, Estimator):
     visible: str = "bernoulli"
     """Units of the first RBM: ``bernoulli`` needs inputs in [0, 1]; ``gaussian`` takes real values (a
     Gaussian RBM that standardises them, trained at half the learning rate)."""
-    k: int = 1
-    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
-    persistent: bool = True
-    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
-    False restarts them at the data batch every update (CD-k)."""
-    lr: float = 0.05
-    """Step size of the contrastive-divergence update, averaged over the batch."""
-    momentum: float = 0.0
-    """Fraction of the previous update added to the next one; 0 turns momentum off."""
-    weight_decay: float = 0.0
-    """Weight shrinkage per update: the weights are multiplied by ``1 - lr * weight_decay`` (biases are not);
-    0 turns it off."""
     epochs: int = 20
     """Passes over the data for each RBM of the stack."""
-    batch_size: int = 10
-    """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
         "hidden_sizes": TupleOf(),
         "visible": Options(("bernoulli", "gaussian")),
-        "k": Interval(int, 1, None),
-        "persistent": Boolean(),
-        "lr": Interval(float, 0, None, "neither"),
-        "momentum": Interval(float, 0, 1, "left"),
-        "weight_decay": Interval(float, 0, None),
-        "epochs": Interval(int, 1, None),
-        "batch_size": Interval(int, 1, None),
     }
 
     # The stack's RBMs take these hyperparameters (DBNClassifier maps its pretrain_* onto them).
@@ -447,7 +426,7 @@ register_model("dbn", task="generative", smoke={"data": "digits", "params": {"hi
 )
 @register_model("conv-dbn", task="generative", smoke={"data": "digits", "params": {"channels": (4, 4), "epochs": 1}})
 @dataclass(eq=False, repr=False, kw_only=True)
-class ConvDBN(TransformerMixin, Estimator):
+class ConvDBN(TransformerMixin, ContrastiveDivergence):
     """Convolutional RBMs stacked greedily on images (Lee et al., 2009), a feature extractor.
 
     Layer i+1 is trained on layer i's hidden probability maps, max-pooled by ``pool_size``
@@ -467,34 +446,17 @@ class ConvDBN(TransformerMixin, Estimator):
     pool_size: int = 1
     """Max-pooling window between layers and on the output of ``transform``; 1 does not pool (needed by
     ``sample``)."""
-    k: int = 1
-    """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
-    persistent: bool = True
-    """Keep the negative Gibbs chains running from one update to the next (persistent CD, Tieleman 2008);
-    False restarts them at the data batch every update (CD-k)."""
     lr: float = 0.5
     """Step size of each layer's contrastive-divergence update, averaged over the batch and over positions."""
     momentum: float = 0.5
-    """Fraction of the previous update added to the next one; 0 turns momentum off."""
-    weight_decay: float = 0.0
-    """Weight shrinkage per update: the weights are multiplied by ``1 - lr * weight_decay`` (biases are not);
-    0 turns it off."""
     epochs: int = 10
     """Passes over the data for each layer of the stack."""
     batch_size: int = 32
-    """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
         "channels": TupleOf(),
         "kernel_size": Interval(int, 1, None),
         "pool_size": Interval(int, 1, None),
-        "k": Interval(int, 1, None),
-        "persistent": Boolean(),
-        "lr": Interval(float, 0, None, "neither"),
-        "momentum": Interval(float, 0, 1, "left"),
-        "weight_decay": Interval(float, 0, None),
-        "epochs": Interval(int, 1, None),
-        "batch_size": Interval(int, 1, None),
     }
 
     def _layer(self, i: int, n_filters: int) -> ConvRBM:

@@ -161,11 +161,10 @@ def train_cd(
 
 # ---- the estimators ---------------------------------------------------------------------------
 @dataclass(eq=False, repr=False, kw_only=True)
-class _RBMBase(TransformerMixin, Estimator):
-    """Shared fitting, inference, likelihood and persistence of the dense RBMs."""
+class ContrastiveDivergence(Estimator):
+    """The training settings every model fitted by contrastive divergence shares (the dense and
+    convolutional RBMs and their stacks); a family re-declares a field to change its default."""
 
-    n_hidden: int = 256
-    """Hidden units, i.e. binary features learned from the data."""
     k: int = 1
     """Gibbs sampling steps behind each update (CD-k, or PCD-k with ``persistent``)."""
     persistent: bool = True
@@ -184,7 +183,6 @@ class _RBMBase(TransformerMixin, Estimator):
     """Samples per contrastive-divergence update."""
 
     _parameter_constraints: ClassVar[dict] = {
-        "n_hidden": Interval(int, 1, None),
         "k": Interval(int, 1, None),
         "persistent": Boolean(),
         "lr": Interval(float, 0, None, "neither"),
@@ -192,6 +190,18 @@ class _RBMBase(TransformerMixin, Estimator):
         "weight_decay": Interval(float, 0, None),
         "epochs": Interval(int, 1, None),
         "batch_size": Interval(int, 1, None),
+    }
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class _RBMBase(TransformerMixin, ContrastiveDivergence):
+    """Shared fitting, inference, likelihood and persistence of the dense RBMs."""
+
+    n_hidden: int = 256
+    """Hidden units, i.e. binary features learned from the data."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_hidden": Interval(int, 1, None),
     }
     _gaussian: ClassVar[bool] = False
 

@@ -139,22 +139,9 @@ class CTCRecognizer(_RNNMixin, TorchEstimator):
     (2,)
     """
 
-    cell: str = "lstm"
-    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
-    whose gates also read the cell state)."""
+    cell: str = "lstm"  # the fields below the mixin's (deepatlas/models/rnn/recurrent.py) change defaults only
     hidden_size: int = 128
-    """Units in each recurrent layer, per direction."""
-    num_layers: int = 1
-    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
     bidirectional: bool = True
-    """Also read every sequence backwards and join both directions' states (twice the features for the output
-    layer)."""
-    dropout: float = 0.0
-    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
-    the output layer."""
-    clip_norm: float | None = 1.0
-    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
-    from exploding); ``None`` does not clip."""
     alphabet: str | None = None
     """The characters the model can write, in a fixed order; ``None`` takes those found in the training
     labels."""
@@ -164,7 +151,7 @@ class CTCRecognizer(_RNNMixin, TorchEstimator):
     beam_width: int = 8
     """Prefixes the beam decoder keeps at each step."""
     epochs: int = 60
-    lr: float = 3e-3
+    patience: int = 10  # the shared loop's default (the mixin's 20 is for the adding problem's plateaus)
 
     _parameter_constraints: ClassVar[dict] = {
         "alphabet": NoneOr(NonEmptyString()),

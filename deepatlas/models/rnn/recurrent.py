@@ -148,8 +148,28 @@ class SequenceNet(nn.Module):
 
 
 # ---- the shared estimator part ------------------------------------------------------------------
+@dataclass(eq=False, repr=False, kw_only=True)
 class _RNNMixin:
     """Sequence input, per-feature standardisation, the recurrent network and clipping."""
+
+    cell: str = "rnn"
+    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
+    whose gates also read the cell state)."""
+    hidden_size: int = 64
+    """Units in each recurrent layer, per direction."""
+    num_layers: int = 1
+    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
+    bidirectional: bool = False
+    """Also read every sequence backwards and join both directions' states (twice the features for the output
+    layer)."""
+    dropout: float = 0.0
+    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
+    the output layer."""
+    clip_norm: float | None = 1.0
+    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
+    from exploding); ``None`` does not clip."""
+    lr: float = 3e-3
+    patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
     _parameter_constraints: ClassVar[dict] = {
         "cell": Options(CELLS),
@@ -290,25 +310,6 @@ class RNNClassifier(_RNNMixin, SupervisedClassifier):
     True
     """
 
-    cell: str = "rnn"
-    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
-    whose gates also read the cell state)."""
-    hidden_size: int = 64
-    """Units in each recurrent layer, per direction."""
-    num_layers: int = 1
-    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
-    bidirectional: bool = False
-    """Also read every sequence backwards and join both directions' states (twice the features for the output
-    layer)."""
-    dropout: float = 0.0
-    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
-    the output layer."""
-    clip_norm: float | None = 1.0
-    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
-    from exploding); ``None`` does not clip."""
-    lr: float = 3e-3
-    patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
-
 
 @dataclass(eq=False, repr=False, kw_only=True)
 class RNNRegressor(_RNNMixin, SupervisedRegressor):
@@ -319,25 +320,6 @@ class RNNRegressor(_RNNMixin, SupervisedRegressor):
     >>> RNNRegressor(cell="lstm", epochs=2).fit(ds.X_train, ds.y_train).predict(ds.X_test).shape
     (400,)
     """
-
-    cell: str = "rnn"
-    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
-    whose gates also read the cell state)."""
-    hidden_size: int = 64
-    """Units in each recurrent layer, per direction."""
-    num_layers: int = 1
-    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
-    bidirectional: bool = False
-    """Also read every sequence backwards and join both directions' states (twice the features for the output
-    layer)."""
-    dropout: float = 0.0
-    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
-    the output layer."""
-    clip_norm: float | None = 1.0
-    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
-    from exploding); ``None`` does not clip."""
-    lr: float = 3e-3
-    patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
 
 def _step_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -354,25 +336,6 @@ class SequenceTagger(_RNNMixin, TorchEstimator):
     ``predict`` returns an ``(n, T)`` array, or a list of arrays when the lengths differ;
     ``score`` is the share of correctly labelled steps.
     """
-
-    cell: str = "rnn"
-    """The recurrence: ``rnn`` (tanh), ``gru``, ``lstm`` (torch's fused cells) or ``peephole-lstm`` (an LSTM
-    whose gates also read the cell state)."""
-    hidden_size: int = 64
-    """Units in each recurrent layer, per direction."""
-    num_layers: int = 1
-    """Recurrent layers stacked on each other; each reads the outputs of the one below."""
-    bidirectional: bool = False
-    """Also read every sequence backwards and join both directions' states (twice the features for the output
-    layer)."""
-    dropout: float = 0.0
-    """Dropout rate between stacked recurrent layers (when ``num_layers > 1``) and on the features that reach
-    the output layer."""
-    clip_norm: float | None = 1.0
-    """Rescale the gradients before each step so their global norm is at most this value (keeps the tanh RNN
-    from exploding); ``None`` does not clip."""
-    lr: float = 3e-3
-    patience: int = 20  # long plateaus (the adding problem) end in a sudden drop
 
     _task: ClassVar[str] = "tagging"
     _per_step: ClassVar[bool] = True
