@@ -294,6 +294,8 @@ def train_run(
         plot_history(history, out / "plots" / "loss.png", title=f"{type(estimator).__name__} on {ds.name}")
     for name in ("checkpoint.safetensors", "checkpoint.json"):
         (out / name).unlink(missing_ok=True)
+    if hasattr(estimator, "write_run_plots"):  # a family's own pictures (e.g. attention heat maps)
+        estimator.write_run_plots(ds, out / "plots")
     write_json(out / "metrics.json", metrics)
     from deepatlas.evaluation.report import write_report
 

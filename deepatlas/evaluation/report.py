@@ -31,6 +31,8 @@ _CAPTIONS = {
     "compare_box.png": "Score per fold for each model, on identical folds.",
     "learning_curve.png": "Training and validation score against the training-set size (mean ± std over folds).",
     "epochs_curve.png": "Training and validation score after each epoch (early stopping off).",
+    "attention.png": "Attention of the decoder over the source tokens, one row per written token.",
+    "hop_attention.png": "Memory-network attention of each hop over the story sentences (* = supporting fact).",
 }
 _ORDER = list(_CAPTIONS)
 
