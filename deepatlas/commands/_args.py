@@ -48,6 +48,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         "user,item,rating CSV, see docs)",
     )
     p.add_argument("--text", metavar="COLUMN", help="CSV column holding text (text classification)")
+    p.add_argument("--val", metavar="FILE", help="CoNLL validation file (default: split from --data)")
+    p.add_argument("--test", metavar="FILE", help="CoNLL test file (default: split from --data)")
 
 
 def add_param_args(p: argparse.ArgumentParser) -> None:

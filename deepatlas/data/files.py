@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from deepatlas.data.core import Dataset, check_memory, csv_rows, infer_task, parse_number, read_npz, split
+from deepatlas.data.ner import is_conll, load_conll
 from deepatlas.data.ratings import has_ratings_header, load_ratings_csv
 from deepatlas.data.sequences import load_sequence_npz, load_text_file
 from deepatlas.errors import InputError
 
-_EXTENSIONS = (".csv", ".npz", ".gz", ".idx", "-ubyte", ".txt", ".tsv")
+_EXTENSIONS = (".csv", ".npz", ".gz", ".idx", "-ubyte", ".txt", ".tsv", ".conll", ".iob", ".bio", ".bioes")
 _IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -38,6 +39,8 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
     if p.stat().st_size == 0:
         raise InputError(f"Data file {path!r} is empty.")
     name = p.name.lower()
+    if is_conll(p):  # tagged sentences, one token per line (deepatlas/data/ner.py)
+        return load_conll(p, seed=seed)
     if text is not None:  # a text column of a CSV, or a whole text file as a corpus
         return load_text_file(p, text=text, target=target, task=task, seed=seed)
     if name.endswith(".txt"):  # plain text is a corpus (for a language model), never a table
