@@ -25,6 +25,7 @@ from typing import ClassVar
 
 from sklearn.base import BaseEstimator
 
+from deepatlas._features import InputSchemaMixin
 from deepatlas._validation import SEED, Boolean, Options, check_device_available, validate_params
 from deepatlas.errors import InputError
 
@@ -52,8 +53,9 @@ class _DocumentedParams(type):
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Estimator(BaseEstimator, metaclass=_DocumentedParams):
-    """Shared settings and fit-time checks of every deepatlas model."""
+class Estimator(InputSchemaMixin, BaseEstimator, metaclass=_DocumentedParams):
+    """Shared settings and fit-time checks of every deepatlas model (column names and raw tables:
+    :class:`~deepatlas._features.InputSchemaMixin`)."""
 
     seed: int | None = 0
     """Seed of every random draw in ``fit`` (initial weights, batch order, noise, sampling);
