@@ -15,15 +15,26 @@ from pathlib import Path
 
 from deepatlas._io import atomic_path, read_json, write_json
 from deepatlas._validation import validate_params
-from deepatlas.errors import InputError
+from deepatlas.errors import InputError, InputTypeError
 
 
 def save_model(estimator, directory: str | os.PathLike, *, extra_config: dict | None = None) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` for a fitted estimator."""
+    """Write ``config.json`` and ``model.safetensors`` for a fitted estimator (with its column
+    names and the encoding of raw columns, when it was fitted from a DataFrame)."""
     from safetensors.torch import save_file
 
     from deepatlas import __version__
 
+    if not hasattr(estimator, "_fitted_state"):
+        hint = ""
+        if hasattr(estimator, "steps") or hasattr(estimator, "best_estimator_"):
+            hint = (
+                "; a scikit-learn Pipeline or search is not saved whole: save its fitted deepatlas step "
+                "(pipeline[-1], search.best_estimator_), which encodes a DataFrame's raw columns itself"
+            )
+        raise InputTypeError(
+            f"save_model: the argument 'estimator' must be a deepatlas estimator, got {type(estimator).__name__}{hint}."
+        )
     directory = Path(directory)
     tensors, fitted = estimator._fitted_state()
     tensors = {k: v.contiguous() for k, v in tensors.items()}
@@ -41,6 +52,8 @@ def save_model(estimator, directory: str | os.PathLike, *, extra_config: dict | 
         "fitted": fitted,
         "version": __version__,
     }
+    if hasattr(estimator, "_input_schema_config"):
+        config.update(estimator._input_schema_config())  # feature_names_in, preprocessing
     config.update(extra_config or {})
     write_json(directory / "config.json", config)
     return directory
@@ -75,6 +88,8 @@ CONFIG_OPTIONAL: dict[str, tuple[type, ...]] = {
     "preset": (str, type(None)),
     "transfer_from": (str,),
     "freeze": (str, int, list, type(None)),
+    "feature_names_in": (list, type(None)),
+    "preprocessing": (dict, type(None)),
 }
 _JSON_NAMES = {str: "a string", dict: "an object", list: "a list", int: "an integer", type(None): "null"}
 
@@ -205,5 +220,7 @@ def load(directory: str | os.PathLike):
         raise InputError(
             f"{weights_where} and config.json do not describe one {cls.__name__} ({type(exc).__name__}: {exc})."
         ) from None
+    if hasattr(estimator, "_restore_input_schema"):
+        estimator._restore_input_schema(config, where)
     estimator.run_config_ = config
     return estimator
