@@ -38,6 +38,17 @@ def _ensure_loaded() -> None:
                 importlib.import_module(f"{__name__}.{info.name}")
 
 
+def _builtin_with_options(spec: str) -> bool:
+    """``fashion-mnist:path=/data/fm`` names a built-in dataset whose option holds a path; a file
+    of that name, if one exists, still wins."""
+    import os
+
+    if os.path.exists(spec) or ":" not in spec:
+        return False
+    _ensure_loaded()
+    return spec.partition(":")[0].strip() in _DATASETS
+
+
 def list_datasets() -> list[DatasetSpec]:
     _ensure_loaded()
     return [_DATASETS[n] for n in sorted(_DATASETS)]
@@ -55,7 +66,7 @@ def load_dataset(
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"data must be a dataset name or a file path. Got {spec!r} instead.")
     check_seed(seed, "The split seed")
-    if files.looks_like_path(spec):
+    if files.looks_like_path(spec) and not _builtin_with_options(spec):
         return files.load_file(spec, target=target, task=task, seed=seed, text=text)
     _ensure_loaded()
     name, options = parse_spec(spec)
