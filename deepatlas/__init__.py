@@ -55,6 +55,8 @@ _LAZY = {
     "ConvDBN": "deepatlas.models.rbm.dbn",
     "RBMCF": "deepatlas.models.rbm.cf",
     "RTRBM": "deepatlas.models.rbm.rtrbm",
+    "Segmenter": "deepatlas.models.vision.segmenter",
+    "Detector": "deepatlas.models.vision.detector",
     "Estimator": "deepatlas.estimator",
     "TorchEstimator": "deepatlas.models.base",
     "cards": "deepatlas.registry",

@@ -16,6 +16,7 @@ import numpy as np
 from deepatlas.data.core import Dataset, check_memory, csv_rows, infer_task, parse_number, read_npz, split
 from deepatlas.data.ner import is_conll, load_conll
 from deepatlas.data.ratings import has_ratings_header, load_ratings_csv
+from deepatlas.data.scenes import load_coco, looks_like_coco
 from deepatlas.data.sequences import load_sequence_npz, load_text_file
 from deepatlas.errors import InputError
 
@@ -32,6 +33,8 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
     if not p.exists():
         raise InputError(f"Data file {path!r} does not exist.")
     if p.is_dir():
+        if looks_like_coco(p):  # DIR/annotations.json: boxes and masks in COCO's format
+            return load_coco(p, seed=seed)
         X, y, classes = read_image_folder(p)
         return _make(p, X, y, "classification", seed, feature_names=None, target_name=None)
     if not os.access(p, os.R_OK):
