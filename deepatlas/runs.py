@@ -16,8 +16,10 @@ Layout (``--out DIR``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -29,9 +31,11 @@ __all__ = [
     "atomic_write_text",
     "check_out_dir",
     "claim_run_dir",
+    "removed_if_it_fails",
     "load",
     "run_settings",
     "save_model",
+    "starts_afresh",
     "supervised_metrics",
     "to_jsonable",
     "train_run",
@@ -45,12 +49,16 @@ _WHERE_NOT_WHAT = ("verbose", "device")  # parameters a resumed run may change f
 _UNSET = "unset"
 
 
-def run_settings(estimator, ds, data_spec: str, seed: int | None) -> dict:
-    """What makes two runs the same run: model, task, parameters, data spec and seed (as JSON)."""
+def run_settings(estimator, ds, data_spec: str, seed: int | None, **extra) -> dict:
+    """What makes two runs the same run: model, task, parameters, data spec and seed (as JSON).
+
+    ``ds`` is the dataset, or for an agent its task name (``"rl"``, ``data_spec`` being the
+    environment id); ``extra`` adds settings such as an agent's ``total_timesteps``."""
+    data_task = ds if isinstance(ds, str) else ds.task
     from deepatlas import __version__
     from deepatlas.registry import card_of
 
-    card = card_of(estimator, getattr(estimator, "_task", None) or ds.task) or card_of(estimator)
+    card = card_of(estimator, getattr(estimator, "_task", None) or data_task) or card_of(estimator)
     settings = {
         "model": card.name if card is not None else type(estimator).__name__,
         "task": getattr(estimator, "_task", None) or (card.task if card is not None else None),
@@ -58,18 +66,25 @@ def run_settings(estimator, ds, data_spec: str, seed: int | None) -> dict:
         "params": estimator.get_params(deep=False),
         "data": data_spec,
         "seed": seed,
-        "data_task": ds.task,
+        "data_task": data_task,
         "package_version": __version__,
+        **extra,
     }
     return json.loads(json.dumps(to_jsonable(settings)))
 
 
 def _differences(old: dict, new: dict, *, more_epochs: bool) -> list[str]:
+    """Each setting that differs, named; ``more_epochs``: a larger budget (``epochs``, or an
+    agent's ``total_timesteps``) is not a difference."""
     diffs = [
         f"{label} {old.get(key, _UNSET)!r} (now {new.get(key)!r})"
         for key, label in (("model", "model"), ("data_task", "task"), ("data", "data"), ("seed", "seed"))
         if old.get(key, _UNSET) != new.get(key)
     ]
+    if "total_timesteps" in old or "total_timesteps" in new:  # an agent's budget
+        was, now = old.get("total_timesteps", _UNSET), new.get("total_timesteps", _UNSET)
+        if was != now and not (more_epochs and isinstance(was, int) and isinstance(now, int) and now > was):
+            diffs.append(f"total_timesteps {was!r} (now {now!r})")
     old_params, new_params = old.get("params") or {}, new.get("params") or {}
     for key in sorted(set(old_params) | set(new_params)):
         was, now = old_params.get(key, _UNSET), new_params.get(key, _UNSET)
@@ -169,10 +184,11 @@ def _move_aside(out: Path) -> Path:
     return dest
 
 
-def claim_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool) -> str | None:
+def claim_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool, budget: str = "--epochs") -> str | None:
     """After :func:`check_out_dir` and once the run's :func:`run_settings` are known: refuse a
     resume or a restart of a run with other settings, or move the old folder aside (``overwrite``).
-    Returns a note for the user (where the old files went), or None."""
+    ``budget`` names the option that may grow on resume. Returns a note for the user (where the
+    old files went), or None."""
     shown = repr(str(out))
     if overwrite:
         if _non_empty(out):
@@ -189,7 +205,7 @@ def claim_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool) -
         if diffs:
             raise InputError(
                 f"--resume: the run in --out {shown} was started with other settings: {'; '.join(diffs)}. "
-                "Resume with the same settings (only --epochs may grow)."
+                f"Resume with the same settings (only {budget} may grow)."
             )
         return None
     if _non_empty(out) and _has_checkpoint(out):  # an unfinished run (check_out_dir refused the rest)
@@ -202,6 +218,23 @@ def claim_run_dir(out: Path, settings: dict, *, resume: bool, overwrite: bool) -
             )
         return f"--out {shown} holds an unfinished run of these settings; starting it again (--resume continues it)"
     return None
+
+
+def starts_afresh(out: Path, *, resume: bool, overwrite: bool) -> bool:
+    """Whether a run into ``out`` starts in a new (or emptied) folder, with nothing to keep."""
+    return not resume and (overwrite or not _non_empty(out))
+
+
+@contextlib.contextmanager
+def removed_if_it_fails(out: Path, fresh: bool):
+    """A new run (``fresh``) that fails before its first checkpoint leaves no folder behind to
+    block a retry; an interrupted run with a checkpoint stays, for ``--resume``."""
+    try:
+        yield
+    except BaseException:
+        if fresh and out.is_dir() and not _has_checkpoint(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def supervised_metrics(estimator, ds) -> dict[str, float]:
@@ -267,6 +300,9 @@ def train_run(
             kwargs.update(checkpoint_dir=out, resume=resume)
         estimator.fit(ds.X_train, ds.y_train, **kwargs)
     fit_seconds = time.perf_counter() - start
+    if ds.meta.get("preprocessor") is not None and hasattr(estimator, "set_input_schema"):
+        # a CSV's raw columns: the encoding fitted on the training rows travels with the model
+        estimator.set_input_schema(ds.meta["preprocessor"])
     metrics = (
         estimator.dataset_metrics(ds) if hasattr(estimator, "dataset_metrics") else supervised_metrics(estimator, ds)
     )

@@ -8,8 +8,11 @@ early stopping's state (best score, best weights, patience counter) and every ca
 travel in the checkpoint, and the checkpoint is one file renamed into place, so a kill while it
 is written leaves the previous one.
 
-Reinforcement-learning agents keep no checkpoint (``learn`` has no ``checkpoint_dir``), so they
-have no resume to test.
+Reinforcement-learning agents (a DQN, off-policy, and a PPO, on-policy) are killed the same way
+around their best periodic evaluation: networks (the target network too), optimiser, replay or
+rollout buffer, evaluation history, best weights, every RNG and the vector environment's state
+travel in :mod:`deepatlas.rl.checkpoint`, and ``deepatlas rl train --resume`` gives the same run
+directory as the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -234,3 +237,222 @@ def test_gan_with_several_critic_steps_resumes_its_logged_generator_loss(monkeyp
 
     full = _fit(make, _gan_fit)
     _kill_and_resume(monkeypatch, tmp_path, make, _gan_fit, _gan_predict, full, _kill_after_checkpoint, 2)
+
+
+# ---- reinforcement-learning agents: DQN (replay buffer, target network) and PPO (rollouts) -------
+# Tiny CartPole budgets whose periodic evaluations peak in the middle, so a kill lands before, at
+# and after the best one. Checkpoints fall every `freq` steps (mid-rollout for PPO) and at the end.
+_RL = {
+    "dqn": dict(
+        total=1000,
+        freq=200,
+        params=dict(
+            hidden_sizes=(16,),
+            learning_starts=100,
+            buffer_size=500,  # wraps: rows are overwritten in place before the end
+            target_update_interval=100,
+            n_envs=2,
+            eval_freq=200,
+            eval_episodes=2,
+            lr=0.005,
+            seed=1,
+        ),
+    ),
+    "ppo": dict(
+        total=640,
+        freq=96,
+        params=dict(
+            hidden_sizes=(16,),
+            n_steps=32,
+            batch_size=32,
+            n_epochs=4,
+            n_envs=2,
+            lr=0.003,
+            linear_decay=True,  # the decayed learning rate and clip range follow the step count
+            eval_freq=128,
+            eval_episodes=2,
+            seed=1,
+        ),
+    ),
+}
+
+
+def _agent(algo):
+    return create_model(algo, "rl", env="CartPole-v1", **_RL[algo]["params"])
+
+
+def _learn(algo, out=None, resume=False):
+    kw = {} if out is None else {"checkpoint_dir": out, "resume": resume, "checkpoint_freq": _RL[algo]["freq"]}
+    return _agent(algo).learn(_RL[algo]["total"], **kw)
+
+
+def _rl_kill_after_checkpoint(monkeypatch, stop: int) -> None:
+    from deepatlas.rl import checkpoint
+
+    save = checkpoint.save_checkpoint
+
+    def save_then_stop(directory, agent, envs):
+        save(directory, agent, envs)
+        if agent.num_timesteps_ == stop:
+            raise Killed
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_stop)
+
+
+def _same_agent(full, resumed) -> None:
+    assert resumed.num_timesteps_ == full.num_timesteps_
+    assert resumed.history_ == full.history_ and resumed.train_history_ == full.train_history_
+    assert resumed.eval_history_ == full.eval_history_
+    assert (resumed.best_eval_return_, resumed.best_eval_step_) == (full.best_eval_return_, full.best_eval_step_)
+    for name, module in full._checkpoint_modules().items():  # a DQN's target network too
+        a, b = module.state_dict(), resumed._checkpoint_modules()[name].state_dict()
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    opt_a, opt_b = full._opt.state_dict(), resumed._opt.state_dict()
+    assert opt_a["param_groups"] == opt_b["param_groups"]
+    for i, slots in opt_a["state"].items():
+        for k, v in slots.items():
+            assert torch.equal(torch.as_tensor(v), torch.as_tensor(opt_b["state"][i][k])), (i, k)
+    (rows_a, meta_a), (rows_b, meta_b) = full._train_state(), resumed._train_state()
+    assert meta_a == meta_b and rows_a.keys() == rows_b.keys()  # the replay buffer / the rollout so far
+    for field in rows_a:
+        np.testing.assert_array_equal(rows_a[field], rows_b[field])
+    obs = np.random.default_rng(0).normal(0, 0.5, size=(64, 4)).astype(np.float32)
+    np.testing.assert_array_equal(full.predict(obs), resumed.predict(obs))
+    assert full.evaluate(3) == resumed.evaluate(3)
+
+
+@pytest.fixture(scope="module")
+def rl_full():
+    return {algo: _learn(algo) for algo in _RL}
+
+
+def _rl_kill_and_resume(monkeypatch, tmp_path, full, algo, kill, stop) -> None:
+    out = tmp_path / f"{algo}-{kill.__name__}-{stop}"
+    with monkeypatch.context() as m:
+        kill(m, stop)
+        with pytest.raises(Killed):
+            _learn(algo, out)
+    assert {p.name for p in out.iterdir()} == {"checkpoint.safetensors"}
+    _same_agent(full, _learn(algo, out, resume=True))
+
+
+@pytest.mark.parametrize(
+    "algo, where",
+    [(a, w) for a in _RL for w in ("before-best", "at-best", "after-best", "final")],
+)
+def test_agent_killed_after_a_checkpoint(monkeypatch, tmp_path, rl_full, algo, where):
+    full, freq, total = rl_full[algo], _RL[algo]["freq"], _RL[algo]["total"]
+    best = full.best_eval_step_
+    checkpoints = list(range(freq, total, freq)) + [total]
+    at = max(c for c in checkpoints if c <= best)
+    assert at == best, (algo, best)  # a checkpoint right after the best evaluation
+    assert checkpoints[0] < best < max(e["step"] for e in full.eval_history_), full.eval_history_
+    stop = {
+        "before-best": max(c for c in checkpoints if c < best),
+        "at-best": best,
+        "after-best": min(c for c in checkpoints if c > best),
+        "final": total,
+    }[where]
+    _rl_kill_and_resume(monkeypatch, tmp_path, full, algo, _rl_kill_after_checkpoint, stop)
+
+
+@pytest.mark.parametrize("algo, where", [("dqn", "best"), ("dqn", "final"), ("ppo", "final")])
+def test_agent_killed_inside_a_checkpoint(monkeypatch, tmp_path, rl_full, algo, where):
+    full, freq, total = rl_full[algo], _RL[algo]["freq"], _RL[algo]["total"]
+    nth = full.best_eval_step_ // freq if where == "best" else len(range(freq, total, freq)) + 1
+    _rl_kill_and_resume(monkeypatch, tmp_path, full, algo, _kill_inside_checkpoint, nth)
+
+
+def test_agent_checkpoint_holds_the_environment_and_the_run_state(tmp_path, rl_full):
+    """What makes the resume exact is in the file: the CartPoles' physical state and generators,
+    the time limits' step counts, the replay rows, the exploration generator and the counters."""
+    from deepatlas.training.callbacks import read_checkpoint
+
+    full = rl_full["dqn"]
+    _learn("dqn", tmp_path)  # uninterrupted: the last checkpoint is the final one
+    tensors, meta = read_checkpoint(tmp_path)
+    assert meta["kind"] == "agent" and meta["class"] == "DQN" and meta["step"] == 1000 and not meta["stopped"]
+    assert meta["history"] == full.history_
+    assert meta["evaluations"] == full.eval_history_[:-1]  # the final evaluation follows the final checkpoint
+    assert meta["best"] == {"score": full.best_eval_return_, "step": full.best_eval_step_}
+    assert meta["train"]["pos"] == 1000 % 500 and meta["train"]["full"]
+    assert tensors["train.obs"].shape == (500, 4)
+    assert {"net.q_net.0.weight", "net.target_net.0.weight", "best.q_net.0.weight", "loop.obs", "rng"} <= set(tensors)
+    layers = {(layer["path"], layer["class"]): layer["attrs"] for layer in meta["env"]["layers"]}
+    assert "_autoreset_envs" in layers[("vector", "SyncVectorEnv")]
+    for i in range(2):
+        assert "_elapsed_steps" in layers[(f"copy {i} layer 0", "TimeLimit")]
+        cartpole = layers[(f"copy {i} layer 3", "CartPoleEnv")]
+        assert cartpole["_np_random"]["generator"]["bit_generator"] == "PCG64"
+        assert tensors["env." + cartpole["state"]["array"]].shape == (4,)
+
+
+def test_rl_cli_resumes_exactly_and_refuses_like_train(monkeypatch, tmp_path, capsys):
+    """``deepatlas rl train --out`` killed after a checkpoint and ``--resume``d writes the run the
+    uninterrupted command writes; a finished run, a missing checkpoint and changed settings are
+    refused with train's lines; more ``--steps`` are allowed and recorded in config.json."""
+    from safetensors.torch import load_file
+
+    from deepatlas.cli import main
+
+    base = ["rl", "train", "dqn", "--steps", "1000", "--checkpoint-every", "200", "--eval-episodes", "2", "--quiet"]
+    base += [f"--set={k}={v!r}" for k, v in _RL["dqn"]["params"].items() if k != "seed"]
+    base += ["--seed", "1"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main([*base, "--out", str(full)]) == 0
+    with monkeypatch.context() as m:
+        _rl_kill_after_checkpoint(m, 600)
+        assert main([*base, "--out", str(cut)]) == 130
+    assert {p.name for p in cut.iterdir()} == {"checkpoint.safetensors", "config.json"}
+    assert main([*base, "--out", str(cut), "--resume"]) == 0
+    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("history.json", "updates.json", "config.json"):
+        assert (cut / name).read_text() == (full / name).read_text(), name
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (full, cut)]
+    for m in metrics:
+        m.pop("fit_seconds")
+    assert metrics[0] == metrics[1]
+    assert not (cut / "checkpoint.safetensors").exists()
+    capsys.readouterr()
+
+    def refused(argv, line):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [f"deepatlas rl: error: {line}"]
+
+    refused(
+        [*base, "--out", str(cut), "--resume"],
+        f"--resume: --out {str(cut)!r} holds a finished run (metrics.json); there is nothing to continue. "
+        "Train into another directory, or pass --overwrite instead to move it aside and start again.",
+    )
+    refused(
+        [*base, "--out", str(full)],
+        f"--out {str(full)!r} already holds a finished run; choose another directory, "
+        "or pass --overwrite to move it aside and start again.",
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused(
+        [*base, "--out", str(empty), "--resume"],
+        f"--resume: --out {str(empty)!r} holds no checkpoint (checkpoint.safetensors) to continue from.",
+    )
+    more = tmp_path / "more"
+    with monkeypatch.context() as m:
+        _rl_kill_after_checkpoint(m, 400)
+        assert main([*base, "--out", str(more)]) == 130
+    capsys.readouterr()
+    refused(
+        [*base, "--out", str(more), "--resume", "--set", "lr=0.01", "--set", "gamma=0.9"],
+        f"--resume: the run in --out {str(more)!r} was started with other settings: gamma 0.99 (now 0.9); "
+        "lr 0.005 (now 0.01). Resume with the same settings (only --steps may grow).",
+    )
+    refused(
+        [*base, "--out", str(more), "--resume", "--steps", "800"],
+        f"--resume: the run in --out {str(more)!r} was started with other settings: total_timesteps 1000 "
+        "(now 800). Resume with the same settings (only --steps may grow).",
+    )
+    assert main([*base, "--out", str(more), "--resume", "--steps", "1200"]) == 0
+    assert json.loads((more / "config.json").read_text())["total_timesteps"] == 1200
+    assert json.loads((more / "metrics.json").read_text())["total_timesteps"] == 1200

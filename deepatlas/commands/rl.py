@@ -7,11 +7,16 @@
 A run directory has the layout of ``deepatlas train``'s: ``config.json`` and ``model.safetensors``
 (``deepatlas.load(RUN)`` gives the agent back), ``history.json`` (one record per training
 episode), ``updates.json`` (one per update), ``plots/returns.png`` and, written last,
-``metrics.json`` with ``mean_reward`` over the evaluation episodes.
+``metrics.json`` with ``mean_reward`` over the evaluation episodes. While it trains,
+``checkpoint.safetensors`` is replaced every ``--checkpoint-every`` steps (:mod:`deepatlas.rl.checkpoint`),
+and ``--resume`` continues an interrupted run exactly; ``--out``, ``--overwrite`` and ``--resume``
+refuse what ``deepatlas train`` refuses (:func:`deepatlas.runs.check_out_dir`), with ``--steps``
+as the budget that may grow.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from deepatlas.commands._args import seed_arg
 from deepatlas.errors import InputError
 
 DEFAULT_STEPS = 50_000
+CHECKPOINT_FREQ = 10_000  # deepatlas.rl.base.CHECKPOINT_FREQ (not imported: `--help` loads no torch)
 
 
 def _positive(flag: str, value) -> None:
@@ -65,17 +71,25 @@ def plot_returns(history: list[dict], path, title: str, eval_mean: float | None 
 def cmd_train(args) -> int:
     require("rl", "deepatlas rl")
     from deepatlas import __version__
-    from deepatlas._io import write_json
+    from deepatlas._io import check_writable, write_json
     from deepatlas.commands._args import params_from_set
     from deepatlas.registry import create_model
-    from deepatlas.rl.envs import env_id_of, make_env
+    from deepatlas.rl.envs import checkpoint_problem, env_id_of, make_env
+    from deepatlas.runs import check_out_dir, claim_run_dir, removed_if_it_fails, run_settings, starts_afresh
     from deepatlas.saving import save_model
 
     _positive("--steps", args.steps)
     _positive("--eval-episodes", args.eval_episodes)
+    _positive("--checkpoint-every", args.checkpoint_every)
     if args.seed < 0:
         raise InputError(f"--seed must be a non-negative int. Got {args.seed} instead.")
     cls = _agent_class(args.algo)
+    if args.resume and not args.out:
+        raise InputError("--resume needs --out DIR: the run directory whose checkpoint to continue.")
+    out = Path(args.out) if args.out else Path("runs") / f"{args.algo}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # The same refusals as `deepatlas train` (deepatlas.runs): never overwrite by accident.
+    check_out_dir(out, resume=args.resume, overwrite=args.overwrite)
+    check_writable(out, "--out", directory=True)
     make_env(args.env).close()  # an unknown id fails here, before anything is written
     params, steps = {}, DEFAULT_STEPS
     if args.preset == "zoo":
@@ -86,30 +100,42 @@ def cmd_train(args) -> int:
     params["seed"] = args.seed
     if args.steps is not None:
         steps = args.steps
-    out = Path(args.out) if args.out else Path("runs") / f"{args.algo}-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "metrics.json").exists():
-        raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
     agent = create_model(args.algo, "rl", env=args.env, **params)
+    agent._validate_params()  # every parameter checked before the run directory is claimed
+    settings = run_settings(agent, "rl", args.env, args.seed, total_timesteps=steps)
+    fresh = starts_afresh(out, resume=args.resume, overwrite=args.overwrite)
+    note = claim_run_dir(out, settings, resume=args.resume, overwrite=args.overwrite, budget="--steps")
+    if note:
+        print(note, file=sys.stderr)
+    checkpoints = out
+    problem = checkpoint_problem(args.env, agent.n_envs)
+    if problem:  # e.g. a physics engine's world: the run trains, but cannot be resumed
+        checkpoints = None
+        print(f"note: no checkpoints for {args.env!r}, whose state cannot be saved ({problem})", file=sys.stderr)
     if not args.quiet:
         agent.set_params(verbose=True)
-    agent.learn(steps)
-    agent.set_params(verbose=False)
-    evaluation = agent.evaluate(args.eval_episodes)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)
-    save_model(
-        agent,
-        out,
-        extra_config={
-            "env": env_id_of(agent.env),
-            "seed": args.seed,
-            "total_timesteps": steps,
-            "preset": args.preset,
-            "package_version": __version__,
-        },
-    )
-    write_json(out / "history.json", agent.history_)
-    write_json(out / "updates.json", agent.train_history_)
+    with removed_if_it_fails(out, fresh):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").unlink(missing_ok=True)
+        write_json(out / "config.json", settings)  # for --resume to check; replaced when the run ends
+        agent.learn(steps, checkpoint_dir=checkpoints, resume=args.resume, checkpoint_freq=args.checkpoint_every)
+        agent.set_params(verbose=False)
+        evaluation = agent.evaluate(args.eval_episodes)
+        save_model(
+            agent,
+            out,
+            extra_config={
+                "env": env_id_of(agent.env),
+                "data": env_id_of(agent.env),
+                "data_task": "rl",
+                "seed": args.seed,
+                "total_timesteps": steps,
+                "preset": args.preset,
+                "package_version": __version__,
+            },
+        )
+        write_json(out / "history.json", agent.history_)
+        write_json(out / "updates.json", agent.train_history_)
     title = f"{type(agent).__name__} on {args.env} (seed {args.seed})"
     plot_returns(agent.history_, out / "plots" / "returns.png", title, evaluation["mean_reward"])
     last = [h["return"] for h in agent.history_[-20:]]
@@ -129,7 +155,8 @@ def cmd_train(args) -> int:
             best_eval_step=agent.best_eval_step_,
             eval_history=agent.eval_history_,
         )
-    write_json(out / "metrics.json", metrics)
+    (out / "checkpoint.safetensors").unlink(missing_ok=True)
+    write_json(out / "metrics.json", metrics)  # last: its presence means the run finished
     if args.quiet:
         print(out)
     else:
@@ -195,6 +222,23 @@ def add_parser(sub) -> None:
     t.add_argument("--preset", choices=("zoo",), help="start from the rl-baselines3-zoo hyperparameters for --env")
     t.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes after training (default 20)")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<algo>-<env>-<time>)")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out from its checkpoint (same settings; --steps may grow)",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out: its old contents are first moved aside to DIR.old-<time>",
+    )
+    t.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=CHECKPOINT_FREQ,
+        metavar="STEPS",
+        help=f"replace RUN/checkpoint.safetensors every STEPS environment steps and at the end (default {CHECKPOINT_FREQ:,})",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar; print only the run directory")
     t.set_defaults(func=cmd_train)
 

@@ -8,7 +8,6 @@ first); ``--resume`` refuses a folder without a checkpoint, a finished run and c
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,14 @@ def cmd_train(args) -> int:
     from deepatlas._io import check_writable
     from deepatlas.data import load_dataset
     from deepatlas.registry import build_model, get_entry, get_model_class
-    from deepatlas.runs import check_out_dir, claim_run_dir, run_settings, train_run
+    from deepatlas.runs import (
+        check_out_dir,
+        claim_run_dir,
+        removed_if_it_fails,
+        run_settings,
+        starts_afresh,
+        train_run,
+    )
     from deepatlas.training import distributed
 
     if args.data is None:  # a model may name its own default data (charlm: pydoc-text)
@@ -71,7 +77,7 @@ def cmd_train(args) -> int:
         if args.nproc is not None and not getattr(model, "_data_parallel", True):
             raise InputError(model._not_data_parallel())
     # A new run that fails before its first checkpoint leaves no folder behind to block a retry.
-    fresh = not worker and not args.resume and (args.overwrite or not out.exists() or not any(out.iterdir()))
+    fresh = not worker and starts_afresh(out, resume=args.resume, overwrite=args.overwrite)
     if not worker:
         note = claim_run_dir(
             out, run_settings(model, ds, args.data, args.seed), resume=args.resume, overwrite=args.overwrite
@@ -86,12 +92,8 @@ def cmd_train(args) -> int:
         return distributed.launch_torchrun(args.nproc, argv)
     if not args.quiet and hasattr(model, "verbose"):
         model.set_params(verbose=True)
-    try:
+    with removed_if_it_fails(out, fresh):
         metrics = train_run(model, ds, out, data_spec=args.data, seed=args.seed, resume=args.resume, quiet=args.quiet)
-    except BaseException:
-        if fresh and out.is_dir() and not (out / "checkpoint.safetensors").exists():
-            shutil.rmtree(out, ignore_errors=True)
-        raise
     if not distributed.is_main_process():
         return 0
     if not args.quiet:

@@ -17,6 +17,7 @@ stores in :mod:`deepatlas.rl.buffers`, shared network pieces in :mod:`deepatlas.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from deepatlas._validation import Interval, TupleOf
 from deepatlas.device import make_generator, resolve_device, seeded
 from deepatlas.errors import InputError, InputTypeError
 from deepatlas.estimator import Estimator
+from deepatlas.rl import checkpoint as _checkpoint
 from deepatlas.rl.envs import (
     EVALUATE_OFFSET,
     SELECT_OFFSET,
@@ -39,6 +41,8 @@ from deepatlas.rl.envs import (
     make_env,
     make_vec_env,
 )
+
+CHECKPOINT_FREQ = 10_000  # environment steps between two checkpoints of ``learn(checkpoint_dir=...)``
 
 
 def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
@@ -109,6 +113,17 @@ class Agent(Estimator):
         """The modules saved in ``model.safetensors``, by prefix."""
         raise NotImplementedError
 
+    def _checkpoint_modules(self) -> dict[str, nn.Module]:
+        """The modules a checkpoint holds: :meth:`_networks` and any other (a target network)."""
+        return self._networks()
+
+    def _train_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The algorithm's own training state for a checkpoint: (arrays, JSON)."""
+        raise NotImplementedError
+
+    def _load_train_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        raise NotImplementedError
+
     def _policy_action(self, obs_t: torch.Tensor, deterministic: bool) -> torch.Tensor:
         """(B, obs_dim) -> (B,) discrete actions or (B, act_dim) continuous ones (unclipped)."""
         raise NotImplementedError
@@ -159,12 +174,33 @@ class Agent(Estimator):
             raise InputError(f"total_timesteps must be a positive int. Got {total_timesteps} instead.")
         return int(total_timesteps)
 
-    def learn(self, total_timesteps: int, *, callback=None) -> Agent:
+    def learn(
+        self,
+        total_timesteps: int,
+        *,
+        callback=None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        checkpoint_freq: int = CHECKPOINT_FREQ,
+    ) -> Agent:
         """Interact with the environment for ``total_timesteps`` steps (summed over the copies)
         and train; returns ``self``. ``callback(agent, logs)`` is called after every episode and
-        every update; it may return ``False`` to stop."""
+        every update; it may return ``False`` to stop.
+
+        With ``checkpoint_dir``, ``checkpoint.safetensors`` there is replaced every
+        ``checkpoint_freq`` steps and at the end (:mod:`deepatlas.rl.checkpoint`: networks,
+        optimiser, buffers, counters, histories, best weights, every RNG and the environments'
+        state); with ``resume=True`` a checkpoint found there is continued, and the run ends
+        exactly as the uninterrupted one would (``total_timesteps`` may be larger than before).
+        """
         self._validate_params()  # and refuses torchrun: agents do not train data-parallel
         total = self._check_timesteps(total_timesteps)
+        if checkpoint_dir is not None and (
+            isinstance(checkpoint_freq, bool)
+            or not isinstance(checkpoint_freq, (int, np.integer))
+            or checkpoint_freq <= 0
+        ):
+            raise InputError(f"checkpoint_freq must be a positive int. Got {checkpoint_freq!r} instead.")
         envs = make_vec_env(self.env, self.n_envs)
         self._read_spaces(envs)
         device = resolve_device(self.device)
@@ -174,7 +210,7 @@ class Agent(Estimator):
         self.history_: list[dict] = []  # one record per finished episode
         self.train_history_: list[dict] = []  # one record per update
         self._rng = np.random.default_rng(self.seed)
-        bar = self._progress_bar(total)
+        bar = None
         start = time.perf_counter()
         try:
             # Everything random (initial weights, exploration, sampled actions, minibatch order)
@@ -184,7 +220,18 @@ class Agent(Estimator):
                 self._build(device)
                 self.eval_history_: list[dict] = []
                 self._best = None
-                self._run(envs, total, bar, callback)
+                self._evals_done = self._checkpoints_done = 0
+                self._stopped = False
+                if not (
+                    resume and checkpoint_dir is not None and _checkpoint.restore_checkpoint(checkpoint_dir, self, envs)
+                ):
+                    self._obs, _ = envs.reset(seed=None if self.seed is None else int(self.seed))
+                    self._ep_return = np.zeros(self.n_envs)
+                    self._ep_length = np.zeros(self.n_envs, np.int64)
+                bar = self._progress_bar(total)
+                self._run(envs, total, bar, callback, checkpoint_dir, int(checkpoint_freq))
+                if checkpoint_dir is not None:
+                    _checkpoint.save_checkpoint(checkpoint_dir, self, envs)
                 if self.eval_freq:
                     self._keep_best(final=True)
         finally:
@@ -196,20 +243,17 @@ class Agent(Estimator):
             m.eval()
         return self
 
-    def fit(self, total_timesteps: int, *, callback=None) -> Agent:
+    def fit(self, total_timesteps: int, *, callback=None, **checkpointing) -> Agent:
         """:meth:`learn` under scikit-learn's name (the not-fitted message asks for ``fit``)."""
-        return self.learn(total_timesteps, callback=callback)
+        return self.learn(total_timesteps, callback=callback, **checkpointing)
 
-    def _run(self, envs, total: int, bar, callback) -> None:
-        seed = None if self.seed is None else int(self.seed)
-        obs, _ = envs.reset(seed=seed)
+    def _run(self, envs, total: int, bar, callback, checkpoint_dir=None, checkpoint_freq: int = 0) -> None:
+        """Step from where the loop state (``_obs``, ``_ep_return``, ``_ep_length``, the counters)
+        stands: a fresh start or a checkpoint."""
         n = self.n_envs
-        ep_return = np.zeros(n)
-        ep_length = np.zeros(n, np.int64)
-        recent: list[float] = []
-        t = 0
-        evals_done = 0
-        while t < total:
+        t = self.num_timesteps_
+        while t < total and not self._stopped:
+            obs = self._obs
             actions, extra = self._act(obs)
             next_obs, rewards, terminated, truncated, info = envs.step(self._env_actions(actions))
             t += n
@@ -221,18 +265,17 @@ class Agent(Estimator):
                 for i in np.flatnonzero(done):
                     real_next[i] = info["final_obs"][i]
             self._observe(obs, actions, rewards, real_next, terminated, truncated, extra)
-            ep_return += rewards
-            ep_length += 1
-            obs = next_obs
+            self._ep_return += rewards
+            self._ep_length += 1
+            self._obs = next_obs
             stop = False
             for i in np.flatnonzero(done):
-                rec = {"step": t, "return": float(ep_return[i]), "length": int(ep_length[i])}
+                rec = {"step": t, "return": float(self._ep_return[i]), "length": int(self._ep_length[i])}
                 self.history_.append(rec)
-                recent = (recent + [rec["return"]])[-20:]
-                ep_return[i], ep_length[i] = 0.0, 0
+                self._ep_return[i], self._ep_length[i] = 0.0, 0
                 if callback is not None and callback(self, rec) is False:
                     stop = True
-            logs = self._maybe_train(obs)
+            logs = self._maybe_train(next_obs)
             if logs is not None:
                 logs["step"] = t
                 self.train_history_.append(logs)
@@ -241,15 +284,19 @@ class Agent(Estimator):
                     stop = True
             if bar is not None:
                 bar.update(min(n, total - bar.n))
-                if recent:
+                if self.history_:
+                    recent = [h["return"] for h in self.history_[-20:]]
                     bar.set_postfix(
                         {"ep_return": f"{np.mean(recent):.1f}", "episodes": len(self.history_)}, refresh=False
                     )
-            if self.eval_freq and t // self.eval_freq > evals_done and t < total:
-                evals_done = t // self.eval_freq
+            if self.eval_freq and t // self.eval_freq > self._evals_done and t < total:
+                self._evals_done = t // self.eval_freq
                 self._keep_best()
             if stop:
-                break
+                self._stopped = True
+            elif checkpoint_dir is not None and t // checkpoint_freq > self._checkpoints_done and t < total:
+                self._checkpoints_done = t // checkpoint_freq
+                _checkpoint.save_checkpoint(checkpoint_dir, self, envs)
 
     def _keep_best(self, final: bool = False) -> None:
         """Score the greedy policy on the evaluation episodes; remember the best weights, and at
@@ -288,7 +335,13 @@ class Agent(Estimator):
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=f"{type(self).__name__} {env_id_of(self.env)}", unit="step", leave=False)
+        return tqdm(
+            total=total,
+            initial=self.num_timesteps_,
+            desc=f"{type(self).__name__} {env_id_of(self.env)}",
+            unit="step",
+            leave=False,
+        )
 
     def _progress(self) -> float:
         """Fraction of the training budget spent, in [0, 1]."""

@@ -39,6 +39,28 @@ class ReplayBuffer:
         self.pos = (self.pos + n) % self.capacity
         self.full = self.full or self.pos < n
 
+    _FIELDS = ("obs", "next_obs", "actions", "rewards", "dones")
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The stored rows where they lie (sampling draws positions) and the write position."""
+        n = len(self)
+        return {f: getattr(self, f)[:n].copy() for f in self._FIELDS}, {"pos": self.pos, "full": self.full}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Refill from :meth:`state_dict`. The capacity may have grown (a run resumed with a larger
+        budget): the rows then go in oldest first and the buffer fills on from there."""
+        size, pos, full = len(arrays["rewards"]), int(meta["pos"]), bool(meta["full"])
+        if size > self.capacity:
+            raise ValueError(f"the replay buffer holds {size} rows, more than its capacity {self.capacity}")
+        grown = size < self.capacity and full
+        order = (pos + np.arange(size)) % size if grown else slice(None)
+        for f in self._FIELDS:
+            rows = arrays[f]
+            if rows.shape != (size, *getattr(self, f).shape[1:]):
+                raise ValueError(f"replay buffer field {f!r} has shape {tuple(rows.shape)}")
+            getattr(self, f)[:size] = rows[order]
+        self.pos, self.full = (size, False) if grown else (pos, full)
+
     def sample(self, n_batches: int, batch_size: int, rng: np.random.Generator, device) -> tuple:
         """``n_batches`` uniform batches as tensors of shape (n_batches, batch_size, ...)."""
         idx = rng.integers(0, len(self), size=(n_batches, batch_size))
@@ -77,6 +99,21 @@ class RolloutBuffer:
         self.obs[p], self.actions[p], self.rewards[p] = obs, actions, rewards
         self.dones[p], self.values[p], self.log_probs[p] = dones, values, log_probs
         self.pos += 1
+
+    _FIELDS = ("obs", "actions", "rewards", "dones", "values", "log_probs")
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The rollout so far (the first ``pos`` steps) and its position (for a checkpoint)."""
+        return {f: getattr(self, f)[: self.pos].copy() for f in self._FIELDS}, {"pos": self.pos}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        pos = int(meta["pos"])
+        for f in self._FIELDS:
+            rows = arrays[f]
+            if rows.shape != (pos, *getattr(self, f).shape[1:]):
+                raise ValueError(f"rollout buffer field {f!r} has shape {tuple(rows.shape)}")
+            getattr(self, f)[:pos] = rows
+        self.pos = pos
 
     def returns_and_advantages(self, last_values: np.ndarray, gamma: float, lam: float):
         """(returns, advantages), each (n_steps, n_envs)."""

@@ -195,6 +195,17 @@ class DQN(Agent):
     def _networks(self):
         return {"q_net": self.q_net_}
 
+    def _checkpoint_modules(self):
+        return {"q_net": self.q_net_, "target_net": self.target_net_}
+
+    def _train_state(self):
+        arrays, meta = self._buffer.state_dict()
+        return arrays, dict(meta, since_train=self._since_train, since_target=self._since_target)
+
+    def _load_train_state(self, arrays, meta):
+        self._buffer.load_state_dict(arrays, meta)
+        self._since_train, self._since_target = int(meta["since_train"]), int(meta["since_target"])
+
     def exploration_rate(self) -> float:
         """ε now: linear from the initial to the final value over ``exploration_fraction``."""
         return linear_schedule(

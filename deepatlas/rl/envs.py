@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from deepatlas._validation import Constraint
 from deepatlas.errors import InputError
 
@@ -81,3 +83,114 @@ def first_episode_seed(agent_seed: int | None, seed: int | None, offset: int) ->
     if seed is not None:
         return int(seed)
     return (0 if agent_seed is None else int(agent_seed)) + offset
+
+
+# ---- checkpointing a vector environment -----------------------------------------------------------
+# Every layer of every copy (the vector env, each wrapper, the bare env) is saved attribute by
+# attribute: numbers, strings, arrays, NumPy generators (their bit-generator state) and tuples,
+# lists and dicts of those. So a CartPole's ``state`` and ``np_random``, a TimeLimit's step count,
+# OrderEnforcing's reset flag and the vector env's autoreset flags all come back. Configuration
+# (spaces, specs, the wrapped env, the env factories) is rebuilt by ``make_vec_env`` instead.
+_NOT_STATE = frozenset(
+    {"env", "envs", "env_fns", "metadata", "spec", "_saved_kwargs", "_cached_spec", "_metadata", "render_mode"}
+)
+
+
+class EnvStateError(ValueError):
+    """An environment holds state that :func:`vec_env_state` cannot save (a physics engine's world)."""
+
+
+def _layers(envs):
+    """(path, object) for the vector env and every layer of every copy, outermost first."""
+    yield "vector", envs
+    for i, env in enumerate(envs.envs):
+        depth = 0
+        while True:
+            yield f"copy {i} layer {depth}", env
+            if not hasattr(env, "env"):
+                break
+            env, depth = env.env, depth + 1
+
+
+def _skipped(name: str, value) -> bool:
+    import enum
+
+    import gymnasium as gym
+
+    return (
+        name in _NOT_STATE
+        or isinstance(value, (gym.Space, gym.Env, gym.envs.registration.EnvSpec, enum.Enum))
+        or callable(value)
+    )
+
+
+def vec_env_state(envs) -> tuple[dict[str, np.ndarray], dict]:
+    """The internal state of a ``SyncVectorEnv`` and its copies: ``(arrays, meta)`` (meta is JSON).
+    Raises :class:`EnvStateError` naming the first attribute it cannot save."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def encode(value, where: str):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biuf":
+            key = str(len(arrays))
+            arrays[key] = np.array(value)  # a copy (0-d for a NumPy scalar)
+            return {"array": key, "scalar": isinstance(value, np.generic)}
+        if isinstance(value, np.random.Generator):
+            return {"generator": value.bit_generator.state}
+        if isinstance(value, (tuple, list)):
+            return {type(value).__name__: [encode(v, where) for v in value]}
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return {"dict": {k: encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
+        raise EnvStateError(f"{where} is a {type(value).__module__}.{type(value).__name__}")
+
+    layers = []
+    for path, obj in _layers(envs):
+        attrs = {}
+        for name, value in vars(obj).items():
+            if not _skipped(name, value):
+                attrs[name] = encode(value, f"attribute {name!r} of {type(obj).__name__}")
+        layers.append({"path": path, "class": type(obj).__name__, "attrs": attrs})
+    return arrays, {"layers": layers}
+
+
+def restore_vec_env_state(envs, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Put back what :func:`vec_env_state` saved into freshly built ``envs`` of the same kind."""
+
+    def decode(value):
+        if not isinstance(value, dict):
+            return value
+        if "array" in value:
+            arr = np.array(arrays[value["array"]])
+            return arr[()] if value["scalar"] else arr
+        if "generator" in value:
+            gen = np.random.Generator(getattr(np.random, value["generator"]["bit_generator"])())
+            gen.bit_generator.state = value["generator"]
+            return gen
+        if "tuple" in value:
+            return tuple(decode(v) for v in value["tuple"])
+        if "list" in value:
+            return [decode(v) for v in value["list"]]
+        return {k: decode(v) for k, v in value["dict"].items()}
+
+    layers = list(_layers(envs))
+    saved = [(s["path"], s["class"]) for s in meta["layers"]]
+    built = [(path, type(obj).__name__) for path, obj in layers]
+    if saved != built:
+        raise ValueError(f"the environment's layers {built} are not the saved ones {saved}")
+    for (_, obj), state in zip(layers, meta["layers"], strict=True):
+        for name, value in state["attrs"].items():
+            setattr(obj, name, decode(value))
+
+
+def checkpoint_problem(env, n_envs: int = 1) -> str | None:
+    """Why the environment's state cannot be checkpointed, or None when it can."""
+    envs = make_vec_env(env, n_envs)
+    try:
+        envs.reset(seed=0)
+        vec_env_state(envs)
+    except EnvStateError as exc:
+        return str(exc)
+    finally:
+        envs.close()
+    return None

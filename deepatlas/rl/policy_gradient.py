@@ -151,6 +151,12 @@ class OnPolicyAgent(Agent):
     def _networks(self):
         return {"policy": self.policy_}
 
+    def _train_state(self):
+        return self._buffer.state_dict()
+
+    def _load_train_state(self, arrays, meta):
+        self._buffer.load_state_dict(arrays, meta)
+
     def _policy_action(self, obs_t, deterministic):
         return self.policy_.act(obs_t, deterministic, self._gen)
 
@@ -271,6 +277,26 @@ class REINFORCE(OnPolicyAgent):
         super()._build(device)
         self._episode: list[tuple] = []  # this batch's steps: (obs, action, reward, done)
         self._episodes_done = 0
+
+    def _train_state(self):
+        steps = self._episode
+        arrays = {
+            "obs": np.array([x[0] for x in steps], np.float32).reshape(len(steps), self.obs_dim_),
+            "actions": np.array([x[1] for x in steps], self._buffer.actions.dtype).reshape(
+                len(steps), *self._buffer.actions.shape[2:]
+            ),
+            "rewards": np.array([x[2] for x in steps], np.float64),
+            "dones": np.array([x[3] for x in steps], bool),
+        }
+        return arrays, {"episodes_done": self._episodes_done}
+
+    def _load_train_state(self, arrays, meta):
+        n = len(arrays["rewards"])
+        self._episode = [
+            (arrays["obs"][t], arrays["actions"][t], float(arrays["rewards"][t]), bool(arrays["dones"][t]))
+            for t in range(n)
+        ]
+        self._episodes_done = int(meta["episodes_done"])
 
     def _observe(self, obs, actions, rewards, next_obs, terminated, truncated, extra):
         reward = float(rewards[0])

@@ -124,7 +124,8 @@ LEGACY_JSON = "checkpoint.json"  # the metadata of checkpoints written before it
 _META_KEY = "deepatlas.checkpoint"
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimiser's state as tensors (``optim.<param>.<slot>``) and JSON (groups, scalars)."""
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for idx, slots in state["state"].items():
@@ -170,14 +171,8 @@ def _callback_states(loop) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def save_checkpoint(directory: Path, loop, epoch: int) -> None:
-    from safetensors.torch import save_file
-
-    from deepatlas._io import atomic_path
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in loop.module.state_dict().items()}
-    opt_tensors, opt_meta = _optimizer_tensors(loop.optimizer)
+    opt_tensors, opt_meta = optimizer_tensors(loop.optimizer)
     tensors.update(opt_tensors)
     tensors["rng"] = loop.generator.get_state()
     tensors["torch_rng"] = torch.get_rng_state()  # dropout masks and other global draws
@@ -194,6 +189,20 @@ def save_checkpoint(directory: Path, loop, epoch: int) -> None:
         "stopped": bool(loop.stop_training),
         "callbacks": cb_meta,
     }
+    write_checkpoint(directory, tensors, meta)
+
+
+def write_checkpoint(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write ``directory/checkpoint.safetensors`` as one unit: ``tensors`` with ``meta`` (JSON)
+    in its metadata, into a temporary file beside the old one, then renamed over it. A training
+    loop's checkpoint and an agent's (``meta["kind"] == "agent"``, :mod:`deepatlas.rl`) share it."""
+    from safetensors.torch import save_file
+
+    from deepatlas._io import atomic_path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(directory / CHECKPOINT_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
     (directory / LEGACY_JSON).unlink(missing_ok=True)  # an older run's metadata, now superseded
@@ -228,13 +237,32 @@ def read_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
             raise ValueError(f"{where} cannot be read ({type(exc).__name__})") from None
     try:
         meta = json.loads(text)
-        int(meta["epoch"]), list(meta["history"]), dict(meta["optimizer"]), dict(meta.get("callbacks", {}))
+        # A training loop counts epochs; an agent (kind "agent") environment steps.
+        int(meta["step" if meta.get("kind") == "agent" else "epoch"]), list(meta["history"]), dict(meta["optimizer"])
+        dict(meta.get("callbacks", {}))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{where} cannot be read ({type(exc).__name__})") from None
     missing = [k for k in ("rng", "torch_rng") if k not in tensors]
     if missing:
         raise ValueError(f"{CHECKPOINT_FILE} cannot be read (no tensor {missing[0]!r})")
     return tensors, meta
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, device) -> None:
+    """Give ``optimizer`` back the state :func:`optimizer_tensors` saved (``meta``: its JSON part)."""
+    slots: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, idx, key = name.split(".", 2)
+            slots.setdefault(int(idx), {})[key] = value.to(device) if key != "step" else value
+    for name, value in meta["scalars"].items():
+        _, idx, key = name.split(".", 2)
+        slots.setdefault(int(idx), {})[key] = value
+    groups = [  # JSON made the tuples (Adam's betas) lists
+        {k: tuple(v) if isinstance(v, list) and isinstance(now.get(k), tuple) else v for k, v in saved.items()}
+        for saved, now in zip(meta["param_groups"], optimizer.param_groups, strict=False)
+    ]
+    optimizer.load_state_dict({"state": slots, "param_groups": groups})
 
 
 def checkpoint_problem(directory: str | os.PathLike) -> str | None:
@@ -253,17 +281,11 @@ def restore_checkpoint(directory: Path, loop) -> bool:
         tensors, meta = read_checkpoint(directory)
     except FileNotFoundError:
         return False
+    if meta.get("kind") == "agent":
+        raise ValueError(f"{CHECKPOINT_FILE} is an agent's checkpoint, not a training loop's")
     device = next(loop.module.parameters()).device
     loop.module.load_state_dict({k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")})
-    slots: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, idx, key = name.split(".", 2)
-            slots.setdefault(int(idx), {})[key] = value.to(device) if key != "step" else value
-    for name, value in meta["optimizer"]["scalars"].items():
-        _, idx, key = name.split(".", 2)
-        slots.setdefault(int(idx), {})[key] = value
-    loop.optimizer.load_state_dict({"state": slots, "param_groups": meta["optimizer"]["param_groups"]})
+    load_optimizer(loop.optimizer, tensors, meta["optimizer"], device)
     loop.generator.set_state(tensors["rng"])
     torch.set_rng_state(tensors["torch_rng"])
     if "cuda_rng" in tensors and device.type == "cuda":
