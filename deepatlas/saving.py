@@ -113,6 +113,23 @@ class _Required(dict):
         raise _MissingEntry(self.where, key)
 
 
+class WrongShape(ValueError):
+    """A saved tensor whose shape is not the one the estimator needs (raised by :func:`shaped`)."""
+
+    def __init__(self, name: str, expected: tuple, found: tuple):
+        super().__init__(f"tensor {name!r} has shape {found}, expected {expected}")
+        self.name, self.expected, self.found = name, expected, found
+
+
+def shaped(tensors: dict, name: str, shape: tuple):
+    """``tensors[name]`` when its shape is ``shape``; else :class:`WrongShape`. For a family whose
+    ``_restore_state`` keeps plain tensors (no ``load_state_dict`` to check them)."""
+    tensor = tensors[name]
+    if tuple(tensor.shape) != tuple(shape):
+        raise WrongShape(name, tuple(shape), tuple(tensor.shape))
+    return tensor
+
+
 def _check_config(config, where: str) -> None:
     """Refuse a config.json that does not follow :data:`CONFIG_REQUIRED`/:data:`CONFIG_OPTIONAL`."""
     if not isinstance(config, dict):
@@ -209,6 +226,11 @@ def load(directory: str | os.PathLike):
         )
     except _MissingEntry as exc:
         raise InputError(f"{exc.where} {exc.key!r}, which {cls.__name__} needs.") from None
+    except WrongShape as exc:
+        raise InputError(
+            f"{weights_where}: tensor {exc.name!r} has shape {list(exc.found)}, but the {cls.__name__} "
+            f"config.json describes needs {list(exc.expected)}."
+        ) from None
     except RuntimeError as exc:
         if "state_dict" not in str(exc):
             raise

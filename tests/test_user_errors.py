@@ -424,6 +424,31 @@ CASES += [
     Case("serve-port-in-use", _port_in_use, 2, ("cannot listen on 127.0.0.1:", "in use", "--port"), _close_port),
 ]
 
+# --- a perceptron's plain tensors are shape-checked on load; rl train refuses like train -------------
+CASES += [
+    Case(
+        "weights-misshaped-plain-tensor",
+        _tensors(lambda t: t.update(W=t["W"][:, :-1].contiguous())),
+        2,
+        ("model.safetensors", "tensor 'W'", "has shape", "Perceptron"),
+    ),
+    Case(
+        "weights-misshaped-statistics",
+        _tensors(lambda t: t.update(mean_=t["mean_"][:1].contiguous())),
+        2,
+        ("model.safetensors", "tensor 'mean_'", "has shape [1]", "needs [2]"),
+    ),
+    Case("rl-resume-finished-run", ("rl", "train", "dqn", "--out", "{run}", "--resume"), 2, ("finished run",)),
+    Case(
+        "rl-resume-nothing",
+        ("rl", "train", "dqn", "--out", "{tmp}/none", "--resume"),
+        2,
+        ("--resume", "does not exist"),
+        _nothing_at("none"),
+    ),
+    Case("rl-out-finished-run", ("rl", "train", "ppo", "--out", "{run}"), 2, ("already holds a finished run",)),
+]
+
 
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""

@@ -24,6 +24,7 @@ from deepatlas.errors import InputError
 from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_class_labels, check_features
 from deepatlas.registry import register_model
+from deepatlas.saving import shaped
 
 _CHUNK = 64  # samples scored at once while looking for the next mistake
 
@@ -180,11 +181,12 @@ class Perceptron(ClassifierMixin, Estimator):
         return tensors, meta
 
     def _restore_state(self, tensors, meta):
-        self._W = tensors["W"].numpy().astype(np.float64)
-        self.mean_ = tensors["mean_"].numpy()
-        self.scale_ = tensors["scale_"].numpy()
         self.classes_ = np.array(meta["classes_"])
         self.n_features_in_ = int(meta["n_features_in_"])
+        rows = 1 if len(self.classes_) == 2 else len(self.classes_)
+        self._W = shaped(tensors, "W", (rows, self.n_features_in_ + self.fit_intercept)).numpy().astype(np.float64)
+        self.mean_ = shaped(tensors, "mean_", (self.n_features_in_,)).numpy()
+        self.scale_ = shaped(tensors, "scale_", (self.n_features_in_,)).numpy()
         self.input_shape_ = (self.n_features_in_,)
         self.n_updates_, self.n_epochs_, self.converged_ = meta["n_updates_"], meta["n_epochs_"], meta["converged_"]
         self.coef_ = self._W[:, :-1] if self.fit_intercept else self._W
