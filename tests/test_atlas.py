@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from deepatlas.atlas import CLAIMS, VERDICTS, all_experiments
+from deepatlas.atlas.rules import apply
 
 SPINE = "P.*"
 
@@ -36,25 +38,41 @@ def report(tmp_path_factory):
 def test_report_files_and_verdicts(report):
     out, results = report
     saved = json.loads((out / "results.json").read_text())
+    meta, saved = saved["meta"], saved["claims"]
+    assert meta["mode"] == "quick" and meta["date"] and meta["machine"]
     assert [e["id"] for e in saved] == [cid for cid in CLAIMS if cid.startswith("P.")]
+    exps = all_experiments()
     for entry in saved:
         assert entry["verdict"] in VERDICTS
         assert entry["verdict"] != "pending", entry["summary"]
         assert entry["figure"] and (out / "figures" / entry["figure"]).stat().st_size > 1000
-        assert entry["seeds"]
+        # the rule as an object, the seeds actually used, one value per seed (or one pooled value)
+        rule = exps[entry["id"]].rule
+        assert entry["rule"]["statistic"] == rule.statistic
+        assert (entry["rule"]["supported"], entry["rule"]["refuted"]) == (rule.supported, rule.refuted)
+        assert entry["seeds_used"] == list(exps[entry["id"]].seeds_for(True))
+        assert len(entry["values"]) in (1, len(entry["seeds_used"]))
+        assert entry["spread"]["n"] == len(entry["values"])
+        # the verdict is the rule's, applied by the runner to the measured values
+        assert (entry["verdict"], entry["reason"]) == apply(rule, entry["values"])
     by_id = {e["id"]: e for e in saved}
     assert by_id["P.linear-only"]["verdict"] == "supported"
     assert by_id["P.linear-only"]["numbers"]["xor"] <= 0.75
+    assert len(by_id["P.linear-only"]["seeds_used"]) == 3 and len(by_id["P.init"]["seeds_used"]) == 5
 
 
 def test_page_agrees_with_results_json(report):
     out, _ = report
     page = (out / "index.html").read_text()
-    saved = json.loads((out / "results.json").read_text())
+    saved = json.loads((out / "results.json").read_text())["claims"]
     for entry in saved:
         block = page[page.index(f'id="{entry["id"]}"') :]
         block = block[: block.index("</article>")]
         assert f">{entry['verdict']}</span>" in block
+        assert "<b>Rule</b> (fixed before the run)" in block and html.escape(entry["rule"]["statistic"]) in block
+        seeds = entry["seeds_used"]
+        assert f"quick mode, {len(seeds)} seeds used: {', '.join(map(str, seeds))}" in block
+        assert f"range [{entry['spread']['min']:.4g}, {entry['spread']['max']:.4g}]" in block
     assert page.count("<img ") == sum(1 for e in saved if e["figure"])
     assert "data:image/png;base64," in page  # self-contained
 
@@ -69,10 +87,11 @@ def test_rerun_uses_the_cache(report):
 
 
 def test_claim_without_its_models_is_pending(tmp_path, monkeypatch):
-    from deepatlas.atlas import Experiment, Result
+    from deepatlas.atlas import Experiment, Result, Rule
     from deepatlas.atlas.runner import run_report
 
-    fake = Experiment("S.header", lambda ctx: Result("supported", "never run"), (0,), ("no-such-model",))
+    rule = Rule("x", supported=1.0, refuted=0.0, condition="c")
+    fake = Experiment("S.header", lambda ctx: Result(1.0, "never run"), (0,), ("no-such-model",), rule)
     monkeypatch.setitem(all_experiments(), "S.header", fake)
     results = run_report(tmp_path, quick=True, only="S.header", progress=False)
     assert [(r["id"], r["verdict"]) for r in results] == [("S.header", "pending")]

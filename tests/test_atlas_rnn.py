@@ -24,6 +24,6 @@ def test_bptt_and_vanishing_experiments_measure_what_they_claim(tmp_path):
     # At initialisation a tanh RNN's gradient shrinks by a constant factor < 1 per step.
     assert van["verdict"] == "supported", van["summary"]
     assert 0 < van["numbers"]["rnn_factor_per_step"] < 0.95
-    saved = json.loads((tmp_path / "results.json").read_text())
+    saved = json.loads((tmp_path / "results.json").read_text())["claims"]
     for entry in saved:
         assert (tmp_path / "figures" / entry["figure"]).is_file()

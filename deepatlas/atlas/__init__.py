@@ -1,16 +1,18 @@
 """The atlas: every claim of the survey as a seeded experiment with a measured verdict.
 
-An experiment is a small function registered under its claim ID::
+An experiment is a small function registered under its claim ID with the rule that will judge
+it (see :mod:`deepatlas.atlas.runner` for the full recipe)::
 
-    @experiment("P.linear-only", seeds=(0,))
+    @experiment("P.linear-only", rule=Rule("XOR test accuracy", supported=0.75, refuted=0.9,
+                                          higher=None, condition="..."), requires=("perceptron",))
     def _(ctx):
-        ...train real estimators through the public API...
-        return Result("supported", "why, in one sentence", numbers={...}, figure=ctx.save(fig))
+        ...train real estimators through the public API with seed=ctx.seed...
+        return Result(value, "what was measured, in one sentence", numbers={...}, figure=ctx.save(fig))
 
-``ctx.quick`` asks for the small version (``deepatlas report --quick``, used by the tests).
-Modules in ``deepatlas/atlas/experiments/`` are discovered on first use, so a family adds its
-experiments by adding a file. Claims without an experiment, or whose family is not built, show
-as ``pending``.
+The experiment measures; it never names a verdict. ``ctx.quick`` asks for the small version
+(``deepatlas report --quick``, used by the tests). Modules in ``deepatlas/atlas/experiments/``
+are discovered on first use, so a family adds its experiments by adding a file. Claims without an
+experiment, or whose family is not built, show as ``pending``.
 """
 
 from __future__ import annotations
@@ -23,28 +25,42 @@ from pathlib import Path
 from typing import Any
 
 from deepatlas.atlas.claims import CLAIMS, FAMILIES, Claim
+from deepatlas.atlas.rules import Rule
 
 VERDICTS = ("supported", "refuted", "conditional", "not testable", "text error", "pending")
 
 
 @dataclass
 class Result:
-    verdict: str
+    """What an experiment measured: ``value`` is the rule's statistic -- one number for the
+    current seed (the default, ``each_seed=True``), or, for an experiment that loops over
+    ``ctx.seeds`` itself, a list with one value per seed (or one value pooled over all of them)."""
+
+    value: float | list[float]
     summary: str
     numbers: dict[str, Any] = field(default_factory=dict)
     figure: str | None = None  # file name inside the report's figures/ folder
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}. Got {self.verdict!r} instead.")
+        if isinstance(self.value, str):
+            raise TypeError(
+                f"Result.value must be the rule's statistic (a number or a list of numbers). Got the string "
+                f"{self.value!r}: experiments measure, and their Rule gives the verdict."
+            )
 
 
 @dataclass
 class Experiment:
     claim_id: str
     fn: Callable[[Context], Result]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # the full report's seeds
     requires: tuple[str, ...]  # registry names the experiment needs
+    rule: Rule | None = None
+    quick_seeds: tuple[int, ...] | None = None  # the quick report's seeds (default: the full ones)
+    each_seed: bool = True  # the runner calls fn once per seed (ctx.seed); False: fn loops over ctx.seeds
+
+    def seeds_for(self, quick: bool) -> tuple[int, ...]:
+        return tuple(self.quick_seeds) if quick and self.quick_seeds is not None else tuple(self.seeds)
 
 
 class Context:
@@ -54,7 +70,9 @@ class Context:
         self.claim = claim
         self.quick = quick
         self.seeds = seeds
+        self.seed = seeds[0] if seeds else 0  # the seed of this call (each_seed experiments)
         self.figures_dir = figures_dir
+        self.draw = True  # False on the later seeds of an each_seed experiment: only the first saves its figure
 
     def pick(self, quick_value, full_value):
         """``quick_value`` under ``--quick``, else ``full_value``."""
@@ -69,6 +87,11 @@ class Context:
         from deepatlas.plotting import save_figure
 
         name = self.claim.id.replace(".", "_") + ".png"
+        if not self.draw:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            return name
         save_figure(fig, self.figures_dir / name, dpi=90)
         return name
 
@@ -77,13 +100,31 @@ _EXPERIMENTS: dict[str, Experiment] = {}
 _loaded = False
 
 
-def experiment(claim_id: str, *, seeds: tuple[int, ...] = (0,), requires: tuple[str, ...] = ()):
-    """Register ``fn(ctx) -> Result`` as the experiment for ``claim_id``."""
+def experiment(
+    claim_id: str,
+    *,
+    rule: Rule,
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    quick_seeds: tuple[int, ...] | None = (0, 1, 2),
+    each_seed: bool = True,
+    requires: tuple[str, ...] = (),
+):
+    """Register ``fn(ctx) -> Result`` as the experiment for ``claim_id``, judged by ``rule``."""
     if claim_id not in CLAIMS:
         raise KeyError(f"unknown claim ID {claim_id!r}")
+    if not isinstance(rule, Rule):
+        raise TypeError(f"experiment {claim_id}: rule must be a Rule. Got {type(rule).__name__} instead.")
 
     def decorate(fn):
-        _EXPERIMENTS[claim_id] = Experiment(claim_id, fn, tuple(seeds), tuple(requires))
+        _EXPERIMENTS[claim_id] = Experiment(
+            claim_id,
+            fn,
+            tuple(seeds),
+            tuple(requires),
+            rule,
+            None if quick_seeds is None else tuple(quick_seeds),
+            each_seed,
+        )
         return fn
 
     return decorate
@@ -106,4 +147,4 @@ def all_experiments() -> dict[str, Experiment]:
 BROKEN_MODULES: dict[str, str] = {}
 
 
-__all__ = ["CLAIMS", "FAMILIES", "Claim", "Context", "Result", "VERDICTS", "experiment", "all_experiments"]
+__all__ = ["CLAIMS", "FAMILIES", "Claim", "Context", "Result", "Rule", "VERDICTS", "experiment", "all_experiments"]

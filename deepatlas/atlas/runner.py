@@ -1,28 +1,142 @@
-"""Run the atlas experiments (cached, optionally in parallel) and write the report."""
+"""Run the atlas experiments (cached, optionally in parallel) and write the report.
+
+How to write an experiment with a rule
+--------------------------------------
+1. Write the rule first, as data, before looking at any number (``deepatlas.atlas.Rule``)::
+
+       RULE = Rule(
+           "test-accuracy gain of the CNN over the MLP (points)",  # the statistic, one value per seed
+           supported=0.05,   # every seed at or above: supported
+           refuted=0.0,      # every seed at or below: refuted (the claim is wrong, not just weak)
+           condition="the CNN helps a little, within noise",  # what the band in between means
+       )
+
+   A lower-is-better statistic swaps the thresholds (``supported < refuted``). Equal thresholds
+   need ``higher=True/False``. For a claim the atlas classifies as a ``text error`` or ``not
+   testable``, set ``verdict="text error"``: the statistic is the evidence the classification
+   rests on, and a measurement short of ``supported`` turns the verdict into ``conditional``.
+
+2. Register the experiment with it, in a module of ``deepatlas/atlas/experiments/``::
+
+       @experiment("C.features", rule=RULE, requires=("cnn", "mlp"),
+                   seeds=(0, 1, 2, 3, 4), quick_seeds=(0, 1, 2))
+       def c_features(ctx):
+           ds = load_dataset("digits", seed=ctx.seed)
+           cnn = CNNClassifier(epochs=ctx.pick(5, 30), seed=ctx.seed).fit(ds.X_train, ds.y_train)
+           ...
+           return Result(gain, f"CNN {a:.0%} vs MLP {b:.0%}", numbers={...}, figure=ctx.save(fig))
+
+   By default (``each_seed=True``) the runner calls the function once per seed of the mode, with
+   ``ctx.seed`` set; every model and split must take its seed from ``ctx.seed``. Only the first
+   seed's figure is saved and its summary and numbers shown; the verdict uses every seed's value.
+   An experiment whose statistic needs all seeds at once (a failure rate over restarts, a spread
+   over resamplings) sets ``each_seed=False``, loops over ``ctx.seeds`` itself and returns a list
+   of per-seed values (or one pooled value).
+
+3. Never return a verdict: the runner applies the rule (``deepatlas.atlas.rules.apply``). The
+   seeds' range is the interval, so every seed must clear a threshold; a range straddling one is
+   ``conditional`` with that reason. Keep the quick mode cheap (the whole quick report should stay
+   near a minute): give a heavy experiment ``quick_seeds=(0,)`` and say so in its docstring.
+   ``tests/test_atlas.py`` feeds every registered rule synthetic values and checks that each of its
+   verdicts is reachable.
+"""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import functools
 import hashlib
-import inspect
+import importlib.util
 import json
+import platform
 import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deepatlas import __version__
 from deepatlas._io import read_json, write_json
 from deepatlas._optional import MissingExtra
 from deepatlas.atlas import CLAIMS, Context, Result, all_experiments
+from deepatlas.atlas.rules import apply, spread
+
+
+@functools.cache
+def _module_file(name: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
+@functools.cache
+def _imports(path: str) -> tuple[str, ...]:
+    """The deepatlas modules a source file imports (anywhere in it, function bodies included)."""
+    tree = ast.parse(Path(path).read_bytes())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
+    return tuple(sorted(n for n in names if n == "deepatlas" or n.startswith("deepatlas.")))
+
+
+def module_closure(module: str) -> list[str]:
+    """Files of ``module`` and of every deepatlas module it imports, transitively (each package's
+    ``__init__`` included)."""
+    seen: dict[str, str] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        path = _module_file(name)
+        seen[name] = path or ""
+        if path:
+            todo.extend(_imports(path))
+    return sorted({p for p in seen.values() if p})
+
+
+def _model_modules(exp) -> list[str]:
+    from deepatlas.registry import get_model_class
+
+    mods = []
+    for name in exp.requires:
+        try:
+            mods.append(get_model_class(name).__module__)
+        except Exception:  # an unknown name: the entry is pending anyway
+            continue
+    return mods
 
 
 def _cache_key(exp, quick: bool) -> str:
-    """Changes whenever the experiment's module source, its mode, seeds or the package version do."""
-    source = Path(inspect.getsourcefile(exp.fn)).read_bytes()
-    blob = json.dumps([exp.claim_id, exp.fn.__name__, quick, list(exp.seeds), __version__]).encode() + source
-    return hashlib.sha256(blob).hexdigest()[:16]
+    """Changes whenever the experiment's source, any deepatlas module it or its required models
+    import, its mode, seeds or rule, or the package version do."""
+    files = set(module_closure(exp.fn.__module__))
+    for mod in _model_modules(exp):
+        files.update(module_closure(mod))
+    digest = hashlib.sha256()
+    meta = [
+        exp.claim_id,
+        exp.fn.__name__,
+        quick,
+        list(exp.seeds_for(quick)),
+        exp.each_seed,
+        repr(exp.rule),
+        __version__,
+    ]
+    digest.update(json.dumps(meta).encode())
+    for f in sorted(files):
+        digest.update(f.encode() + b"\0" + Path(f).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _missing_requirements(exp) -> list[str]:
@@ -45,19 +159,44 @@ def _run_one(claim_id: str, quick: bool, figures_dir: str, threads: int | None =
         torch.set_num_threads(previous)
 
 
+def _measure(exp, ctx) -> Result:
+    result = exp.fn(ctx)
+    if not isinstance(result, Result):
+        raise TypeError(f"experiment {exp.claim_id} returned {type(result).__name__}, not Result")
+    return result
+
+
 def _run_one_inner(claim_id: str, quick: bool, figures_dir: str) -> dict:
     exp = all_experiments()[claim_id]
-    ctx = Context(CLAIMS[claim_id], quick, exp.seeds, Path(figures_dir))
+    seeds = exp.seeds_for(quick)
     start = time.perf_counter()
     try:
-        result = exp.fn(ctx)
-        if not isinstance(result, Result):
-            raise TypeError(f"experiment {claim_id} returned {type(result).__name__}, not Result")
+        if exp.each_seed:
+            values, first = [], None
+            for i, seed in enumerate(seeds):
+                ctx = Context(CLAIMS[claim_id], quick, (seed,), Path(figures_dir))
+                ctx.draw = i == 0
+                res = _measure(exp, ctx)
+                if isinstance(res.value, (list, tuple)):
+                    raise TypeError(f"experiment {claim_id} runs once per seed and must return one value, not a list")
+                values.append(float(res.value))
+                first = first or res
+            result = first
+        else:
+            result = _measure(exp, Context(CLAIMS[claim_id], quick, seeds, Path(figures_dir)))
+            raw = result.value if isinstance(result.value, (list, tuple)) else [result.value]
+            values = [float(v) for v in raw]
+            if len(values) not in (1, len(seeds)):
+                raise ValueError(f"experiment {claim_id} returned {len(values)} values for {len(seeds)} seeds")
+        verdict, reason = apply(exp.rule, values)
         entry = {
-            "verdict": result.verdict,
+            "verdict": verdict,
+            "reason": reason,
             "summary": result.summary,
             "numbers": result.numbers,
             "figure": result.figure,
+            "values": [round(v, 6) for v in values],
+            "spread": spread(values),
         }
         entry["error"] = None
     except MissingExtra as exc:  # e.g. K.tuning without Optuna: pending, not failed (and not cached)
@@ -72,6 +211,39 @@ def _run_one_inner(claim_id: str, quick: bool, figures_dir: str) -> dict:
         }
     entry["seconds"] = round(time.perf_counter() - start, 2)
     return entry
+
+
+def machine() -> str:
+    """The machine in words, for results.json (CPU model and core count)."""
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+SAVED_KEYS = ("verdict", "reason", "summary", "numbers", "figure", "values", "spread", "seconds")
+RESULT_KEYS = (
+    "id",
+    "family",
+    "verdict",
+    "reason",
+    "rule",
+    "values",
+    "spread",
+    "seeds_used",
+    "summary",
+    "numbers",
+    "figure",
+)
 
 
 def run_report(
@@ -106,20 +278,24 @@ def run_report(
                 "summary": f"Pending: {why}.",
                 "numbers": {},
                 "figure": None,
-                "seeds": [],
+                "seeds_used": [],
+                "rule": None,
                 "seconds": 0.0,
                 "cached": False,
             }
             continue
+        base["rule"] = exp.rule.as_dict() if exp.rule else None
+        base["rule_text"] = exp.rule.describe() if exp.rule else ""
+        base["seeds_used"] = list(exp.seeds_for(quick))
         key = _cache_key(exp, quick)
         cached = cache / f"{cid}.json"
         if cached.exists():
             saved = read_json(cached)
             figure = saved["entry"].get("figure")
             if saved.get("key") == key and (figure is None or (figures / figure).exists()):
-                entries[cid] = {**base, **saved["entry"], "seeds": list(exp.seeds), "cached": True}
+                entries[cid] = {**base, **saved["entry"], "cached": True}
                 continue
-        entries[cid] = {**base, "seeds": list(exp.seeds), "key": key}
+        entries[cid] = {**base, "key": key}
         todo.append(cid)
 
     start = time.perf_counter()
@@ -133,7 +309,7 @@ def run_report(
         if entry.get("error") is None:
             write_json(
                 cache / f"{cid}.json",
-                {"key": key, "entry": {k: entry[k] for k in ("verdict", "summary", "numbers", "figure", "seconds")}},
+                {"key": key, "entry": {k: entry.get(k) for k in SAVED_KEYS}},
             )
         if progress:
             print(
@@ -155,10 +331,16 @@ def run_report(
     for e in results:
         e.pop("key", None)
     elapsed = time.perf_counter() - start
-    meta = {"quick": quick, "version": __version__, "seconds": round(elapsed, 1)}
-    write_json(
-        out / "results.json",
-        [{k: e.get(k) for k in ("id", "family", "verdict", "summary", "numbers", "figure", "seeds")} for e in results],
-    )
+    meta = {
+        "mode": "quick" if quick else "full",
+        "quick": quick,
+        "version": __version__,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "jobs": jobs,
+        "seconds": round(elapsed, 1),
+        "only": only,
+    }
+    write_json(out / "results.json", {"meta": meta, "claims": [{k: e.get(k) for k in RESULT_KEYS} for e in results]})
     write_html(out / "index.html", results, figures, meta)
     return results

@@ -17,7 +17,7 @@ import functools
 import numpy as np
 import torch
 
-from deepatlas.atlas import Result, experiment
+from deepatlas.atlas import Result, Rule, experiment
 from deepatlas.atlas.experiments._common import r
 from deepatlas.data import load_dataset
 from deepatlas.models.gan import metrics as gm
@@ -93,11 +93,24 @@ def _grid(ax, images, title: str) -> None:
 
 
 # ---- G.unstable -------------------------------------------------------------------------------
-@experiment("G.unstable", seeds=(0, 1, 2), requires=("gan",))
+@experiment(
+    "G.unstable",
+    rule=Rule(
+        "share of the runs trained far enough to judge (>= 50% of samples near a mode) that leave a mode "
+        "(nearly) empty; 1 when seeds differ by >= 2 modes used",
+        supported=0.5,
+        refuted=0.0,
+        condition="some runs collapse, most do not",
+    ),
+    seeds=(0, 1, 2),
+    quick_seeds=(0, 1),
+    each_seed=False,
+    requires=("gan",),
+)
 @_one_thread
 def g_unstable(ctx):
     names = ctx.pick(("ring8",), ("ring8", "grid25"))
-    seeds = ctx.seeds[: ctx.pick(2, 3)]
+    seeds = ctx.seeds
     steps = ctx.pick(320, 2000)
     rows = []  # (dataset, seed, measures, samples, dataset object)
     for name in names:
@@ -117,18 +130,19 @@ def g_unstable(ctx):
     spread = {n: int(np.ptp(v)) for n, v in used.items()}
     # Only runs whose samples mostly sit near modes (>= 50%) are trained far enough to judge.
     trained = sum(m["near_share"] >= 0.5 for _, _, m, *_ in rows)
-    if not trained:
-        verdict = "conditional"
-    elif collapsed or max(spread.values()) >= 2:
-        verdict = "supported"
+    judged = [(n, s) for n, s, m, *_ in rows if m["near_share"] >= 0.5]
+    if not judged:
+        value = float("nan")  # no run trained far enough: the rule cannot judge
+    elif max(spread.values()) >= 2:
+        value = 1.0
     else:
-        verdict = "refuted"
+        value = sum(run in collapsed for run in judged) / len(judged)
     parts = [f"{n}: {v} of {k[n]} modes used by seeds {list(seeds)}" for n, v in used.items()]
     return Result(
-        verdict,
+        value,
         f"Vanilla GAN, {steps} steps: " + "; ".join(parts) + f"; {len(collapsed)} of {len(rows)} runs left modes "
-        f"(nearly) empty; {trained} of {len(rows)} runs had ≥ 50% of samples near a mode. Supported if any run collapses "
-        "or seeds differ by ≥ 2 modes; conditional when no run trained far enough to judge (samples still a blob).",
+        f"(nearly) empty; {trained} of {len(rows)} runs had ≥ 50% of samples near a mode (no such run: "
+        "nothing to judge, conditional).",
         {
             "steps": steps,
             "runs": [
@@ -144,10 +158,23 @@ def g_unstable(ctx):
 
 
 # ---- G.adaptive -------------------------------------------------------------------------------
-@experiment("G.adaptive", seeds=(0, 1, 2), requires=("wgan-gp",))
+@experiment(
+    "G.adaptive",
+    rule=Rule(
+        "mean over ring8, grid25 (and digits in full mode) of: 1 fitted (>= 75% of modes used and >= 50% of "
+        "samples near one; digits FID <= 10x the real floor), 0.5 covered only, 0 neither",
+        supported=1.0,
+        refuted=0.0,
+        condition="one recipe covers the layouts but does not fit every one",
+    ),
+    seeds=(0, 1, 2),
+    quick_seeds=(0,),
+    each_seed=False,
+    requires=("wgan-gp",),
+)
 @_one_thread
 def g_adaptive(ctx):
-    seeds = ctx.seeds[: ctx.pick(1, 3)]
+    seeds = ctx.seeds
     # Full mode: 6,000 critic steps. At 1,500 the digits FID was 87.9 (constant lr) and grid25 had
     # 26 % of samples near a mode: WGAN-GP needs far longer (93 % on ring8 took ~35,000 steps).
     steps = ctx.pick(400, 6000)
@@ -193,12 +220,7 @@ def g_adaptive(ctx):
     fits = {n: covered[n] and p["near_share"] >= 0.5 for n, p in per.items()}
     if digits is not None:
         covered["digits"] = fits["digits"] = digits["fid"] <= 10 * digits["fid_real"]
-    if all(fits.values()):
-        verdict = "supported"
-    elif all(covered.values()):
-        verdict = "conditional"
-    else:
-        verdict = "refuted"
+    value = float(np.mean([1.0 if fits[n] else 0.5 if covered[n] else 0.0 for n in fits]))
     text = "; ".join(
         f"{n}: {p['used']:.1f}/{p['n_modes']} modes used, {p['near_share']:.0%} of samples near a mode"
         for n, p in per.items()
@@ -206,7 +228,7 @@ def g_adaptive(ctx):
     if digits is not None:
         text += f"; digits: classifier-feature FID {digits['fid']:.1f} (held-out real {digits['fid_real']:.1f})"
     return Result(
-        verdict,
+        value,
         f"One WGAN-GP recipe, {steps} critic steps, unchanged across data: {text}. A set counts as fitted when ≥ 75% of "
         "modes are used and ≥ 50% of samples are near one (digits: FID ≤ 10× the real floor); conditional when every "
         "layout is covered but samples are still blurry.",
@@ -216,10 +238,23 @@ def g_adaptive(ctx):
 
 
 # ---- G.quality --------------------------------------------------------------------------------
-@experiment("G.quality", seeds=(0, 1, 2), requires=("gan",))
+@experiment(
+    "G.quality",
+    rule=Rule(
+        "mean over ring8 (and digits in full mode) of: 1 realistic (half the real data's sharp share; FID <= 3x "
+        "the floor), 0.5 close (>= 50% near a mode; FID <= 10x), 0 neither",
+        supported=1.0,
+        refuted=0.0,
+        condition="samples are near the data but not as sharp as it",
+    ),
+    seeds=(0, 1, 2),
+    quick_seeds=(0,),
+    each_seed=False,
+    requires=("gan",),
+)
 @_one_thread
 def g_quality(ctx):
-    seeds = ctx.seeds[: ctx.pick(1, 3)]
+    seeds = ctx.seeds
     ds = _data("ring8", ctx)
     real = gm.mode_coverage(ds.X_test, ds.meta["modes"], ds.meta["sigma"])["high_quality_share"]
     steps = ctx.pick(700, 3000)
@@ -258,25 +293,36 @@ def g_quality(ctx):
     # close (ring8: >= 50% near a mode; digits: FID <= 10x). Mixed outcomes are conditional.
     ok = [sharp >= 0.5 * real] + ([digits[1] <= 3 * digits[2]] if digits else [])
     close = [near >= 0.5] + ([digits[1] <= 10 * digits[2]] if digits else [])
-    verdict = "supported" if all(ok) else "refuted" if not any(close) else "conditional"
+    value = float(np.mean([1.0 if o else 0.5 if c_ else 0.0 for o, c_ in zip(ok, close, strict=True)]))
     text = f"ring8 after {steps} GAN steps: {sharp:.0%} of samples within 3σ of a mode (real data {real:.0%}), {near:.0%} near one"
     if digits:
         text += f"; digits GAN: classifier-feature FID {digits[1]:.1f} against {digits[2]:.1f} for held-out real images"
     return Result(
-        verdict,
-        text
-        + ". Supported if on every set samples are half as sharp as real data (FID ≤ 3× floor); conditional if on some "
-        "set they are only near the data (≥ 50% near a mode, FID ≤ 10× floor): realism grows with training budget.",
+        value,
+        text + ": realism grows with training budget.",
         numbers,
         ctx.save(fig),
     )
 
 
 # ---- G.only-similar ---------------------------------------------------------------------------
-@experiment("G.only-similar", seeds=(1, 2, 3), requires=("gan",))
+@experiment(
+    "G.only-similar",
+    rule=Rule(
+        "samples near the held-out 8th ring8 mode over those near a trained mode (runs covering >= 6 of the 7 "
+        "trained modes)",
+        supported=0.25,
+        refuted=0.75,
+        condition="the GAN puts some mass on the unseen mode",
+    ),
+    seeds=(1, 2, 3),
+    quick_seeds=(1,),
+    each_seed=False,
+    requires=("gan",),
+)
 @_one_thread
 def g_only_similar(ctx):
-    seeds = ctx.seeds[: ctx.pick(1, 3)]
+    seeds = ctx.seeds
     steps = ctx.pick(700, 2500)
     ds = _data("ring8", ctx)
     held = 0  # train on 7 of the 8 modes; do samples land on the eighth?
@@ -318,15 +364,12 @@ def g_only_similar(ctx):
     ax.set_title(f"unseen mode gets {rel:.2f}× a trained mode's samples", fontsize=8)
     # Only-similar: the unseen mode draws under a quarter of what a trained mode draws, and the
     # samples are not copies (median distance to the nearest training point above zero).
-    ok = rel < 0.25 and d_gen > 0
-    verdict = "conditional" if all(row[4] < 6 for row in rows) else "supported" if ok else "refuted"
     return Result(
-        verdict,
+        float("nan") if all(row[4] < 6 for row in rows) else rel,
         f"Trained on 7 of ring8's 8 modes ({steps} GAN steps, seeds {list(seeds)}), the unseen mode gets {rel:.2f}× "
         f"the samples of a trained mode (within {radius:.1f}); samples lie a median {d_gen:.3f} from the nearest training "
         f"point (held-out real points {d_real:.3f}): new points, but only around the training data. "
-        f"{len(valid)} of {len(rows)} runs covered ≥ 6 of the 7 trained modes and count; supported if the unseen "
-        "mode gets < 0.25×.",
+        f"{len(valid)} of {len(rows)} runs covered ≥ 6 of the 7 trained modes and count.",
         {
             "steps": steps,
             "unseen_vs_trained_mode": r(rel),
@@ -340,10 +383,23 @@ def g_only_similar(ctx):
 
 
 # ---- G.variants -------------------------------------------------------------------------------
-@experiment("G.variants", seeds=(0, 1, 2), requires=("gan", "wgan", "wgan-gp", "cgan", "infogan", "dcgan"))
+@experiment(
+    "G.variants",
+    rule=Rule(
+        "share of the tested variants that beat the plain GAN (more modes used, then more samples near a mode; "
+        "DCGAN: lower digits FID), read only when some model has >= 50% of samples near a mode",
+        supported=1.0,
+        refuted=0.0,
+        condition="some variants beat the plain GAN, others do not",
+    ),
+    seeds=(0, 1),
+    quick_seeds=(0,),
+    each_seed=False,
+    requires=("gan", "wgan", "wgan-gp", "cgan", "infogan", "dcgan"),
+)
 @_one_thread
 def g_variants(ctx):
-    seeds = ctx.seeds[: ctx.pick(1, 2)]
+    seeds = ctx.seeds
     names = ctx.pick(("ring8",), ("ring8", "grid25"))
     steps = ctx.pick(300, 900)
     hidden = ctx.pick((64, 64), (128, 128))
@@ -407,15 +463,12 @@ def g_variants(ctx):
     tested = [k for k in models if k != "gan"] + (["dcgan"] if dcgan is not None else [])
     # The comparison is read only when some model got >= 50% of its samples near a mode.
     judged = any(score(k)[1] >= 0.5 for k in models)
-    if not judged or (better and len(better) < len(tested)):
-        verdict = "conditional"
-    else:
-        verdict = "supported" if better else "refuted"
+    value = len(better) / len(tested) if judged else float("nan")
     text = ", ".join(f"{k} {score(k)[0]:.1f} modes used/{score(k)[1]:.0%} near" for k in models)
     if dcgan:
         text += f"; digits FID: gan {dcgan['gan']:.1f}, dcgan {dcgan['dcgan']:.1f}"
     return Result(
-        verdict,
+        value,
         f"Same {steps}-step budget on {', '.join(names)} (seeds {list(seeds)}): {text}. "
         f"Better than the plain GAN (more modes used, then more samples near a mode): {', '.join(better) or 'none'} "
         f"(tested: {', '.join(tested)})." + ("" if dcgan else " DCGAN (images only) is compared in the full run."),

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from deepatlas.atlas import Result, experiment
-from deepatlas.atlas.experiments._common import r
+from deepatlas.atlas import Result, Rule, experiment
+from deepatlas.atlas.experiments._common import MEDIUM, r
 from deepatlas.data import load_dataset
 
 PATCH = 6  # patch side; 36 pixels per patch
@@ -80,7 +80,16 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ---- S.essential ---------------------------------------------------------------------------------
-@experiment("S.essential", seeds=(0,), requires=("dictionary-learning",))
+@experiment(
+    "S.essential",
+    rule=Rule(
+        "PSNR of the sparse reconstruction of noisy patches minus the noisy input's (dB)",
+        supported=1.0,
+        refuted=0.0,
+        condition="it removes a little noise, under 1 dB",
+    ),
+    requires=("dictionary-learning",),
+)
 @_one_thread
 def s_essential(ctx):
     from sklearn.feature_extraction.image import reconstruct_from_patches_2d
@@ -116,14 +125,15 @@ def s_essential(ctx):
         f"σ = {sigma}: noisy {psnr['noisy']:.1f} dB → learned {psnr['learned']:.1f} dB (DCT {psnr['DCT']:.1f} dB)",
         fontsize=9,
     )
-    ok = gain >= 1.0  # at least 1 dB better than the noisy input
     return Result(
-        "supported" if ok else "refuted",
+        gain,
         f"Coding each noisy 6×6 patch of {len(clean)} held-out digits (σ = {sigma}) over a dictionary learned on clean "
         f"patches raises PSNR from {psnr['noisy']:.2f} to {psnr['learned']:.2f} dB (+{gain:.2f} dB; a DCT dictionary "
         f"gives {psnr['DCT']:.2f} dB)"
         + (
-            ": the sparse code keeps the strokes and drops much of the noise." if ok else ", less than the 1 dB we ask."
+            ": the sparse code keeps the strokes and drops much of the noise."
+            if gain >= 1.0
+            else ", less than the 1 dB we ask."
         ),
         {"sigma": sigma, "images": len(clean), "n_atoms": n_atoms, **{f"psnr_{k}": r(v, 2) for k, v in psnr.items()}},
         ctx.save(fig),
@@ -131,7 +141,16 @@ def s_essential(ctx):
 
 
 # ---- S.reconstruct -------------------------------------------------------------------------------
-@experiment("S.reconstruct", seeds=(0,), requires=("dictionary-learning",))
+@experiment(
+    "S.reconstruct",
+    rule=Rule(
+        "relative reconstruction error of patches from 8 of 36 numbers (sparse code)",
+        supported=0.10,
+        refuted=0.25,
+        condition="it reconstructs, but loses over 10% of the energy",
+    ),
+    requires=("dictionary-learning",),
+)
 @_one_thread
 def s_reconstruct(ctx):
     from sklearn.decomposition import PCA
@@ -156,9 +175,8 @@ def s_reconstruct(ctx):
     ax.set_xticks(ks)
     ax.legend(fontsize=8)
     k = max(ks)
-    ok = sc[k] <= 0.10  # 8 numbers instead of 36 reconstruct the patch within 10 % of its energy
     return Result(
-        "supported" if ok else "refuted",
+        sc[k],
         f"Held-out 6×6 patches are rebuilt from k of {len(D)} learned atoms with relative error {sc[1]:.2f} (k=1) down "
         f"to {sc[k]:.3f} (k={k}, 36 → {k} numbers); PCA with k components gives {pc[1]:.2f} / {pc[k]:.3f}.",
         {
@@ -171,7 +189,18 @@ def s_reconstruct(ctx):
 
 
 # ---- S.unsupervised ------------------------------------------------------------------------------
-@experiment("S.unsupervised", seeds=(0,), requires=("dictionary-learning",))
+@experiment(
+    "S.unsupervised",
+    rule=Rule(
+        "test accuracy of a classifier on codes from a dictionary learned without labels (0 if giving the labels "
+        "changed the dictionary)",
+        supported=0.9,
+        refuted=0.5,
+        condition="the label-free codes carry some class information",
+    ),
+    **MEDIUM,
+    requires=("dictionary-learning",),
+)
 @_one_thread
 def s_unsupervised(ctx):
     from deepatlas.models.common import linear_probe
@@ -199,9 +228,8 @@ def s_unsupervised(ctx):
     ax.axhline(0.1, color="k", lw=1, ls=":", label="chance")
     ax.set(xscale="log", xlabel="fraction of training labels given to the classifier", ylabel="test accuracy")
     ax.legend(fontsize=8)
-    ok = same and acc_codes[1.0] >= 0.9
     return Result(
-        "supported" if ok else "refuted",
+        acc_codes[1.0] if same else 0.0,
         f"The dictionary is learned from pixels alone ({'identical' if same else 'different'} when fitted with shuffled "
         f"labels); a logistic regression on its codes reaches {acc_codes[1.0]:.1%} on test digits with all labels and "
         f"{acc_codes[fractions[0]]:.1%} with {fractions[0]:.0%} of them (raw pixels: {acc_raw[1.0]:.1%} / "
@@ -216,7 +244,18 @@ def s_unsupervised(ctx):
 
 
 # ---- S.slow --------------------------------------------------------------------------------------
-@experiment("S.slow", seeds=(0,), requires=("sparse-coding", "lista"))
+@experiment(
+    "S.slow",
+    rule=Rule(
+        "1 if plain ISTA needs >= 64 iterations for 1% of the optimum and FISTA is no 4x faster, 0.5 if ISTA is "
+        "costly but FISTA 4x faster, 0 if ISTA is already fast",
+        supported=1.0,
+        refuted=0.0,
+        condition="costly for plain ISTA, much less so for accelerated or learned solvers",
+    ),
+    **MEDIUM,
+    requires=("sparse-coding", "lista"),
+)
 @_one_thread
 def s_slow(ctx):
     import torch
@@ -285,19 +324,19 @@ def s_slow(ctx):
     # Costly = plain ISTA needs over a hundred iterations for 1 % while the accelerated solver needs far fewer.
     costly_ista = ista_n is None or ista_n >= 64
     fast_fista = fista_n is not None and (ista_n is None or fista_n * 4 <= ista_n)
-    verdict = "conditional" if costly_ista and fast_fista else ("supported" if costly_ista else "refuted")
+    outcome = "fast-fista" if costly_ista and fast_fista else ("costly" if costly_ista else "cheap")
     lista_err = curves[f"LISTA ({layers} layers)"][0][2]
     fmt = lambda n: f">{steps['ISTA'][-1]}" if n is None else str(n)  # noqa: E731
     return Result(
-        verdict,
+        {"costly": 1.0, "fast-fista": 0.5, "cheap": 0.0}[outcome],
         f"To come within {target:.0%} of the optimal lasso objective on {len(test)} held-out patches, ISTA needs "
         f"{fmt(ista_n)} iterations, FISTA {fmt(fista_n)}, coordinate descent {fmt(need['coordinate descent'])} sweeps; "
         f"a trained {layers}-layer LISTA is {lista_err:.1%} above the optimum in one pass. "
         + {
-            "conditional": "Costly for plain ISTA, much less so for accelerated or learned solvers.",
-            "supported": "Every iterative solver needs many iterations.",
-            "refuted": "Plain ISTA already gets there in few iterations.",
-        }[verdict],
+            "fast-fista": "Costly for plain ISTA, much less so for accelerated or learned solvers.",
+            "costly": "Every iterative solver needs many iterations.",
+            "cheap": "Plain ISTA already gets there in few iterations.",
+        }[outcome],
         {
             "patches": len(test),
             **{f"iters_to_1pct_{k.split()[0]}": n for k, n in need.items()},
@@ -309,14 +348,27 @@ def s_slow(ctx):
 
 
 # ---- S.init --------------------------------------------------------------------------------------
-@experiment("S.init", seeds=(0, 1, 2, 3, 4, 5, 6, 7), requires=("dictionary-learning",))
+@experiment(
+    "S.init",
+    rule=Rule(
+        "1 if both the atoms (best-matched |cos| < 0.9) and the held-out objective (spread >= 5%) depend on the "
+        "start, 0.5 if only the atoms do, 0 if every start finds the same dictionary",
+        supported=1.0,
+        refuted=0.0,
+        condition="the atoms depend on initialisation, the quality of the code hardly does",
+    ),
+    seeds=tuple(range(8)),
+    quick_seeds=tuple(range(4)),
+    each_seed=False,
+    requires=("dictionary-learning",),
+)
 @_one_thread
 def s_init(ctx):
     from scipy.optimize import linear_sum_assignment
 
     from deepatlas.models.sparse_coding.coders import DictionaryLearning
 
-    seeds = ctx.seeds[: ctx.pick(4, 8)]
+    seeds = ctx.seeds
     train = _patches(_images("train", ctx.pick(60, 300)))
     test = _patches(_images("test", ctx.pick(20, 100)))
     n_atoms = ctx.pick(32, 100)
@@ -339,16 +391,16 @@ def s_init(ctx):
     # The atoms depend on the start (matched atoms differ) while the quality barely does.
     atoms_differ = similar < 0.9
     quality_same = spread < 0.05
-    verdict = "conditional" if atoms_differ and quality_same else ("supported" if atoms_differ else "refuted")
+    outcome = "atoms" if atoms_differ and quality_same else ("both" if atoms_differ else "same")
     return Result(
-        verdict,
+        {"both": 1.0, "atoms": 0.5, "same": 0.0}[outcome],
         f"Over {len(seeds)} seeds the best-matched atoms of two learned dictionaries have mean |cos| {similar:.2f} "
         f"and the held-out objective varies by {spread:.1%}: "
         + {
-            "conditional": "the atoms depend on initialisation, the quality of the code hardly does.",
-            "supported": "both the atoms and the quality of the code depend on initialisation.",
-            "refuted": "the same dictionary is found from every start.",
-        }[verdict],
+            "atoms": "the atoms depend on initialisation, the quality of the code hardly does.",
+            "both": "both the atoms and the quality of the code depend on initialisation.",
+            "same": "the same dictionary is found from every start.",
+        }[outcome],
         {
             "seeds": list(seeds),
             "objective_spread": r(spread),
@@ -360,7 +412,17 @@ def s_init(ctx):
 
 
 # ---- S.basis -------------------------------------------------------------------------------------
-@experiment("S.basis", seeds=(0,), requires=("sparse-coding", "dictionary-learning"))
+@experiment(
+    "S.basis",
+    rule=Rule(
+        "reconstruction error of the worse fixed basis (DCT or random) over the learned dictionary's, "
+        "at equal sparsity",
+        supported=1.3,
+        refuted=1.05,
+        condition="the basis changes the error by under 30%",
+    ),
+    requires=("sparse-coding", "dictionary-learning"),
+)
 @_one_thread
 def s_basis(ctx):
     seed = ctx.seeds[0]
@@ -378,9 +440,8 @@ def s_basis(ctx):
     ax.legend(fontsize=8)
     i = ks.index(4)
     ratio_dct, ratio_rand = err["DCT"][i] / err["learned"][i], err["random"][i] / err["learned"][i]
-    ok = min(ratio_dct, ratio_rand) >= 1.3  # at equal sparsity the basis changes the error by 30 % or more
     return Result(
-        "supported" if ok else "refuted",
+        min(ratio_dct, ratio_rand),
         f"At 4 non-zeros per 6×6 patch ({len(bases['learned'])} atoms each) the error is {err['learned'][i]:.3f} with a "
         f"learned dictionary, {err['DCT'][i]:.3f} with the DCT ({ratio_dct:.1f}×) and {err['random'][i]:.3f} with "
         f"random atoms ({ratio_rand:.1f}×).",
@@ -395,7 +456,18 @@ def s_basis(ctx):
 
 
 # ---- S.header ------------------------------------------------------------------------------------
-@experiment("S.header", seeds=(0,), requires=("sparse-coding",))
+@experiment(
+    "S.header",
+    rule=Rule(
+        "share of the estimators used by the other sparse-coding claims that are DBN estimators "
+        "(the text-error argument: none are, the section is about sparse coding)",
+        supported=0.0,
+        refuted=0.0,
+        verdict="text error",
+        higher=False,
+    ),
+    requires=("sparse-coding",),
+)
 def s_header(ctx):
     from deepatlas.atlas import CLAIMS, all_experiments
     from deepatlas.registry import list_models
@@ -410,7 +482,7 @@ def s_header(ctx):
             color=["tab:green", "tab:gray"])  # fmt: skip
     ax.set(xlabel=f"estimators used by the {len(ours)} other sparse-coding claims")
     return Result(
-        "text error",
+        len(used_dbn) / max(1, len(used)),
         f"The section is about sparse coding: its {len(ours)} other claims are all tested on the sparse-coding "
         f"estimators ({', '.join(used)}) and on none of the {len(dbn)} DBN estimators ({', '.join(dbn) or 'none'}). "
         "Its improvements (learned solvers, convolutional dictionaries) fix sparse coding's own weaknesses; "
@@ -421,7 +493,18 @@ def s_header(ctx):
 
 
 # ---- S.variants ----------------------------------------------------------------------------------
-@experiment("S.variants", seeds=(0,), requires=("lista", "conv-sparse-coding"))
+@experiment(
+    "S.variants",
+    rule=Rule(
+        "1 if LISTA beats ISTA at equal iterations and convolutional coding matches whole-image coding with 10x "
+        "fewer numbers and no more non-zeros, 0.5 if one of the two improves, 0 if neither",
+        supported=1.0,
+        refuted=0.0,
+        condition="one of the two variants improves on plain sparse coding",
+    ),
+    **MEDIUM,
+    requires=("lista", "conv-sparse-coding"),
+)
 @_one_thread
 def s_variants(ctx):
     import torch
@@ -479,12 +562,9 @@ def s_variants(ctx):
     lista_wins = code_mse["LISTA"] < code_mse["ISTA"]  # deep (learned) coding at equal iterations
     conv_cheaper = csc_mse <= whole_mse and params["conv"] * 10 <= params["whole"]  # same error, 10x fewer numbers
     conv_sparser = nnz["conv"] <= nnz["whole"]  # ... without spending more non-zeros per image
-    if lista_wins and conv_cheaper and conv_sparser:
-        verdict = "supported"
-    else:
-        verdict = "conditional" if lista_wins or conv_cheaper else "refuted"
+    both = lista_wins and conv_cheaper and conv_sparser
     return Result(
-        verdict,
+        1.0 if both else 0.5 if lista_wins or conv_cheaper else 0.0,
         f"At {layers} iterations LISTA's codes are {code_mse['ISTA'] / code_mse['LISTA']:.1f}× closer to the optimum than "
         f"ISTA's ({code_mse['LISTA']:.2e} vs {code_mse['ISTA']:.2e}; FISTA {code_mse['FISTA']:.2e}), after training for "
         f"this dictionary. 8 convolutional 5×5 filters ({params['conv']} numbers) rebuild whole digits with MSE "
