@@ -365,6 +365,30 @@ def test_agent_killed_inside_a_checkpoint(monkeypatch, tmp_path, rl_full, algo, 
     _rl_kill_and_resume(monkeypatch, tmp_path, full, algo, _kill_inside_checkpoint, nth)
 
 
+@pytest.mark.parametrize(
+    "algo, env, params, total, freq",
+    [  # REINFORCE keeps whole episodes of its own; Pendulum's continuous actions and its last torque
+        ("reinforce", "CartPole-v1", dict(episodes_per_update=2), 500, 125),
+        ("ppo", "Pendulum-v1", dict(n_steps=64, batch_size=32, n_epochs=2, n_envs=2), 800, 100),
+    ],
+)
+def test_other_agents_and_environments_resume_exactly(monkeypatch, tmp_path, algo, env, params, total, freq):
+    def learn(**kw):
+        return create_model(algo, "rl", env=env, hidden_sizes=(8,), seed=0, **params).learn(total, **kw)
+
+    full = learn()
+    with monkeypatch.context() as m:
+        _rl_kill_after_checkpoint(m, 3 * freq)
+        with pytest.raises(Killed):
+            learn(checkpoint_dir=tmp_path, checkpoint_freq=freq)
+    resumed = learn(checkpoint_dir=tmp_path, resume=True, checkpoint_freq=freq)
+    assert resumed.history_ == full.history_ and resumed.train_history_ == full.train_history_
+    a, b = full.policy_.state_dict(), resumed.policy_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    obs = np.random.default_rng(0).normal(0, 0.5, size=(16, *full.obs_shape_)).astype(np.float32)
+    np.testing.assert_array_equal(full.predict(obs), resumed.predict(obs))
+
+
 def test_agent_checkpoint_holds_the_environment_and_the_run_state(tmp_path, rl_full):
     """What makes the resume exact is in the file: the CartPoles' physical state and generators,
     the time limits' step counts, the replay rows, the exploration generator and the counters."""
