@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tune-pg": ("psycopg, the PostgreSQL driver", ("psycopg",)),  # studies shared by workers on several machines
     "vision": ("pycocotools and torchmetrics", ("pycocotools", "torchmetrics")),  # COCO data and mAP, IoU
     "nlp": ("Babel, num2words and sacrebleu", ("babel", "num2words", "sacrebleu")),  # seq2seq data and BLEU
+    "tensorboard": ("TensorBoard", ("tensorboard",)),  # --log tensorboard
 }
 
 

@@ -19,6 +19,8 @@ field is that field's documentation (:func:`deepatlas._params.field_docs` reads 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from typing import ClassVar
@@ -26,7 +28,7 @@ from typing import ClassVar
 from sklearn.base import BaseEstimator
 
 from deepatlas._features import InputSchemaMixin
-from deepatlas._validation import SEED, Boolean, Options, check_device_available, validate_params
+from deepatlas._validation import SEED, AnyOf, Boolean, Interval, Options, check_device_available, validate_params
 from deepatlas.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -62,6 +64,11 @@ class Estimator(InputSchemaMixin, BaseEstimator, metaclass=_DocumentedParams):
     the same seed gives the same model on the same machine. ``None`` draws a fresh seed."""
     device: str = "auto"
     """Where the arithmetic runs: ``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    threads: int | str = "auto"
+    """CPU threads torch may use while fitting (set for the fit, restored after). ``auto`` uses one
+    thread per process: the networks trained here are small, and on a CPU they fit fastest on one
+    thread, several times faster than with torch's default of one thread per core when the machine
+    is busy (docs/results-threads.md). Give a number for large convolutional models on an idle machine."""
     verbose: bool = False
     """Print progress (a bar per epoch or step) while fitting."""
 
@@ -69,12 +76,43 @@ class Estimator(InputSchemaMixin, BaseEstimator, metaclass=_DocumentedParams):
         "seed": SEED,
         "device": Options(DEVICES),
         "verbose": Boolean(),
+        "threads": AnyOf((Options(("auto",)), Interval(int, 1, None))),
     }
     # True when ``fit`` runs data-parallel under torchrun (the shared TorchEstimator fit does);
     # every other family refuses to start there.
     _data_parallel: ClassVar[bool] = False
     # The attribute that ``fit`` sets last; its presence means "fitted".
     _fitted_attr: ClassVar[str] = "module_"
+
+    def __init_subclass__(cls, **kwargs):
+        # Every fitting entry point a class defines runs with the thread count of ``threads``.
+        for name in _FIT_METHODS:
+            fn = cls.__dict__.get(name)
+            if callable(fn) and not hasattr(fn, "__deepatlas_threads__"):
+                setattr(cls, name, _with_threads(fn))
+        super().__init_subclass__(**kwargs)
+
+    def _thread_count(self) -> int | None:
+        """The torch thread count of ``threads`` (``None``: an invalid value, left to the checks)."""
+        if self.threads == "auto":
+            return 1
+        ok = isinstance(self.threads, int) and not isinstance(self.threads, bool) and self.threads >= 1
+        return self.threads if ok else None
+
+    @contextlib.contextmanager
+    def _threads_set(self):
+        """Run a block with torch limited to :meth:`_thread_count` threads, then restore the count."""
+        import torch
+
+        n, old = self._thread_count(), torch.get_num_threads()
+        if n is None or n == old:
+            yield
+            return
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
 
     def _validate_params(self) -> None:
         """Check every constrained parameter; refuse torchrun for a family that is not data-parallel."""
@@ -97,6 +135,19 @@ class Estimator(InputSchemaMixin, BaseEstimator, metaclass=_DocumentedParams):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, msg=NOT_FITTED)
+
+
+_FIT_METHODS = ("fit", "fit_dataset", "partial_fit", "learn")
+
+
+def _with_threads(fn):
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        with self._threads_set():
+            return fn(self, *args, **kwargs)
+
+    wrapper.__deepatlas_threads__ = True
+    return wrapper
 
 
 NOT_FITTED = "This %(name)s instance is not fitted yet. Call 'fit' with appropriate arguments first."

@@ -30,29 +30,150 @@ class Callback:
     def on_train_end(self, loop) -> None: ...
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where stderr is no terminal but tqdm draws a widget)."""
+    shell = sys.modules.get("IPython")
+    try:
+        ip = shell.get_ipython() if shell is not None else None
+    except Exception:  # an IPython without a running shell
+        return False
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+
+
+def progress_mode(enabled: bool | None) -> str:
+    """``bar`` (a terminal on stderr, or a notebook), ``lines`` (one plain line per epoch on
+    stderr, for logs and pipes) or ``off``; ``enabled=None`` picks by where the output goes."""
+    if enabled is False:
+        return "off"
+    if sys.stderr.isatty() or in_notebook():
+        return "bar"
+    return "lines"
+
+
+def _fmt_logs(logs: dict) -> str:
+    return " ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "epoch" and isinstance(v, (int, float)))
+
+
 class ProgressBar(Callback):
-    """A tqdm bar over epochs with the latest losses; silent when stderr is not a terminal."""
+    """Progress per epoch with the latest losses: tqdm's notebook-aware bar (``tqdm.auto``) in a
+    terminal or a notebook, left on screen at the end; one plain line per epoch when stderr goes
+    to a file or a pipe (``epoch 3/100 loss 0.21 val_accuracy 0.97``); nothing when disabled."""
 
     def __init__(self, desc: str = "training", enabled: bool | None = None) -> None:
         self.desc = desc
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.mode = progress_mode(enabled)
+        self.enabled = self.mode != "off"
         self.bar = None
 
     def on_train_begin(self, loop) -> None:
-        if self.enabled:
+        if self.mode == "bar":
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=loop.epochs, initial=loop.start_epoch, desc=self.desc, unit="epoch", leave=False)
+            self.bar = tqdm(total=loop.epochs, initial=loop.start_epoch, desc=self.desc, unit="epoch", leave=True)
 
     def on_epoch_end(self, loop, epoch, logs) -> None:
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "epoch"}, refresh=False)
+        elif self.mode == "lines":
+            print(f"{self.desc} epoch {epoch + 1}/{loop.epochs} {_fmt_logs(logs)}", file=sys.stderr, flush=True)
 
     def on_train_end(self, loop) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _lr_of(loop) -> float | None:
+    groups = getattr(getattr(loop, "optimizer", None), "param_groups", None)
+    return float(groups[0]["lr"]) if groups else None
+
+
+class CSVLogger(Callback):
+    """``log.csv`` in ``directory``: one row per epoch with every logged value and the learning
+    rate. A resumed run keeps the rows up to its checkpoint's epoch and appends after them."""
+
+    def __init__(self, directory: str | os.PathLike, filename: str = "log.csv") -> None:
+        self.path = Path(directory) / filename
+        self.columns: list[str] | None = None
+
+    def on_train_begin(self, loop) -> None:
+        import csv
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept: list[dict] = []
+        if loop.start_epoch and self.path.is_file():
+            with self.path.open(newline="", encoding="utf-8") as f:
+                kept = [
+                    r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= loop.start_epoch
+                ]
+        self.columns = list(kept[0]) if kept else None
+        self._rows = kept
+        self._write()
+
+    def _write(self) -> None:
+        import csv
+
+        from deepatlas._io import atomic_path
+
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            if self.columns:
+                writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self._rows)
+
+    def on_epoch_end(self, loop, epoch, logs) -> None:
+        row = {"epoch": epoch + 1, **{k: v for k, v in logs.items() if k != "epoch"}, "lr": _lr_of(loop)}
+        if self.columns is None:
+            self.columns = list(row)
+        self._rows.append(row)
+        self._write()
+
+
+class TensorBoardLogger(Callback):
+    """TensorBoard event files in ``directory`` through ``torch.utils.tensorboard``: every logged
+    value and the learning rate as scalars, and each parameter tensor as a histogram, per epoch.
+    A resumed run purges the events after its checkpoint's epoch."""
+
+    def __init__(self, directory: str | os.PathLike, histograms: bool = True) -> None:
+        self.directory = Path(directory)
+        self.histograms = histograms
+        self.writer = None
+
+    def on_train_begin(self, loop) -> None:
+        from deepatlas._optional import require
+
+        require("tensorboard", "--log tensorboard")
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.directory), purge_step=loop.start_epoch + 1 if loop.start_epoch else None)
+
+    def on_epoch_end(self, loop, epoch, logs) -> None:
+        step = epoch + 1
+        for k, v in logs.items():
+            if k != "epoch" and isinstance(v, (int, float)):
+                self.writer.add_scalar(k, v, step)
+        lr = _lr_of(loop)
+        if lr is not None:
+            self.writer.add_scalar("lr", lr, step)
+        if self.histograms:
+            for name, p in loop.module.named_parameters():
+                self.writer.add_histogram(name, p.detach().float().cpu(), step)
+        self.writer.flush()
+
+    def on_train_end(self, loop) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def epoch_logger(kind: str, directory: str | os.PathLike) -> Callback:
+    """The per-epoch log callback of ``kind`` (``csv``: ``DIR/log.csv``; ``tensorboard``: ``DIR/tensorboard/``)."""
+    if kind == "csv":
+        return CSVLogger(directory)
+    if kind == "tensorboard":
+        return TensorBoardLogger(Path(directory) / "tensorboard")
+    raise ValueError(f"The 'log' parameter must be 'csv' or 'tensorboard'. Got {kind!r} instead.")
 
 
 class EarlyStopping(Callback):
@@ -189,6 +310,8 @@ def save_checkpoint(directory: Path, loop, epoch: int) -> None:
         "stopped": bool(loop.stop_training),
         "callbacks": cb_meta,
     }
+    if getattr(loop, "scheduler", None) is not None:  # counters and rates: JSON
+        meta["scheduler"] = loop.scheduler.state_dict()
     write_checkpoint(directory, tensors, meta)
 
 
@@ -258,9 +381,11 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, 
     for name, value in meta["scalars"].items():
         _, idx, key = name.split(".", 2)
         slots.setdefault(int(idx), {})[key] = value
+    # A composite optimiser (a GAN's two players) may have no param_groups of its own.
+    current = getattr(optimizer, "param_groups", None) or [{}] * len(meta["param_groups"])
     groups = [  # JSON made the tuples (Adam's betas) lists
         {k: tuple(v) if isinstance(v, list) and isinstance(now.get(k), tuple) else v for k, v in saved.items()}
-        for saved, now in zip(meta["param_groups"], optimizer.param_groups, strict=False)
+        for saved, now in zip(meta["param_groups"], current, strict=False)
     ]
     optimizer.load_state_dict({"state": slots, "param_groups": groups})
 
@@ -303,6 +428,8 @@ def restore_checkpoint(directory: Path, loop) -> bool:
             else:
                 state[key] = {k: tensors[f"{prefix}.{k}"].to(device) for k in kind}
         cb.load_state_dict(state)
+    if getattr(loop, "scheduler", None) is not None and "scheduler" in meta:
+        loop.scheduler.load_state_dict(meta["scheduler"])
     loop.history = meta["history"]
     loop.start_epoch = int(meta["epoch"])
     loop.stop_training = bool(meta.get("stopped", False))  # early stopping had ended the run

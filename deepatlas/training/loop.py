@@ -40,6 +40,43 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     raise InputError(f"The 'optimizer' parameter must be one of 'adam', 'adamw', 'sgd'. Got {name!r} instead.")
 
 
+SCHEDULERS = ("cosine", "step", "plateau", "onecycle")
+
+
+def make_scheduler(
+    name: str | None, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, mode: str = "min"
+):
+    """A learning-rate schedule from :mod:`torch.optim.lr_scheduler`, and whether it steps per batch.
+
+    ``cosine``: cosine annealing to 0 over ``epochs`` (Loshchilov & Hutter 2017, without restarts);
+    ``step``: the rate times 0.1 after each third of the epochs; ``plateau``: the rate halved when
+    the monitored score has not improved for 5 epochs; ``onecycle``: warm-up to 10x the rate over
+    the first 30 % of the steps, then annealing (Smith & Topsoe 2019), stepped after every batch.
+    """
+    sched = torch.optim.lr_scheduler
+    if name is None:
+        return None, False
+    if name == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=max(epochs, 1)), False
+    if name == "step":
+        return sched.StepLR(optimizer, step_size=max(epochs // 3, 1), gamma=0.1), False
+    if name == "plateau":
+        return sched.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=5), False
+    if name == "onecycle":
+        max_lr = [10 * g["lr"] for g in optimizer.param_groups]
+        return sched.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=max(steps_per_epoch, 1)), True
+    raise InputError(
+        f"The 'scheduler' parameter must be None or one of {', '.join(map(repr, SCHEDULERS))}. Got {name!r}."
+    )
+
+
+def _counted(batches, sizes: list[int]):
+    """The batches, noting each one's number of samples in ``sizes``."""
+    for batch in batches:
+        sizes.append(len(batch[0]))
+        yield batch
+
+
 class TrainingLoop:
     """Train ``module`` on in-memory tensors.
 
@@ -55,7 +92,15 @@ class TrainingLoop:
     val_metrics : ``{name: fn(output, yb) -> per-batch sum}`` scored on the validation data.
     precision : ``"fp32"``, or ``"bf16"`` for bfloat16 autocast of the forward pass.
     clip_norm : clip the global gradient norm to this value before each step (``None``: no clipping).
+    sample_loss_fn : ``fn(output, yb) -> per-sample losses``; needed for per-sample weights
+        (``run(..., sample_weight=w)``: the batch loss is the mean of ``w * loss``, as in Keras).
+    scheduler, scheduler_per_batch : a learning-rate scheduler (see :func:`make_scheduler`),
+        stepped after every batch or once per epoch (``ReduceLROnPlateau`` on ``scheduler_monitor``).
     """
+
+    custom_loss = True
+    """Whether the step goes through ``loss_fn`` (a hand-written step such as the plain-MLP one
+    does not, so per-sample weights and other losses need this loop)."""
 
     def __init__(
         self,
@@ -71,6 +116,10 @@ class TrainingLoop:
         val_metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
         precision: str = "fp32",
         clip_norm: float | None = None,
+        sample_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        scheduler=None,
+        scheduler_per_batch: bool = False,
+        scheduler_monitor: str = "val_loss",
     ) -> None:
         self.module = module
         # Under torchrun the forward pass goes through DDP (gradients averaged across ranks);
@@ -95,6 +144,11 @@ class TrainingLoop:
         self.callbacks = list(callbacks)
         self.lr_for_messages = lr_for_messages
         self.val_metrics = val_metrics or {}
+        self.sample_loss_fn = sample_loss_fn
+        self.scheduler = scheduler
+        self.scheduler_per_batch = scheduler_per_batch
+        self.scheduler_monitor = scheduler_monitor
+        self.weights: torch.Tensor | None = None
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
         self.stop_training = False
@@ -126,6 +180,27 @@ class TrainingLoop:
             loss = self.loss_fn(output, yb)
         self.backward_step(loss)
         return loss.detach()
+
+    def weighted_step(self, xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor):
+        """One optimiser step on the mean of the per-sample losses times their weights."""
+        output = self.forward(xb)
+        with self.autocast():
+            loss = (self.sample_loss_fn(output, yb).float() * wb).mean()
+        self.backward_step(loss)
+        return loss.detach()
+
+    def current_lr(self) -> float:
+        """The learning rate of the first parameter group now."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _scheduler_epoch_end(self, logs: dict[str, float]) -> None:
+        if self.scheduler is None or self.scheduler_per_batch:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            value = logs.get(self.scheduler_monitor, logs.get("val_loss", logs.get("loss")))
+            self.scheduler.step(value)
+        else:
+            self.scheduler.step()
 
     @torch.no_grad()
     def evaluate(self, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> dict[str, float]:
@@ -160,10 +235,35 @@ class TrainingLoop:
         """Take back what :meth:`extra_state` gave (on the module's device)."""
 
     # -- the loop -----------------------------------------------------------------------------
+    def _steps(self, batches):
+        """Run the step over ``batches`` (tuples of tensors), stepping a per-batch scheduler."""
+        step = self.train_step if self.weights is None else self.weighted_step
+        if self.scheduler is None or not self.scheduler_per_batch:
+            return [step(*b) for b in batches]
+        outs = []
+        for b in batches:
+            outs.append(step(*b))
+            self.scheduler.step()
+        return outs
+
     def run(
-        self, X: torch.Tensor, y: torch.Tensor, X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        X_val: torch.Tensor | None = None,
+        y_val: torch.Tensor | None = None,
+        *,
+        sample_weight: torch.Tensor | None = None,
     ):
+        """Train for the remaining epochs and return the history (one dict of logs per epoch).
+        ``sample_weight``: one weight per training sample (needs ``sample_loss_fn``)."""
+        if sample_weight is not None and self.sample_loss_fn is None:
+            raise InputError(f"{type(self).__name__} cannot weight samples: it was built without a sample_loss_fn.")
+        self.weights = sample_weight
         self.X_val, self.y_val = X_val, y_val
+        # X may be a source of prepared batches (``batches(generator)``) instead of a tensor.
+        streamed = callable(getattr(X, "batches", None))
+        self._device = next(self.module.parameters()).device
         n = len(X)
         bs = min(self.batch_size, n)
         for cb in self.callbacks:
@@ -173,20 +273,27 @@ class TrainingLoop:
         try:
             for epoch in range(self.start_epoch, last):
                 self.module.train()
-                perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
-                if self.world > 1:  # this rank's share of the same permutation; equal shares
-                    perm = perm[self.rank : (n // self.world) * self.world : self.world]
-                if perm.device != X.device:
-                    perm = perm.to(X.device)
-                Xp, yp = X[perm], y[perm]
-                m = len(perm)
-                step = self.train_step
-                outs = [step(xb, yb) for xb, yb in zip(Xp.split(bs), yp.split(bs))]  # views, one split each
-                if self.trace_dir:
-                    distributed.write_trace(self.trace_dir, epoch, perm, self.module)
-                weights = [bs] * (m // bs) + ([m % bs] if m % bs else [])
+                if streamed:  # batches from a torch Dataset/DataLoader, prepared on the way
+                    sizes: list[int] = []
+                    outs = self._steps(_counted(X.batches(self.generator), sizes))
+                    weights, m, device = sizes, sum(sizes), self._device
+                else:
+                    perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
+                    if self.world > 1:  # this rank's share of the same permutation; equal shares
+                        perm = perm[self.rank : (n // self.world) * self.world : self.world]
+                    if perm.device != X.device:
+                        perm = perm.to(X.device)
+                    Xp, yp = X[perm], y[perm]
+                    m = len(perm)
+                    parts = [Xp.split(bs), yp.split(bs)]  # views, one split each
+                    if sample_weight is not None:
+                        parts.append(sample_weight[perm].split(bs))
+                    outs = self._steps(zip(*parts))
+                    if self.trace_dir:
+                        distributed.write_trace(self.trace_dir, epoch, perm, self.module)
+                    weights, device = [bs] * (m // bs) + ([m % bs] if m % bs else []), X.device
                 # Batch losses stay on the device until the epoch ends: no per-step sync or op.
-                w = torch.tensor(weights, dtype=torch.float32, device=X.device)
+                w = torch.tensor(weights, dtype=torch.float32, device=device)
                 if isinstance(outs[0], dict):
                     sums = {k: torch.stack([o[k] for o in outs]).float() @ w for k in outs[0]}
                 else:
@@ -196,6 +303,7 @@ class TrainingLoop:
                 self._check_finite(epoch, logs)
                 if X_val is not None and y_val is not None and len(X_val):
                     logs.update(self.evaluate(X_val, y_val))
+                self._scheduler_epoch_end(logs)
                 logs["epoch"] = epoch + 1
                 self.history.append(logs)
                 for cb in self.callbacks:
