@@ -34,13 +34,8 @@ def cases():
 
 
 def fitter(name, ds, params, threads):
-    def run():
-        old = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            model = create_model(name, task=ds.task, **params).fit(ds.X_train, ds.y_train)
-        finally:
-            torch.set_num_threads(old)
+    def run():  # the estimator sets torch's thread count for its fit and restores it after
+        model = create_model(name, task=ds.task, threads=threads, **params).fit(ds.X_train, ds.y_train)
         return model.score(ds.X_test, ds.y_test)
 
     return run
