@@ -271,6 +271,34 @@ def test_a_stale_export_is_refused_until_exported_again(run, digits, tmp_path, c
     assert json.loads(side_file.read_text())["weights_sha256"] == new
 
 
+def test_an_openvino_export_is_not_served_and_its_onnx_twin_is_checked(run, tmp_path):
+    """serve runs no OpenVINO: the .xml is one line pointing at the ONNX file the same export
+    wrote, and that file (and the run) is refused when the weights changed since (issue #29)."""
+    from deepatlas.export.onnx import sha256
+
+    stale = tmp_path / "run"
+    shutil.copytree(run, stale)
+    for name in ("model.onnx", "model.onnx.json"):
+        (stale / name).unlink()
+    export(stale, format="openvino", exporter="torchscript")
+    xml, onnx_file = stale / "model.xml", stale / "model.onnx"
+    recorded = {json.loads((stale / f"{n}.json").read_text())["weights_sha256"] for n in ("model.xml", "model.onnx")}
+    assert recorded == {sha256(stale / "model.safetensors")}
+    assert load_source(stale).source == str(onnx_file)
+    xml_msg = (
+        f"{str(xml)!r} is an OpenVINO file, which serve does not run; serve its ONNX file {str(onnx_file)!r} "
+        f"(written by the same export) or the run directory {str(stale)!r}, each checked against the run's weights."
+    )
+    with pytest.raises(InputError) as err:
+        load_source(xml)
+    assert str(err.value) == xml_msg
+    _perturb_weights(stale)
+    for source in (stale, onnx_file):
+        with pytest.raises(InputError) as err:
+            load_source(source)
+        assert str(err.value).startswith(f"ONNX file {str(onnx_file)!r} is stale: it was exported from weights")
+
+
 def test_serve_arguments(run, tmp_path):
     from deepatlas.cli import build_parser
 

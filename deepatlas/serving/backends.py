@@ -133,6 +133,13 @@ def load_source(
             raise InputError(
                 f"--part applies to a run directory; {str(source)!r} is an ONNX file, which holds one part."
             )
+        if path.suffix.lower() == ".xml":  # an OpenVINO export: its ONNX twin is what serve runs
+            onnx_twin = path.with_suffix(".onnx")
+            raise InputError(
+                f"{str(source)!r} is an OpenVINO file, which serve does not run; serve its ONNX file "
+                f"{str(onnx_twin)!r} (written by the same export) or the run directory "
+                f"{str(path.parent)!r}, each checked against the run's weights."
+            )
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{str(source)!r} is neither a run directory nor a .onnx file.")
         if backend == "torch":
