@@ -243,6 +243,14 @@ def predict_file(run: str | Path, input_path: str | Path) -> str:
 
     model = load(run)
     X = _read_input(model, run, input_path)
+    if hasattr(model, "describe_predictions"):  # its own print-out (NER: each sentence with its entities marked)
+        empty = [i for i, doc in enumerate(X, start=1) if not doc.strip()]
+        if empty:
+            raise InputError(
+                f"--input file {str(input_path)!r}: sentence {empty[0]} is empty; {type(model).__name__} "
+                "reads one sentence per line (a .txt) or per row of the text column (a .csv)."
+            )
+        return model.describe_predictions(X)
     if getattr(model, "_task", None) == "tagging":
         return _csv(_per_step_columns(model, X))
     pred = model.predict(X)

@@ -332,6 +332,8 @@ def train_run(
         (out / name).unlink(missing_ok=True)
     if hasattr(estimator, "write_run_plots"):  # a family's own pictures (e.g. attention heat maps)
         estimator.write_run_plots(ds, out / "plots")
+    if hasattr(estimator, "dataset_evaluation"):  # a family's own test report (NER: seqeval per entity type)
+        write_json(out / "evaluation.json", {**estimator.dataset_evaluation(ds), "data": data_spec})
     write_json(out / "metrics.json", metrics)
     from deepatlas.evaluation.report import write_report
 

@@ -211,3 +211,28 @@ def test_ner_learns_unseen_names_and_saves(tmp_path):
     assert line.endswith("\n") and line.count("\n") == 1
     with pytest.raises(InputError, match=r"X\[1\] is an empty sentence"):
         m.predict(["a b", ""])
+
+
+def test_ner_export_parity_and_the_sidecar_preprocessing_match_predict(tmp_path):
+    from deepatlas.data.text import encode_with_preprocessing
+    from deepatlas.export import export, read_sidecar
+    from deepatlas.export import onnx as ox
+    from deepatlas.models.text.export import crf_decode
+    from deepatlas.models.text.ner import NERTagger
+
+    ds = load_dataset("ner-synth:n=200")
+    m = NERTagger(epochs=2, hidden=8, word_dim=8, char_size=8, char_dim=4, seed=0).fit(ds.X_train, ds.y_train)
+    result = export(m, tmp_path / "ner.onnx", exporter="torchscript")
+    assert {"reference", "random"} <= set(result.parity)
+    side = read_sidecar(tmp_path / "ner.onnx")
+    texts = ["Anna Schmidt moved to Berlin on 3 May 2020 .", "Hi", "The talks between Acme and Initech ended ."]
+    ids, sents = encode_with_preprocessing(side["preprocessing"], texts)
+    assert ids.shape[:2] == (3, 10) and ids[1, 1:].max() == 0
+    session = ox.session(tmp_path / "ner.onnx")
+    for rows in (ids, ids[1:2, :1], np.pad(ids, ((0, 0), (0, 5), (0, 0)))):  # lengths 10, 1 and 15
+        scores = session.run(None, {"ids": rows})[0]
+        np.testing.assert_allclose(scores, m._tag_ids(rows)[0], atol=1e-4)
+    scores = session.run(None, {"ids": ids})[0]
+    crf = side["metadata"]["crf"]
+    paths = crf_decode(scores, [len(s) for s in sents], crf["transitions"], crf["start"], crf["end"])
+    assert [[side["classes"][k] for k in p] for p in paths] == [list(t) for t in m.predict(texts)]

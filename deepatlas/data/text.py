@@ -102,6 +102,46 @@ class Vocabulary:
         return cls(list(data["tokens"]), lower=data["lower"], min_freq=int(data.get("min_freq", 1)))
 
 
+def encode_tokens(sents: list[list[str]], vocab: Vocabulary, chars: dict[str, int], max_chars: int, T=None):
+    """Token lists -> (n, T, 1 + max_chars) int64: each token's word id, then the ids of its first
+    ``max_chars`` characters (unknown characters 1), 0-padded; ``T`` defaults to the longest."""
+    T = T or max(len(s) for s in sents)
+    out = np.zeros((len(sents), T, 1 + max_chars), dtype=np.int64)
+    for i, s in enumerate(sents):
+        for t, tok in enumerate(s[:T]):
+            out[i, t, 0] = vocab.id(tok)
+            ids = [chars.get(ch, UNK) for ch in tok[:max_chars]]
+            out[i, t, 1 : 1 + len(ids)] = ids
+    return out
+
+
+def token_preprocessing(vocab: Vocabulary, chars: list[str], max_chars: int) -> dict:
+    """What an exported tagger's sidecar records to turn raw text into its input outside the graph
+    (:func:`encode_with_preprocessing`): the tokenizer, the word vocabulary and the characters."""
+    return {
+        "in_graph": False,
+        "kind": "word-and-char-ids",
+        "tokenizer": _TOKEN.pattern,
+        "vocabulary": vocab.to_json(),
+        "chars": list(chars),
+        "max_word_chars": int(max_chars),
+    }
+
+
+def encode_with_preprocessing(pre: dict, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
+    """Raw sentences -> (the exported graph's input, the tokens), from a sidecar's preprocessing;
+    ``deepatlas predict`` and ``deepatlas serve`` both call it, so they read text alike."""
+    if pre.get("tokenizer") != _TOKEN.pattern:
+        raise InputError("the exported model was made with another tokenizer than this deepatlas version has.")
+    vocab = Vocabulary.from_json(pre["vocabulary"], "the sidecar's vocabulary")
+    chars = {c: k + 2 for k, c in enumerate(pre["chars"])}
+    sents = [tokenize(t) for t in texts]
+    for i, s in enumerate(sents):
+        if not s:
+            raise InputError(f"instance {i} has no words; every sentence needs at least one token.")
+    return encode_tokens(sents, vocab, chars, int(pre["max_word_chars"])), sents
+
+
 def check_documents(X, owner: str) -> list[str]:
     """A list (or 1-D array) of strings, at least one; one line naming the first bad entry."""
     if isinstance(X, str):

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from deepatlas._validation import Interval, NoneOr, Options
 from deepatlas.data.ner import as_objects, entity_spans
-from deepatlas.data.text import PAD, UNK, Vocabulary, tokenize
+from deepatlas.data.text import PAD, UNK, Vocabulary, encode_tokens, tokenize
 from deepatlas.errors import InputError
 from deepatlas.models.base import FitData, TorchEstimator
 from deepatlas.models.rnn.cells import reverse_padded
@@ -212,16 +212,7 @@ class NERTagger(TorchEstimator):
 
     # ---- data -----------------------------------------------------------------------------------
     def _encode(self, sents: list[list[str]], T: int | None = None) -> np.ndarray:
-        C = self.max_word_chars
-        T = T or max(len(s) for s in sents)
-        out = np.zeros((len(sents), T, 1 + C), dtype=np.int64)
-        chars = self.char_index_
-        for i, s in enumerate(sents):
-            for t, tok in enumerate(s[:T]):
-                out[i, t, 0] = self.vocabulary_.id(tok)
-                ids = [chars.get(ch, UNK) for ch in tok[:C]]
-                out[i, t, 1 : 1 + len(ids)] = ids
-        return out
+        return encode_tokens(sents, self.vocabulary_, self.char_index_, self.max_word_chars, T)
 
     def _tags(self, y, sents, what: str) -> np.ndarray:
         if y is None:
@@ -303,24 +294,25 @@ class NERTagger(TorchEstimator):
 
     # ---- inference ------------------------------------------------------------------------------
     @torch.no_grad()
+    def _tag_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded sentences (n, T, 1 + C) -> (tag scores (n, T, K), best tag ids (n, T)): the
+        network's scores, then Viterbi (CRF) or each token's best tag (softmax)."""
+        self.module_.eval()
+        device = next(self.module_.parameters()).device
+        x = self._to_tensor(ids, device)
+        em = self.module_(x)
+        best = self.module_.crf.decode(em, x[..., 0] != PAD) if self.output == "crf" else em.argmax(-1)
+        return em.float().cpu().numpy(), best.cpu().numpy()
+
     def _decode_ids(self, X, batch_size: int = 256) -> list[np.ndarray]:
         self._check_fitted()
         sents = _sentences(X, type(self).__name__)
-        self.module_.eval()
-        device = next(self.module_.parameters()).device
         order = np.argsort([len(s) for s in sents], kind="stable")  # similar lengths batched together
         out: list[np.ndarray] = [None] * len(sents)  # type: ignore[list-item]
         for i in range(0, len(sents), batch_size):
             idx = order[i : i + batch_size]
             batch = [sents[j] for j in idx]
-            x = self._to_tensor(self._encode(batch), device)
-            em = self.module_(x)
-            mask = x[..., 0] != PAD
-            if self.output == "crf":
-                best = self.module_.crf.decode(em, mask)
-            else:
-                best = em.argmax(-1)
-            best = best.cpu().numpy()
+            best = self._tag_ids(self._encode(batch))[1]
             for j, row, s in zip(idx, best, batch):
                 out[j] = row[: len(s)]
         return out
@@ -370,8 +362,8 @@ class NERTagger(TorchEstimator):
         report = self.dataset_evaluation(ds)
         for kind, row in report["per_type"].items():
             out[f"test_f1_{kind}"] = row["f1"]
-        out["test_entity_precision"] = report["micro"]["precision"]
-        out["test_entity_recall"] = report["micro"]["recall"]
+        out["test_entity_precision"] = report["metrics"]["entity_precision"]
+        out["test_entity_recall"] = report["metrics"]["entity_recall"]
         for name, fn in (("gazetteer", gazetteer_tags), ("logreg", logreg_tags)):
             pred = fn(list(ds.X_train), list(ds.y_train), list(ds.X_test))
             out[f"baseline_{name}_test_entity_f1"] = float(f1_score([list(t) for t in ds.y_test], pred))
@@ -385,22 +377,25 @@ class NERTagger(TorchEstimator):
         pred = list(self.predict(getattr(ds, f"X_{split}")))
         rep = classification_report(gold, pred, output_dict=True, zero_division=0)
 
-        def row(r):
-            return {
-                k: (int(r[k]) if k == "support" else float(r[k]))
-                for k in ("precision", "recall", "f1-score", "support")
-            }
+        def row(r):  # seqeval's 'f1-score' as 'f1', the support as an int
+            return {"precision": float(r["precision"]), "recall": float(r["recall"]), "f1": float(r["f1-score"]),
+                    "support": int(r["support"])}  # fmt: skip
 
-        per_type = {k: row(v) for k, v in rep.items() if k not in ("micro avg", "macro avg", "weighted avg")}
-        fix = lambda r: {("f1" if k == "f1-score" else k): v for k, v in r.items()}  # noqa: E731
+        per_type = {k: (row(v)) for k, v in rep.items() if k not in ("micro avg", "macro avg", "weighted avg")}
+        micro, macro = (row(rep["micro avg"])), (row(rep["macro avg"]))
         return {
             "task": "tagging",
             "split": split,
-            "metric_source": "seqeval (entity level, default mode)",
-            "n_sentences": len(gold),
-            "micro": fix(row(rep["micro avg"])),
-            "macro": fix(row(rep["macro avg"])),
-            "per_type": {k: fix(v) for k, v in per_type.items()},
+            "n_samples": len(gold),
+            "metrics": {
+                "entity_f1": micro["f1"],
+                "entity_precision": micro["precision"],
+                "entity_recall": micro["recall"],
+                "macro_entity_f1": macro["f1"],
+            },
+            "notes": ["seqeval, entity level (an entity counts when its type and both boundaries are right)"],
+            "per_type": per_type,
+            "per_class": per_type,  # the report's table of per-class rows
         }
 
     # ---- persistence ----------------------------------------------------------------------------
