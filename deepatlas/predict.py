@@ -238,11 +238,164 @@ def _per_step_columns(model, X) -> dict[str, list]:
     return columns
 
 
-def predict_file(run: str | Path, input_path: str | Path) -> str:
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+FAR_Z, FAR_SHARE = 10.0, 0.05
+"""An input value is far from the training data at more than ``FAR_Z`` training standard
+deviations from the training mean; predict warns when over ``FAR_SHARE`` of the values are."""
+
+
+def read_raw_table(p: Path, model, id_column: str | None):
+    """A CSV's raw columns for a model fitted with a preprocessor: columns matched by name (the
+    training target, the ``--id`` column and the columns dropped in training may be there too),
+    encoded with the training statistics. Returns ``(X, ids, notes)``."""
+    from deepatlas.data.core import csv_rows
+    from deepatlas.preprocessing import TabularPreprocessor, frame_from_rows
+
+    where = f"--input file {str(p)!r}"
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            rows = csv_rows(f, where, "\t" if p.suffix.lower() == ".tsv" else ",")
+    except UnicodeDecodeError:
+        raise InputError(f"{where} is not UTF-8 text.") from None
+    header = [h.strip() for h in rows[0]] if rows else []
+    body = rows[1:]
+    if not body:
+        raise InputError(f"{where} has no data rows under its header.")
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise InputError(f"{where}: row {i} has {len(row)} fields, but the header has {len(header)}.")
+    pre = model.preprocessor_
+    names = list(pre.feature_names_in_)
+    target = model.run_config_.get("target_name")
+    if header and all(_is_number(h) for h in header) and id_column is None:  # no header row: by position
+        X, note = _read_table(p, {"feature_names": names, "target_name": target}, None)
+        import pandas as pd
+
+        X, report = pre.transform(pd.DataFrame(X, columns=names), where=where)
+        return X, None, [note, *TabularPreprocessor.describe(report)]
+    if id_column is not None and id_column not in header:
+        raise InputError(f"--id {id_column!r} is not a column of {where}; its columns are: {_listed(header)}.")
+    ignored = {c for c in (target, id_column, *pre.dropped_) if c}
+    missing = [n for n in names if n not in header]
+    unexpected = [h for h in header if h not in names and h not in ignored]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if missing or unexpected or repeated:
+        parts = [
+            f"{what} {', '.join(map(repr, those))}"
+            for what, those in (("missing", missing), ("unexpected", unexpected), ("repeated", repeated))
+            if those
+        ]
+        also = f"; its target column {target!r} may be present and is ignored" if target else ""
+        raise InputError(
+            f"{where} does not have the training columns: {'; '.join(parts)} (columns are matched by name; "
+            f"the run was trained on {_listed(names)}{also})."
+        )
+    ids = [row[header.index(id_column)].strip() for row in body] if id_column else None
+    keep = [header.index(n) for n in names]
+    frame = frame_from_rows(names, [[row[j] for j in keep] for row in body])
+    X, report = pre.transform(frame, where=where)
+    return X, ids, TabularPreprocessor.describe(report)
+
+
+def read_images(path: Path, shape) -> tuple[np.ndarray, list[str], list[str]]:
+    """Image files (one file, or every image in a folder and its sub-folders, sorted) as the
+    model's input: converted to its channels, resized to its height x width (Pillow's bilinear
+    filter) and scaled to 0-1, as image folders are read for training. Returns the images, their
+    file names and a note on the resizing."""
+    from PIL import Image, UnidentifiedImageError
+
+    channels, height, width = (int(d) for d in shape)
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"--input folder {str(path)!r} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))}).")
+    images, sizes, resized = [], set(), 0
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if channels == 1 else "RGB")
+                if im.size != (width, height):
+                    sizes.add(f"{im.size[0]}x{im.size[1]}")
+                    resized += 1
+                    im = im.resize((width, height), Image.Resampling.BILINEAR)
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(f"--input image {str(f)!r} cannot be read: {exc}.") from None
+        images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    notes = []
+    if sizes:
+        notes.append(
+            f"resized {resized} of {len(files)} image(s) (from {', '.join(sorted(sizes))}) to "
+            f"{width}x{height}, the training size (bilinear), and scaled pixels to 0-1 as in training"
+        )
+    base = path if path.is_dir() else path.parent
+    return np.stack(images), [str(f.relative_to(base)) for f in files], notes
+
+
+def far_from_training(model, X) -> str | None:
+    """A warning when many input values lie far outside the training data (raw 0-16 or 0-255
+    pixels into a model trained on 0-1), from the training mean and scale saved in the model."""
+    mean, scale = getattr(model, "mean_", None), getattr(model, "scale_", None)
+    try:
+        flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    except (TypeError, ValueError):
+        return None
+    if mean is None or scale is None or flat.shape[1] != np.asarray(mean).size or not flat.size:
+        return None
+    z = np.abs((flat - np.asarray(mean).reshape(1, -1)) / np.asarray(scale).reshape(1, -1))
+    share = float(np.mean(z > FAR_Z))
+    if share <= FAR_SHARE:
+        return None
+    return (
+        f"{share:.0%} of the input values lie more than {FAR_Z:g} training standard deviations from the "
+        f"training mean (up to {float(z.max()):.0f}); were they scaled as the training data was "
+        f"(range {float(flat.min()):.3g} to {float(flat.max()):.3g} here)?"
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_table(p: Path) -> bool:
+    return p.suffix.lower() in (".csv", ".tsv")
+
+
+def _is_image_input(p: Path) -> bool:
+    return p.exists() and (p.is_dir() or p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
+def predict_file(run: str | Path, input_path: str | Path, id_column: str | None = None) -> str:
     from deepatlas.saving import load
 
     model = load(run)
-    X = _read_input(model, run, input_path)
+    first: dict[str, list] = {}
+    p = Path(input_path)
+    shape = model.run_config_.get("sample_shape") or []
+    kind = getattr(model, "_input_kind", "features")
+    if kind == "features" and _is_image_input(p) and len(shape) == 3:
+        if id_column:
+            raise InputError("--id takes a column of a CSV; image files are named in the 'file' column.")
+        X, files, notes = read_images(p, shape)
+        first = {"file": files}
+    elif kind == "features" and getattr(model, "preprocessor_", None) is not None and _is_table(p):
+        X, ids, notes = read_raw_table(_check_input_file(p), model, id_column)
+        if ids is not None:
+            first = {id_column: ids}
+    else:
+        if id_column:
+            raise InputError(
+                f"--id needs a CSV input to a run trained on a CSV (one that records its columns); got {str(p)!r}."
+            )
+        X, notes = _read_input(model, run, input_path), []
+    far = far_from_training(model, X) if kind == "features" else None
+    for note in notes:
+        _note(note)
+    if far:
+        print(f"warning: {far}", file=sys.stderr)
     if hasattr(model, "describe_predictions"):  # its own print-out (NER: each sentence with its entities marked)
         empty = [i for i, doc in enumerate(X, start=1) if not doc.strip()]
         if empty:
@@ -254,7 +407,7 @@ def predict_file(run: str | Path, input_path: str | Path) -> str:
     if getattr(model, "_task", None) == "tagging":
         return _csv(_per_step_columns(model, X))
     pred = model.predict(X)
-    columns = {"prediction": list(pred)}
+    columns = {**first, "prediction": list(pred)}
     if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
         proba = model.predict_proba(X)
         for j, label in enumerate(model.classes_):

@@ -153,6 +153,11 @@ class TabularPreprocessor:
         }
         return fixes[what]
 
+    def _row(self, frame, mask) -> str:
+        """Where the first marked row is: its CSV row (header = row 1) or its DataFrame index."""
+        label = frame.index[int(np.flatnonzero(mask)[0])]
+        return f"first in row {int(label) + 2}" if self.style == "cli" else f"first at index {label!r}"
+
     # ---- fitting --------------------------------------------------------------------------
     def fit(self, frame, *, where: str = "X"):
         """Decide every column's role on the training rows ``frame`` (a DataFrame), refuse all the
@@ -221,9 +226,8 @@ class TabularPreprocessor:
                         f"it is used as a feature: {hint}"
                     )
             if n_missing and self.impute == "none":
-                first = int(np.flatnonzero(missing)[0])
                 problems.append(
-                    f"column {c!r} has {n_missing} missing value(s) (first in data row {first + 1}): "
+                    f"column {c!r} has {n_missing} missing value(s) ({self._row(frame, missing)}): "
                     f"{self._fix('impute', c)}, or {self._fix('drop', c)}"
                 )
         if not problems and not numeric and not categorical:
@@ -324,13 +328,16 @@ class TabularPreprocessor:
                     numbers[i] = float(x)
             if bad:
                 i, v = bad[0]
-                raise InputError(f"{where}: column {c!r} is numeric in training, but data row {i + 1} has {v!r}.")
+                flags = np.zeros(len(raw), dtype=bool)
+                flags[i] = True
+                raise InputError(
+                    f"{where}: column {c!r} is numeric in training, but holds {v!r} ({self._row(frame, flags)})."
+                )
             if missing.any():
                 if c not in self.fill_:
-                    first = int(np.flatnonzero(missing)[0])
                     raise InputError(
-                        f"{where}: column {c!r} has a missing value in data row {first + 1}, and the run was "
-                        "trained with --impute none."
+                        f"{where}: column {c!r} has a missing value ({self._row(frame, missing)}), and the model "
+                        "was trained without imputation (impute='none')."
                     )
                 report["missing"][c] = int(missing.sum())
             data[c] = numbers

@@ -142,18 +142,19 @@ def test_user_errors_exit_2_with_one_line(cli, tmp_path, args, expected):
 
 def test_file_errors(cli, tmp_path):
     (tmp_path / "empty.csv").write_text("")
-    (tmp_path / "text.csv").write_text("a,b,y\n1,x,0\n")
-    (tmp_path / "nan.csv").write_text("a,b,y\n1,nan,0\n")
+    (tmp_path / "text.csv").write_text("a,b,y\n" + "".join(f"{i},w{i},{i % 2}\n" for i in range(20)))
+    (tmp_path / "nan.csv").write_text("a,b,y\n1,inf,0\n")
     (tmp_path / "ok.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
     cases = [
         (["--data", str(tmp_path / "empty.csv")], f"Data file '{tmp_path / 'empty.csv'}' is empty."),
         (
             ["--data", str(tmp_path / "text.csv")],
-            f"Data file '{tmp_path / 'text.csv'}': feature column 'b' is not numeric (row 2 has 'x').",
+            f"Data file '{tmp_path / 'text.csv'}' has 1 problem: column 'b' holds text with a different value in "
+            "every row (an identifier?): --drop b.",
         ),
         (
             ["--data", str(tmp_path / "nan.csv")],
-            f"Data file '{tmp_path / 'nan.csv'}': column 'b' has a non-finite value (nan) in row 2.",
+            f"Data file '{tmp_path / 'nan.csv'}': column 'b' has a non-finite value (inf) in row 2.",
         ),
         (
             ["--data", str(tmp_path / "ok.csv"), "--target", "z"],

@@ -26,7 +26,46 @@ def _load_data(args, config: dict, model=None):
     text = args.text
     if text is None and getattr(model, "_input_kind", None) == "text":
         text = (config.get("feature_names") or [None])[0]  # the run's own text column
-    return spec, load_dataset(spec, target=target, task=task, seed=seed if seed is not None else 0, text=text)
+    pre = getattr(model, "preprocessor_", None)
+    options = None
+    if pre is not None:  # the run's own options: its own split refits the very same encoding
+        options = {"drop": pre.drop, "categorical": pre.categorical, "impute": pre.impute}
+    seed = seed if seed is not None else 0
+    return spec, load_dataset(spec, target=target, task=task, seed=seed, text=text, preprocess=options)
+
+
+def _whole_table(args, config: dict, model, kind: str):
+    """Every row of the CSV ``--data FILE`` (a test set), read through the run's own encoding.
+    Returns ``(X, y, task)``."""
+    from deepatlas.data.core import infer_task
+    from deepatlas.data.files import read_csv_cells
+    from deepatlas.preprocessing import frame_from_rows
+
+    path = Path(args.data)
+    pre = model.preprocessor_
+    target = args.target or config.get("target_name")
+    header, body, labels, _ = read_csv_cells(path, target=target)
+    absent = [c for c in pre.feature_names_in_ if c not in header]
+    if absent:
+        raise InputError(
+            f"--data {args.data!r} lacks the training column(s) {', '.join(map(repr, absent))}; "
+            f"run {args.run!r} was trained on {', '.join(pre.feature_names_in_)}."
+        )
+    keep = [header.index(c) for c in pre.feature_names_in_]
+    frame = frame_from_rows(list(pre.feature_names_in_), [[row[j] for j in keep] for row in body])
+    X, report = pre.transform(frame, where=f"--data {args.data!r}")
+    for line in type(pre).describe(report):
+        print(f"note: {line}")
+    y, task = infer_task(labels, args.task or kind)
+    return X, y, task
+
+
+def _all_rows(ds):
+    """Every row of a loaded file: the union of its splits (its test split when a part has no labels)."""
+    parts = [(ds.X_train, ds.y_train), (ds.X_val, ds.y_val), (ds.X_test, ds.y_test)]
+    if any(y is None for _, y in parts):
+        return ds.X_test, ds.y_test
+    return np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 def cmd_evaluate(args) -> int:
@@ -38,12 +77,25 @@ def cmd_evaluate(args) -> int:
     model = load(args.run)
     config = model.run_config_
     kind = model_kind(model)
-    spec, ds = _load_data(args, config, model)
-    if ds.task != kind:
-        raise InputError(f"Run {args.run!r} holds a {kind} model, but --data {spec!r} is {ds.task} data.")
-    X, y = getattr(ds, f"X_{args.split}"), getattr(ds, f"y_{args.split}")
+    from deepatlas.data.files import looks_like_path
+
+    whole = bool(args.data) and looks_like_path(args.data) and Path(args.data).exists()
+    if whole and args.split is not None:
+        raise InputError(
+            f"--split applies to the run's own data; --data {args.data!r} is a file, scored whole (a test set)."
+        )
+    split = args.split or "test"
+    table = whole and getattr(model, "preprocessor_", None) is not None and args.data.lower().endswith((".csv", ".tsv"))
+    if table:  # the run's own encoding of raw columns, no split, no refit
+        spec, (X, y, task) = args.data, _whole_table(args, config, model, kind)
+    else:
+        spec, ds = _load_data(args, config, model)
+        task = ds.task
+        X, y = _all_rows(ds) if whole else (getattr(ds, f"X_{split}"), getattr(ds, f"y_{split}"))
+    if task != kind:
+        raise InputError(f"Run {args.run!r} holds a {kind} model, but --data {spec!r} is {task} data.")
     if y is None:
-        raise InputError(f"--data {spec!r} has no targets in its {args.split} split; evaluation needs labels.")
+        raise InputError(f"--data {spec!r} has no targets in its {split} split; evaluation needs labels.")
     flat = getattr(model, "_input_kind", "features") == "features"  # sequence/text models check their own input
     shape = tuple(getattr(model, "input_shape_", ()) or config.get("sample_shape") or ()) if flat else ()
     if shape and X.shape[1:] != shape and int(np.prod(X.shape[1:])) == int(np.prod(shape)):
@@ -66,8 +118,12 @@ def cmd_evaluate(args) -> int:
             )
     out = Path(args.out) if args.out else Path(args.run)
     name = config.get("model", type(model).__name__)
-    result = evaluate(model, X, y, out=out, title=f"{name} on {spec}", data=spec, split=args.split, run=str(args.run))
-    print(f"{name} on {spec} ({args.split} split, {result['n_samples']} samples)")
+    shown = "every row" if whole else f"{split} split"
+    result = evaluate(model, X, y, out=out, title=f"{name} on {spec}", data=spec, split=shown, run=str(args.run))
+    if whole:
+        print(f"{name} on {spec}: scored all {result['n_samples']} rows of the file (a test set; no split)")
+    else:
+        print(f"{name} on {spec} ({split} split, {result['n_samples']} samples)")
     print(format_table(list(result["metrics"].items())))
     per_class = result.get("per_class") or {}
     if per_class and len(per_class) <= 20:
@@ -87,7 +143,10 @@ def add_parser(sub) -> None:
     p.add_argument("run", help="run directory (from deepatlas train)")
     add_data_args(p, required=False)
     p.add_argument(
-        "--split", choices=("test", "val", "train"), default="test", help="which split to score (default test)"
+        "--split",
+        choices=("test", "val", "train"),
+        default=None,
+        help="which split of the run's own data to score (default test); a --data FILE is scored whole",
     )
     p.add_argument("--seed", type=seed_arg, default=None, help="split seed for user files (default: the run's own)")
     p.add_argument("--out", metavar="DIR", help="where to write the results (default: the run directory)")

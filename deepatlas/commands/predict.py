@@ -12,7 +12,7 @@ def cmd_predict(args) -> int:
 
     if args.output:
         check_writable(args.output, "--output")  # before any work: nothing is computed for nothing
-    text = predict_file(args.run, args.input)
+    text = predict_file(args.run, args.input, id_column=args.id)
     if args.output:
         from deepatlas._io import atomic_write_text
 
@@ -29,7 +29,12 @@ def add_parser(sub) -> None:
         "--input",
         required=True,
         metavar="FILE",
-        help=".csv (header row), .npz (array X; sequences: optional lengths) or .txt (text models: one document per line)",
+        help=".csv (header row: the training columns, raw, by name), .npz (array X; sequences: optional lengths), "
+        ".txt (text models: one document per line), or for image models an image or a folder of images "
+        "(resized to the training size)",
+    )
+    p.add_argument(
+        "--id", metavar="COLUMN", help="a CSV column to copy into the output (e.g. an ID dropped in training)"
     )
     p.add_argument("--output", metavar="FILE", help="CSV to write (default: standard output)")
     p.set_defaults(func=cmd_predict)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from deepatlas.commands._args import add_data_args, add_param_args, collect_params
+from deepatlas.commands._table import add_table_args, preprocess_options
 from deepatlas.errors import InputError
 
 
@@ -60,8 +61,16 @@ def cmd_train(args) -> int:
         ds = load_conll(args.data, val=val, test=test, seed=args.seed)
     else:
         ds = load_dataset(
-            args.data, target=args.target, task=args.task, seed=args.seed, text=getattr(args, "text", None)
+            args.data,
+            target=args.target,
+            task=args.task,
+            seed=args.seed,
+            text=getattr(args, "text", None),
+            preprocess=preprocess_options(args),
+            labels=args.labels,
         )
+    for note in ds.meta.get("notes") or []:  # what the table's preprocessing did (an ID-like column, ...)
+        print(f"note: {note}", file=sys.stderr)
     if ds.meta.get("corpus"):  # a plain-text corpus trains only a language model
         if "text" not in get_entry(args.model).classes:
             raise InputError(
@@ -121,6 +130,7 @@ def add_parser(sub) -> None:
     p.add_argument("model", help="registry name (see 'deepatlas list models')")
     add_data_args(p, required=False)  # required unless the model names default data
     add_param_args(p)
+    add_table_args(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument(
         "--resume",

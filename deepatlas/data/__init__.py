@@ -55,19 +55,31 @@ def list_datasets() -> list[DatasetSpec]:
 
 
 def load_dataset(
-    spec: str, *, target: str | None = None, task: str | None = None, seed: int = 0, text: str | None = None
+    spec: str,
+    *,
+    target: str | None = None,
+    task: str | None = None,
+    seed: int = 0,
+    text: str | None = None,
+    preprocess: dict | None = None,
+    labels: str | None = None,
 ) -> Dataset:
     """Load a built-in dataset by name (with ``name:key=value`` options) or a user file.
 
     User files: ``.csv`` (header row; ``target`` column, default the last), ``.npz`` (arrays ``X``
     and ``y``), MNIST IDX image files (the label file beside them), or a folder with one
     sub-folder of images per class. Their split (70/10/20, stratified for classes) uses ``seed``.
+    A CSV's raw columns are encoded by a preprocessor fitted on its training rows (``preprocess``:
+    ``drop``, ``categorical``, ``impute``; see :func:`deepatlas.data.files.load_table`); ``labels``
+    names the label file of IDX images, an image folder (a CSV of file,label) or an ``.npy`` of X.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"data must be a dataset name or a file path. Got {spec!r} instead.")
     check_seed(seed, "The split seed")
     if files.looks_like_path(spec) and not _builtin_with_options(spec):
-        return files.load_file(spec, target=target, task=task, seed=seed, text=text)
+        return files.load_file(
+            spec, target=target, task=task, seed=seed, text=text, preprocess=preprocess, labels=labels
+        )
     _ensure_loaded()
     name, options = parse_spec(spec)
     if name not in _DATASETS:

@@ -28,7 +28,7 @@ def looks_like_path(spec: str) -> bool:
     return os.path.exists(spec) or "/" in spec or os.sep in spec or spec.lower().endswith(_EXTENSIONS)
 
 
-def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Dataset:
+def load_file(path: str, *, target=None, task=None, seed=0, text=None, preprocess=None, labels=None) -> Dataset:
     p = Path(path)
     if not p.exists():
         raise InputError(f"Data file {path!r} does not exist.")
@@ -51,9 +51,7 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None) -> Datase
     if name.endswith(".csv") and (task == "ratings" or task is None and has_ratings_header(p)):
         return load_ratings_csv(p, seed=seed)  # user,item,rating: held-out ratings of known users
     if name.endswith(".csv") or name.endswith(".tsv"):
-        features, X, labels, target_name = read_csv(p, target=target)
-        y, inferred = infer_task(labels, task)
-        return _make(p, X, y, inferred, seed, feature_names=features, target_name=target_name)
+        return load_table(p, target=target, task=task, seed=seed, preprocess=preprocess)
     if name.endswith(".npz"):
         ds = load_sequence_npz(p, task=task, seed=seed)  # ragged sequences or one label per step
         if ds is not None:
@@ -79,6 +77,102 @@ def _make(p, X, y, task, seed, feature_names=None, target_name=None) -> Dataset:
     return Dataset(
         str(p), task, *parts, description=f"user data from {p}", feature_names=feature_names, target_name=target_name
     )
+
+
+def load_table(p: Path, *, target=None, task=None, seed=0, preprocess=None) -> Dataset:
+    """A CSV/TSV table with raw columns: split first, then a
+    :class:`~deepatlas.preprocessing.TabularPreprocessor` (``preprocess``: its ``drop``,
+    ``categorical`` and ``impute``) fitted on the training rows only encodes every split. The
+    fitted preprocessor is ``ds.meta["preprocessor"]``, its notes ``ds.meta["notes"]``;
+    ``feature_names`` are the raw columns used."""
+    from deepatlas.preprocessing import TabularPreprocessor, frame_from_rows
+
+    header, body, labels, target_name = read_csv_cells(p, target=target)
+    frame = frame_from_rows(header, body)
+    where = f"Data file {str(p)!r}"
+    for c in frame.columns:  # inf is a number, not a missing value: refused, never imputed
+        values = frame[c].to_numpy()
+        if values.dtype.kind == "f" and np.isinf(values).any():
+            i = int(np.flatnonzero(np.isinf(values))[0])
+            cell = body[i][header.index(c)].strip()
+            raise InputError(f"{where}: column {c!r} has a non-finite value ({cell}) in row {i + 2}.")
+    y, inferred = infer_task(labels, task)
+    if len(frame) < 10:
+        raise InputError(f"{where} has {len(frame)} rows; at least 10 are needed to split train, validation and test.")
+    parts = split(np.arange(len(frame)), y, seed=seed, stratify=inferred == "classification")
+    train_rows = parts[0]
+    pre = TabularPreprocessor(**(preprocess or {})).fit(frame.iloc[train_rows], where=where)
+    encoded = [pre.transform(frame.iloc[rows], where=where)[0] for rows in parts[0::2]]
+    ds = Dataset(
+        str(p),
+        inferred,
+        encoded[0],
+        parts[1],
+        encoded[1],
+        parts[3],
+        encoded[2],
+        parts[5],
+        description=f"user data from {p}",
+        feature_names=list(pre.feature_names_in_),
+        target_name=target_name,
+    )
+    ds.meta.update(preprocessor=pre, notes=list(pre.notes_))
+    return ds
+
+
+def read_csv_cells(path: Path, target: str | None = None):
+    """A CSV's header, its rows of feature cells (strings, target column removed), the target
+    cells and the target's name; rows of the wrong width and a target with a missing value are
+    refused naming the row."""
+    from deepatlas.preprocessing import MISSING_MARKERS
+
+    rows = _csv_file_rows(path)
+    header = [h.strip() for h in rows[0]]
+    if all(parse_number(h) is not None for h in header):
+        raise InputError(f"Data file {str(path)!r} has no header row; the first row must name the columns.")
+    body = rows[1:]
+    if not body:
+        raise InputError(f"Data file {str(path)!r} has a header but no data rows.")
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise InputError(
+                f"Data file {str(path)!r}: row {i} has {len(row)} fields, but the header has {len(header)}."
+            )
+    if target is None:
+        t = len(header) - 1
+    elif target in header:
+        t = header.index(target)
+    else:
+        raise InputError(f"Data file {str(path)!r} has no column {target!r}; its columns are: {', '.join(header)}.")
+    if len(header) < 2:
+        raise InputError(f"Data file {str(path)!r} has only one column; it needs features and a target.")
+    labels = np.array([row[t].strip() for row in body], dtype=object)
+    missing = [i for i, v in enumerate(labels) if v.lower() in MISSING_MARKERS]
+    if missing:
+        shown = f" ({labels[missing[0]]!r})" if labels[missing[0]] else ""
+        raise InputError(
+            f"Data file {str(path)!r}: target column {header[t]!r} has {len(missing)} missing value(s){shown}, "
+            f"the first in row {missing[0] + 2}; remove those rows or label them."
+        )
+    features = [h for j, h in enumerate(header) if j != t]
+    cells = [[c for j, c in enumerate(row) if j != t] for row in body]
+    return features, cells, labels, header[t]
+
+
+def _csv_file_rows(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            sample = f.read(4096)
+            f.seek(0)
+            delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
+            rows = csv_rows(f, f"Data file {str(path)!r}", delimiter)
+    except UnicodeDecodeError:
+        raise InputError(f"Data file {str(path)!r} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise InputError(f"Data file {str(path)!r} cannot be read: {exc.strerror}.") from None
+    if not rows:
+        raise InputError(f"Data file {str(path)!r} is empty.")
+    return rows
 
 
 def read_csv(path: Path, target: str | None = None, require_target: bool = True, headerless: bool = False):
