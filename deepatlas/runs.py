@@ -303,9 +303,6 @@ def train_run(
     if ds.meta.get("preprocessor") is not None and hasattr(estimator, "set_input_schema"):
         # a CSV's raw columns: the encoding fitted on the training rows travels with the model
         estimator.set_input_schema(ds.meta["preprocessor"])
-    if ds.meta.get("preprocessor") is not None and hasattr(estimator, "set_input_schema"):
-        # a CSV's raw columns: the encoding fitted on the training rows travels with the model
-        estimator.set_input_schema(ds.meta["preprocessor"])
     metrics = (
         estimator.dataset_metrics(ds) if hasattr(estimator, "dataset_metrics") else supervised_metrics(estimator, ds)
     )
