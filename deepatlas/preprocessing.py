@@ -438,3 +438,16 @@ def needs_preprocessing(frame) -> bool:
         if bool(series.isna().any()):
             return True
     return False
+
+
+def run_options(config: dict | None) -> dict | None:
+    """The ``drop``/``categorical``/``impute`` options a run's config.json records, so that a
+    reload of its data (its own split) refits the very same encoding; None without any."""
+    saved = (config or {}).get("preprocessing")
+    if not isinstance(saved, dict):
+        return None
+    return {
+        "drop": saved.get("drop", []),
+        "categorical": saved.get("categorical", "auto"),
+        "impute": saved.get("impute", "median"),
+    }

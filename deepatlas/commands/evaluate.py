@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from deepatlas.commands._args import add_data_args, seed_arg
+from deepatlas.commands._table import add_labels_arg
 from deepatlas.errors import InputError
 
 
@@ -26,12 +27,12 @@ def _load_data(args, config: dict, model=None):
     text = args.text
     if text is None and getattr(model, "_input_kind", None) == "text":
         text = (config.get("feature_names") or [None])[0]  # the run's own text column
-    pre = getattr(model, "preprocessor_", None)
-    options = None
-    if pre is not None:  # the run's own options: its own split refits the very same encoding
-        options = {"drop": pre.drop, "categorical": pre.categorical, "impute": pre.impute}
+    from deepatlas.preprocessing import run_options
+
+    options = run_options(config)  # the run's own options: its own split refits the very same encoding
     seed = seed if seed is not None else 0
-    return spec, load_dataset(spec, target=target, task=task, seed=seed, text=text, preprocess=options)
+    labels = getattr(args, "labels", None)
+    return spec, load_dataset(spec, target=target, task=task, seed=seed, text=text, preprocess=options, labels=labels)
 
 
 def _whole_table(args, config: dict, model, kind: str):
@@ -142,6 +143,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("run", help="run directory (from deepatlas train)")
     add_data_args(p, required=False)
+    add_labels_arg(p)
     p.add_argument(
         "--split",
         choices=("test", "val", "train"),

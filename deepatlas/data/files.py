@@ -20,7 +20,7 @@ from deepatlas.data.scenes import load_coco, looks_like_coco
 from deepatlas.data.sequences import load_sequence_npz, load_text_file
 from deepatlas.errors import InputError
 
-_EXTENSIONS = (".csv", ".npz", ".gz", ".idx", "-ubyte", ".txt", ".tsv", ".conll", ".iob", ".bio", ".bioes")
+_EXTENSIONS = (".csv", ".npz", ".npy", ".gz", ".idx", "-ubyte", ".txt", ".tsv", ".conll", ".iob", ".bio", ".bioes")
 _IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -35,6 +35,10 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None, preproces
     if p.is_dir():
         if looks_like_coco(p):  # DIR/annotations.json: boxes and masks in COCO's format
             return load_coco(p, seed=seed)
+        if labels is not None:  # images named in a CSV of file,label rows
+            X, y = read_labelled_images(p, Path(labels))
+            y, inferred = infer_task(y, task)
+            return _make(p, X, y, inferred, seed)
         X, y, classes = read_image_folder(p)
         return _make(p, X, y, "classification", seed, feature_names=None, target_name=None)
     if not os.access(p, os.R_OK):
@@ -59,8 +63,12 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None, preproces
         X, labels = read_npz(p)
         y, inferred = infer_task(labels, task)
         return _make(p, X, y, inferred, seed)
+    if name.endswith(".npy"):  # X alone: its labels in --labels
+        X, y = read_npy_pair(p, labels)
+        y, inferred = infer_task(y, task)
+        return _make(p, X, y, inferred, seed)
     if "idx3" in name or "images" in name and ("ubyte" in name or name.endswith(".idx")):
-        X, y = read_idx_pair(p)
+        X, y = read_idx_pair(p, labels)
         return _make(p, X, y, "classification", seed)
     raise InputError(
         f"Data file {path!r} has an unsupported format; expected .csv, .npz, MNIST IDX files, a folder of images, "
@@ -269,14 +277,79 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
-def read_idx_pair(images_path: Path):
+def mnist_label_name(name: str) -> str | None:
+    """The label file MNIST names beside an image file (``train-images-idx3-ubyte`` ->
+    ``train-labels-idx1-ubyte``, ``.gz`` kept), or None when ``name`` does not follow that pattern."""
+    if "images-idx3" not in name and "images.idx3" not in name:
+        return None
+    return name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
+
+
+def read_labels_file(path: Path, n: int, what: str) -> np.ndarray:
+    """``n`` labels from ``--labels FILE``: an IDX file, an ``.npy`` array or a CSV/text file with one
+    label per row (an optional header row naming it)."""
+    if not path.exists():
+        raise InputError(f"--labels file {str(path)!r} does not exist.")
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        try:
+            labels = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"--labels file {str(path)!r} is not a valid .npy array: {exc}.") from None
+    elif "idx" in name or "ubyte" in name:
+        labels = read_idx(path)
+    else:
+        rows = _csv_file_rows(path)
+        labels = np.array([row[-1].strip() for row in rows], dtype=object)
+        if len(labels) == n + 1 or (len(labels) and parse_number(labels[0]) is None and len(labels) != n):
+            labels = labels[1:]  # a header row
+    if labels.ndim != 1:
+        raise InputError(f"--labels file {str(path)!r} must hold one label per sample. Got shape {labels.shape}.")
+    if len(labels) != n:
+        raise InputError(f"--labels file {str(path)!r} has {len(labels)} labels, but {what} has {n} samples.")
+    return labels
+
+
+def read_npy_pair(path: Path, labels: str | None):
+    """``--data X.npy --labels y.npy``: the samples of an ``.npy`` and their labels."""
+    if labels is None:
+        raise InputError(
+            f"Data file {str(path)!r} is an .npy, which holds the samples only; give their labels with "
+            "--labels FILE (.npy, .csv, or IDX), or save both in one .npz (arrays X and y)."
+        )
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"Data file {str(path)!r} is not a valid .npy array: {exc}.") from None
+    if not np.issubdtype(X.dtype, np.number) or X.ndim < 2:
+        raise InputError(f"Data file {str(path)!r} must be a numeric array (n, ...). Got {X.dtype} {X.shape}.")
+    X = X.astype(np.float32)
+    if not np.all(np.isfinite(X)):
+        raise InputError(f"Data file {str(path)!r} contains NaN or infinite values.")
+    return X, read_labels_file(Path(labels), len(X), f"data file {str(path)!r}")
+
+
+def read_idx_pair(images_path: Path, labels: str | None = None):
+    """MNIST IDX images and their labels: ``labels`` (``--labels FILE``), else the file MNIST's
+    naming puts beside them (:func:`mnist_label_name`); any other name is not guessed."""
     name = images_path.name
-    label_name = name.replace("images", "labels").replace("idx3", "idx1")
-    labels_path = images_path.with_name(label_name)
-    if label_name == name or not labels_path.exists():
-        raise InputError(f"Data file {str(images_path)!r}: the label file {label_name!r} was not found beside it.")
     images = read_idx(images_path)
-    labels = read_idx(labels_path)
+    if labels is not None:
+        labels = read_labels_file(Path(labels), len(images), f"IDX file {name!r}")
+    else:
+        label_name = mnist_label_name(name)
+        if label_name is None:
+            raise InputError(
+                f"Data file {str(images_path)!r}: its label file is found only when the names follow MNIST's "
+                "pattern (train-images-idx3-ubyte beside train-labels-idx1-ubyte); give it with --labels FILE."
+            )
+        labels_path = images_path.with_name(label_name)
+        if not labels_path.exists():
+            raise InputError(
+                f"Data file {str(images_path)!r}: the label file {label_name!r} was not found beside it; "
+                "give it with --labels FILE."
+            )
+        labels = read_idx(labels_path)
     if images.ndim != 3:
         raise InputError(
             f"Data file {str(images_path)!r} must hold images of shape (n, rows, cols). Got {images.shape} instead."
@@ -340,6 +413,60 @@ def _read_images(root: Path, Image, UnidentifiedImageError):
         images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
         labels.append(label)
     return np.stack(images), np.array(labels), classes
+
+
+def read_labelled_images(root: Path, labels_csv: Path):
+    """``--data DIR --labels FILE.csv``: the images of ``DIR`` named in a CSV's rows (a header row
+    with a file column, ``file``/``filename``/``image``/``path``, and a label column, ``label`` or
+    the other one), one common size, scaled to 0-1."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not labels_csv.exists():
+        raise InputError(f"--labels file {str(labels_csv)!r} does not exist.")
+    rows = _csv_file_rows(labels_csv)
+    header = [h.strip().lower() for h in rows[0]]
+    where = f"--labels file {str(labels_csv)!r}"
+    file_col = next((header.index(h) for h in ("file", "filename", "image", "path") if h in header), None)
+    if file_col is None or len(header) < 2:
+        raise InputError(
+            f"{where} needs a header row with a file column (file, filename, image or path) and a label column; "
+            f"found: {', '.join(header)}."
+        )
+    label_col = header.index("label") if "label" in header else next(j for j in range(len(header)) if j != file_col)
+    body = rows[1:]
+    if not body:
+        raise InputError(f"{where} has a header but no rows.")
+    images, labels, size = [], [], None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        for i, row in enumerate(body, start=2):
+            f = root / row[file_col].strip()
+            if not f.is_file():
+                raise InputError(
+                    f"{where}: row {i} names {row[file_col].strip()!r}, which is not a file in {str(root)!r}."
+                )
+            try:
+                with Image.open(f) as im:
+                    arr = np.asarray(im.convert("L" if im.mode in ("L", "1", "I", "I;16", "F") else "RGB"), np.float32)
+            except (UnidentifiedImageError, OSError, *_TOO_BIG(Image)) as exc:
+                raise InputError(f"Image {str(f)!r} cannot be read: {exc}.") from None
+            if size is None:
+                size = arr.shape
+                check_memory(f"Data folder {str(root)!r} ({len(body)} images)", 2 * len(body) * arr.nbytes, "use fewer")
+            elif arr.shape != size:
+                raise InputError(
+                    f"Image {str(f)!r} is {arr.shape[1]}x{arr.shape[0]} ({'RGB' if arr.ndim == 3 else 'grey'}), "
+                    f"but earlier images are {size[1]}x{size[0]}; give them one size and mode."
+                )
+            images.append(arr[None] / 255.0 if arr.ndim == 2 else arr.transpose(2, 0, 1) / 255.0)
+            labels.append(row[label_col].strip())
+    return np.stack(images).astype(np.float32), np.array(labels, dtype=object)
+
+
+def _TOO_BIG(Image) -> tuple:  # noqa: N802 - reads as the exception tuple it returns
+    return (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 def _bomb(exc: Exception) -> str:

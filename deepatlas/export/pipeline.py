@@ -138,8 +138,14 @@ def _held_out_from_run(config: dict, notes: list[str]):
         notes.append("the run records no data; checked on random inputs only")
         return None, None
     try:
+        from deepatlas.preprocessing import run_options
+
         ds = load_dataset(
-            data, target=config.get("target_name"), task=config.get("data_task"), seed=config.get("seed") or 0
+            data,
+            target=config.get("target_name"),
+            task=config.get("data_task"),
+            seed=config.get("seed") or 0,
+            preprocess=run_options(config),  # a CSV's raw columns: the run's own --drop/--categorical/--impute
         )
     except (DeepAtlasError, OSError) as exc:
         notes.append(f"the run's data {data!r} cannot be loaded ({exc}); checked on random inputs only")

@@ -8,7 +8,10 @@ Endpoints::
     GET  /openapi.json  the schema (and /docs)
 
 Each instance is one sample in the model's sample shape (e.g. 64 numbers, or ``[[[...8]...8]]``
-for a 1x8x8 image), or, for a fixed multi-axis shape, the same values flattened. The request
+for a 1x8x8 image), or, for a fixed multi-axis shape, the same values flattened. A model trained
+on a CSV's raw columns also takes named records, ``{"instances": [{"age": 41, "city": "lyon"}]}``,
+encoded as in training (columns by name, ``null`` filled, unseen categories as all zeros; the
+column names are in ``/v1/metadata``'s ``columns``). The request
 schema is built from the model's input shape, so every request is checked before the model runs:
 the shape, the type (JSON numbers only, no strings or booleans), finite values within float32's
 range, the batch size (``max_batch``), the body size (``max_body_bytes``, 413 when larger) and
@@ -29,7 +32,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictFloat, StrictInt, StrictStr, create_model
 
 from deepatlas.serving.backends import Loaded, load_source
 from deepatlas.serving.limits import (
@@ -154,12 +157,16 @@ def _fixed(shape) -> bool:
     return all(isinstance(d, int) and d > 0 for d in shape)
 
 
-def request_model(sample_shape, dtype: str, max_batch: int) -> type[BaseModel]:
-    """``{"instances": [...]}`` with each instance in ``sample_shape`` (or flattened)."""
+def request_model(sample_shape, dtype: str, max_batch: int, columns=None) -> type[BaseModel]:
+    """``{"instances": [...]}`` with each instance in ``sample_shape`` (or flattened); with
+    ``columns`` (a model trained on a CSV's raw columns) an instance may also be a named record
+    ``{"column": value, ...}`` holding those columns (a value: number, string or null)."""
     leaf = _leaf(dtype)
     instance = _nested(leaf, sample_shape)
     if len(sample_shape) > 1 and _fixed(sample_shape):
         instance = instance | _nested(leaf, [int(np.prod(sample_shape))])
+    if columns:
+        instance = instance | dict[str, StrictFloat | StrictInt | StrictStr | None]
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
@@ -225,7 +232,7 @@ def create_app(
     """The FastAPI app for ``source`` (a run directory or a .onnx file), or for ``loaded``.
     ``part`` picks an inference path of a run with several (an autoencoder's ``decoder``)."""
     from deepatlas import __version__
-    from deepatlas.errors import InputError
+    from deepatlas.errors import DeepAtlasError, InputError
 
     ints = ("max_batch", max_batch), ("max_body_bytes", max_body_bytes), ("max_elements", max_elements)
     for name, value in (*ints, ("max_header_bytes", max_header_bytes), ("max_inferences", max_inferences)):
@@ -239,7 +246,9 @@ def create_app(
     model_name = info.get("model") or info.get("class")
     dtype = (info.get("input") or {}).get("dtype", "float32")
     sample_shape = list(info.get("sample_shape") or [])
-    Request = request_model(sample_shape, dtype, max_batch)
+    tabular = loaded.tabular
+    columns = list(tabular.feature_names_in_) if tabular is not None else None
+    Request = request_model(sample_shape, dtype, max_batch, columns)
     n_flat = int(np.prod(sample_shape)) if _fixed(sample_shape) else None
 
     app = FastAPI(
@@ -276,6 +285,7 @@ def create_app(
         "sample_shape": sample_shape,
         "classes": info.get("classes"),
         "decision": info.get("decision"),
+        "columns": columns,  # named records {"column": value} are accepted when set (raw CSV columns)
         "preprocessing_in_graph": bool((info.get("preprocessing") or {}).get("in_graph")),
         "exported_with": info.get("exporter"),
         "weights_sha256": info.get("weights_sha256"),  # of the run's model.safetensors the file came from
@@ -314,7 +324,36 @@ def create_app(
         # thread, at most --max-inferences at once, so /v1/health answers during a long inference.
         return await anyio.to_thread.run_sync(_predict, request.instances, limiter=inferences)
 
+    def _records(instances) -> np.ndarray:
+        """Named records through the run's own encoding (columns matched by name; a missing value,
+        null, is filled as in training; an unseen category encodes as all zeros)."""
+        import pandas as pd
+
+        if not all(isinstance(r, dict) for r in instances):
+            raise HTTPException(422, "A request holds either named records or arrays of numbers, not both.")
+        ignored = set(tabular.dropped_)
+        for i, record in enumerate(instances):
+            missing = [c for c in columns if c not in record]
+            unexpected = [k for k in record if k not in columns and k not in ignored]
+            if missing or unexpected:
+                parts = [
+                    f"{what} {', '.join(map(repr, those[:8]))}"
+                    for what, those in (("missing", missing), ("unexpected", unexpected))
+                    if those
+                ]
+                raise HTTPException(
+                    422, f"Instance {i} does not have the model's columns: {'; '.join(parts)} (expected {columns})."
+                )
+        frame = pd.DataFrame({c: pd.Series([r[c] for r in instances], dtype=object) for c in columns})
+        try:
+            X, _ = tabular.transform(frame, where="instances")
+        except DeepAtlasError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return X
+
     def _predict(instances) -> PredictResponse:
+        if any(isinstance(r, dict) for r in instances):
+            instances = _records(instances)
         try:
             X = np.asarray(instances, dtype=np.dtype(dtype))
         except (ValueError, TypeError):

@@ -62,6 +62,24 @@ class Loaded:
     info: dict[str, Any]
     source: str
     notes: list[str] = field(default_factory=list)
+    tabular: Any = None
+    """The run's :class:`~deepatlas.preprocessing.TabularPreprocessor` (a model trained on a CSV's raw
+    columns): then the server also takes named records, ``{"instances": [{"col": value, ...}]}``."""
+
+
+def run_preprocessor(run: Path):
+    """The preprocessing saved in a run's config.json, rebuilt (None when it has none)."""
+    from deepatlas._io import read_json
+    from deepatlas.preprocessing import TabularPreprocessor
+
+    try:
+        config = read_json(run / "config.json")
+    except (OSError, ValueError):
+        return None
+    saved = config.get("preprocessing") if isinstance(config, dict) else None
+    if not saved:
+        return None
+    return TabularPreprocessor.from_config(saved, f"Run directory {str(run)!r}: config.json")
 
 
 def describe_spec(spec, estimator) -> dict[str, Any]:
@@ -149,7 +167,8 @@ def load_source(
 
             check_weights(path, path.parent)
         ort_backend, info = _load_onnx(path, threads)
-        return Loaded(ort_backend, info, str(path))
+        tabular = run_preprocessor(path.parent) if (path.parent / "config.json").is_file() else None
+        return Loaded(ort_backend, info, str(path), tabular=tabular)
 
     from deepatlas.export import check_weights, export, inference_spec
     from deepatlas.saving import load
@@ -157,13 +176,15 @@ def load_source(
     estimator = load(path)
     if backend == "torch":
         spec = inference_spec(estimator, part)
-        return Loaded(TorchBackend(spec, threads), describe_spec(spec, estimator), str(path))
+        info = describe_spec(spec, estimator)
+        return Loaded(TorchBackend(spec, threads), info, str(path), tabular=getattr(estimator, "preprocessor_", None))
     onnx_file = path / ("model.onnx" if part is None else f"model-{part}.onnx")
     if onnx_file.exists():
         check_weights(onnx_file, path)  # refuses a file exported from other weights than the run's
         ort_backend, info = _load_onnx(onnx_file, threads)
-        return Loaded(ort_backend, info, str(onnx_file))
+        return Loaded(ort_backend, info, str(onnx_file), tabular=getattr(estimator, "preprocessor_", None))
     tmp = tempfile.TemporaryDirectory(prefix="deepatlas-serve-")
     result = export(estimator, Path(tmp.name) / "model.onnx", part=part)
     ort_backend, info = _load_onnx(result.onnx_path, threads, keep=tmp)
-    return Loaded(ort_backend, info, str(path), notes=[f"exported {path} to a temporary ONNX file"] + result.notes)
+    notes = [f"exported {path} to a temporary ONNX file"] + result.notes
+    return Loaded(ort_backend, info, str(path), notes=notes, tabular=getattr(estimator, "preprocessor_", None))
