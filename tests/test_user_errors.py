@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepatlas.cli import main
@@ -447,6 +448,92 @@ CASES += [
         _nothing_at("none"),
     ),
     Case("rl-out-finished-run", ("rl", "train", "ppo", "--out", "{run}"), 2, ("already holds a finished run",)),
+]
+
+
+# --- a user's own files (issue #28): raw tables, label files, predict and evaluate inputs ---
+def _messy_csv(ctx: Ctx) -> None:
+    """30 rows: an ID, a numeric column with a gap, a text category, free text, a label."""
+    rows = ["id,age,city,note,label"]
+    for i in range(30):
+        rows.append(f"{100 + i},{'' if i == 4 else 20 + i},{'abc'[i % 3]},text {i},{'yn'[i % 2]}")
+    (ctx.tmp / "m.csv").write_text("\n".join(rows) + "\n")
+
+
+def _idx_pair(ctx: Ctx) -> None:
+    import struct
+
+    for name, shape in (("imgs-idx3-ubyte", (12, 2, 2)), ("imgs-idx1-ubyte", (12,))):
+        head = struct.pack(">BBBB", 0, 0, 8, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+        (ctx.tmp / name).write_bytes(head + bytes(int(np.prod(shape))))
+
+
+_OUT = ("--out", "{tmp}/r")
+
+
+def _label_gap(ctx: Ctx) -> None:
+    (ctx.tmp / "l.csv").write_text("a,label\n" + "1,x\n2,y\n" * 6 + "2,NA\n")
+
+
+def _npy(ctx: Ctx) -> None:
+    np.save(ctx.tmp / "X.npy", np.zeros((12, 2), np.float32))
+    np.save(ctx.tmp / "y.npy", np.zeros(5, np.int64))
+
+
+CASES += [
+    Case(
+        "csv-every-problem-column",
+        _with(_messy_csv, "train", "mlp", "--data", "{tmp}/m.csv", "--impute", "none", "--categorical", "age", *_OUT),
+        2,
+        ("3 problems", "'age'", "--impute median", "--categorical city", "'note'", "--drop note"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "csv-free-text-column",
+        _with(_messy_csv, "train", "mlp", "--data", "{tmp}/m.csv", "--out", "{tmp}/r"),
+        2,
+        ("1 problem", "column 'note' holds text with a different value in every row", "--drop note"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "csv-drop-unknown-column",
+        _with(_messy_csv, "train", "mlp", "--data", "{tmp}/m.csv", "--drop", "note", "zip", "--out", "{tmp}/r"),
+        2,
+        ("--drop names 'zip', which is not a column",),
+    ),
+    Case(
+        "csv-missing-label",
+        _with(_label_gap, "train", "mlp", "--data", "{tmp}/l.csv", "--out", "{tmp}/r"),
+        2,
+        ("target column 'label' has 1 missing value(s) ('NA')", "row 14"),
+    ),
+    Case(
+        "idx-not-mnist-named",
+        _with(_idx_pair, "train", "mlp", "--data", "{tmp}/imgs-idx3-ubyte"),
+        2,
+        ("--labels FILE",),
+    ),
+    Case(
+        "idx-labels-file-missing",
+        _with(_idx_pair, "train", "mlp", "--data", "{tmp}/imgs-idx3-ubyte", "--labels", "{tmp}/none"),
+        2,
+        ("--labels file", "does not exist"),
+    ),
+    Case("npy-without-labels", _with(_npy, "train", "mlp", "--data", "{tmp}/X.npy"), 2, ("an .npy", "--labels FILE")),
+    Case(
+        "npy-labels-wrong-count",
+        _with(_npy, "train", "mlp", "--data", "{tmp}/X.npy", "--labels", "{tmp}/y.npy"),
+        2,
+        ("has 5 labels", "12 samples"),
+    ),
+    Case("predict-id-on-npz", _with(_x_csv, "predict", "{run}", "--input", "{tmp}/x.csv", "--id", "a"), 2, ("--id",)),
+    Case(
+        "evaluate-split-of-a-file",
+        _with(_x_csv, "evaluate", "{run}", "--data", "{tmp}/x.csv", "--split", "val"),
+        2,
+        ("--split applies to the run's own data", "scored whole"),
+    ),
+    Case("impute-unknown", ("train", "mlp", "--data", "blobs", "--impute", "zero"), 2, ("--impute", "invalid choice")),
 ]
 
 
