@@ -71,6 +71,9 @@ def _rule(r: dict, used: str, other: dict | None) -> str:
     if r.get("reason"):
         parts.append(f"<b>Verdict</b> {html.escape(r['verdict'])}: {html.escape(r['reason'])}.")
     if used:
+        if other and other.get("seeds_used"):
+            o_seeds = other["seeds_used"]
+            used += f"; the committed {other['mode']} report: {len(o_seeds)} used: {', '.join(map(str, o_seeds))}"
         parts.append(f"<b>Seeds</b>: {html.escape(used)}.")
     if other and other.get("verdict") != r["verdict"]:
         parts.append(
