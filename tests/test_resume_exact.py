@@ -444,7 +444,9 @@ def test_rl_cli_resumes_exactly_and_refuses_like_train(monkeypatch, tmp_path, ca
 
     def refused(argv, line):
         assert main(argv) == 2
-        assert capsys.readouterr().err.strip().splitlines() == [f"deepatlas rl: error: {line}"]
+        *notes, err = capsys.readouterr().err.strip().splitlines()
+        assert err == f"deepatlas rl: error: {line}"
+        assert all(n.startswith("note: ") for n in notes), notes  # e.g. which preset it starts from
 
     refused(
         [*base, "--out", str(cut), "--resume"],
