@@ -245,7 +245,7 @@ def test_every_agent_field_is_documented_where_it_is_declared():
     for cls in (DQN, A2C, REINFORCE, PPO):
         for f in dataclasses.fields(cls):
             owner = next(k for k in cls.__mro__ if f.name in k.__dict__.get("__annotations__", {}))
-            assert f.name in documented.get(owner, {"seed", "device", "verbose"}), (cls.__name__, f.name)
+            assert f.name in documented.get(owner, {"seed", "device", "threads", "verbose"}), (cls.__name__, f.name)
 
 
 # ---- the command line ----------------------------------------------------------------------------
