@@ -22,9 +22,18 @@ ESTIMATORS = [
 ]
 
 # Checks these estimators cannot pass, with the reason. Nothing else is excused.
+_WEIGHTS = (
+    "mini-batch training: a sample of weight 2 enters one batch with twice the loss, a repeated sample two "
+    "batches (other batch mates, other steps), so the fits differ"
+)
 EXPECTED_FAILURES = {
     "CNNRegressor": {
         "check_regressors_train": "a 30-epoch CNN on 2-D tabular data is not a good regressor; the check wants R^2 > 0.5",
+        "check_sample_weight_equivalence_on_dense_data": _WEIGHTS,
+    },
+    **{
+        name: {"check_sample_weight_equivalence_on_dense_data": _WEIGHTS}
+        for name in ("MLPClassifier", "MLPRegressor", "CNNClassifier")
     },
 }
 

@@ -92,6 +92,12 @@ def cmd_train(args) -> int:
     check_writable(out, "--out", directory=True)
     make_env(args.env).close()  # an unknown id fails here, before anything is written
     params, steps = {}, DEFAULT_STEPS
+    if args.preset is None and getattr(cls, "_zoo_by_default", False) and args.env in cls._zoo:
+        args.preset = "zoo"  # the agent's own defaults are generic; the zoo tuned these per environment
+        print(
+            f"note: {args.algo} on {args.env} starts from the rl-baselines3-zoo settings (--preset none: the agent's defaults)",
+            file=sys.stderr,
+        )
     if args.preset == "zoo":
         params, steps = cls.zoo_params(args.env)
     params.update(params_from_set(args.set))
@@ -219,7 +225,12 @@ def add_parser(sub) -> None:
         metavar="NAME=VALUE",
         help="set any agent parameter (a Python/JSON literal); repeatable",
     )
-    t.add_argument("--preset", choices=("zoo",), help="start from the rl-baselines3-zoo hyperparameters for --env")
+    t.add_argument(
+        "--preset",
+        choices=("zoo", "none"),
+        help="zoo: start from the rl-baselines3-zoo hyperparameters for --env (dqn's default where the zoo covers "
+        "--env); none: the agent's own defaults",
+    )
     t.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes after training (default 20)")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<algo>-<env>-<time>)")
     t.add_argument(

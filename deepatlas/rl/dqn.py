@@ -115,6 +115,9 @@ class DQN(Agent):
         "double": Boolean(),
         "dueling": Boolean(),
     }
+    # `deepatlas rl train dqn` starts from the zoo's settings for the environments it covers
+    # (SB3's generic defaults score below a random policy on CartPole at 15,000 steps).
+    _zoo_by_default: ClassVar[bool] = True
     _zoo: ClassVar[dict] = {
         "CartPole-v1": dict(
             n_timesteps=50_000,

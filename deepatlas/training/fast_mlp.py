@@ -53,6 +53,8 @@ class FastMLPLoop(TrainingLoop):
     """``TrainingLoop`` whose step is the manual forward/backward above; everything else
     (epochs, validation, callbacks, checkpoints) is inherited unchanged."""
 
+    custom_loss = False  # the step forms the softmax cross-entropy gradient itself
+
     def __init__(self, module, loss_fn, optimizer, **kwargs) -> None:
         super().__init__(module, loss_fn, optimizer, **kwargs)
         self.linears = plain_mlp_layers(module)
