@@ -290,6 +290,9 @@ class DBNClassifier(SupervisedClassifier):
     """Fraction of the previous update added to the next one; 0 turns momentum off. Pretraining only
     (fine-tuning uses ``optimizer``)."""
     epochs: int = 100
+    """Passes of supervised fine-tuning (backpropagation through the whole stack). It does not bound
+    pretraining, which runs ``pretrain_epochs`` passes per RBM first: ``deepatlas train dbn --epochs N``
+    changes only fine-tuning; add ``--set pretrain_epochs=M`` to shorten pretraining too."""
     batch_size: int = 32
     lr: float = 1e-3
     # A fixed budget: on digits the small validation split reaches its best accuracy early and
