@@ -19,6 +19,7 @@ A new command or a new refusal adds rows here: append them to the table (in your
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -534,6 +535,112 @@ CASES += [
         ("--split applies to the run's own data", "scored whole"),
     ),
     Case("impute-unknown", ("train", "mlp", "--data", "blobs", "--impute", "zero"), 2, ("--impute", "invalid choice")),
+]
+
+
+# --- vision runs (issue #19): predict's image inputs, COCO folders, empty scene sets ---
+@functools.cache
+def _vision_run() -> Path:
+    """A detector trained once for these rows (1 epoch on 40 scenes of 32x32), outside any row's folder."""
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="deepatlas-vision-")) / "det"
+    argv = ["train", "detector", "--data", "scenes:n=40,size=32", "--set", "channels=(4,8,8)", "--epochs", "1"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def _vision_predict(make_input: Callable[[Path], str]) -> Callable[[Ctx], list[str]]:
+    """Setup: ``predict`` of the detector run on what ``make_input(tmp)`` writes, into tmp/out."""
+
+    def setup(ctx: Ctx) -> list[str]:
+        return ["predict", str(_vision_run()), "--input", make_input(ctx.tmp), "--output", str(ctx.tmp / "out")]
+
+    return setup
+
+
+def _png(shape: tuple[int, ...]) -> Callable[[Path], str]:
+    def make(tmp: Path) -> str:
+        from PIL import Image
+
+        Image.fromarray(np.zeros(shape, np.uint8)).save(tmp / "img.png")
+        return str(tmp / "img.png")
+
+    return make
+
+
+def _coco(edit: Callable[[dict], None]) -> Callable[[Ctx], list[str]]:
+    """Setup: ``train detector`` on a 12-image COCO folder (one 4x4 box each) after ``edit``."""
+
+    def setup(ctx: Ctx) -> list[str]:
+        from PIL import Image
+
+        folder = ctx.tmp / "coco"
+        folder.mkdir()
+        images, anns = [], []
+        for i in range(12):
+            Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / f"{i}.png")
+            images.append({"id": i, "file_name": f"{i}.png", "width": 16, "height": 16})
+            anns.append({"id": i, "image_id": i, "category_id": 1, "bbox": [2, 2, 4, 4]})
+        doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}
+        edit(doc)
+        (folder / "annotations.json").write_text(json.dumps(doc))
+        return ["train", "detector", "--data", str(folder), "--epochs", "1", "--out", str(ctx.tmp / "r")]
+
+    return setup
+
+
+CASES += [
+    Case(
+        "vision-rgb-image",
+        _vision_predict(_png((32, 32, 3))),
+        2,
+        ("is RGB (3 channels)", "grey images (1 channel)"),
+        _nothing_at("out"),
+    ),
+    Case("vision-image-size", _vision_predict(_png((40, 32))), 2, ("is 32x40", "trained on 32x32"), _nothing_at("out")),
+    Case(
+        "vision-input-not-image",
+        _vision_predict(lambda tmp: (tmp / "x.csv").write_text("a\n1\n") and str(tmp / "x.csv")),
+        2,
+        ("x.csv", "is not an image", ".png"),
+        _nothing_at("out"),
+    ),
+    Case(
+        "vision-input-folder-empty",
+        _vision_predict(lambda tmp: (tmp / "none").mkdir() or str(tmp / "none")),
+        2,
+        ("--input folder", "holds no images"),
+        _nothing_at("out"),
+    ),
+    Case(
+        "coco-box-outside-image",
+        _coco(lambda d: d["annotations"][3].update(bbox=[10, 10, 8, 4])),
+        2,
+        ("annotations.json", "annotation 3", "bbox [10.0, 10.0, 8.0, 4.0] outside its image '3.png' (16x16)"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "coco-unknown-category",
+        _coco(lambda d: d["annotations"][0].update(category_id=5)),
+        2,
+        ("annotation 0 has category_id 5", "'categories' does not list"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "coco-empty-scene-set",
+        _coco(lambda d: d.update(images=[], annotations=[])),
+        2,
+        ("annotations.json", "lists no images"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "scenes-empty",
+        ("train", "detector", "--data", "scenes:n=0", "--out", "{tmp}/r"),
+        2,
+        ("'n' of 'scenes'", "Got 0"),
+        _nothing_at("r"),
+    ),
 ]
 
 

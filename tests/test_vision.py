@@ -327,3 +327,37 @@ def test_wrong_channels_and_sizes_are_one_line(small_scenes):
         create_model("detector", task="scenes", epochs=1, device="cpu").fit(ds.X_train[:20], ds.y_train[:20, 0])
     assert "expects y of shape (20, 2, 32, 32)" in str(err.value)
     assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("name", ["detector", "segmenter"])
+def test_cli_train_then_predict_images(name, tmp_path):
+    from PIL import Image
+
+    from deepatlas.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", name, "--data", "scenes:n=40,size=32", "--set", "channels=(4,8,8)", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    keys = {"detector": {"test_map", "test_map50"}, "segmenter": {"test_miou", "test_pixel_accuracy"}}[name]
+    assert keys <= set(metrics)
+    if name == "segmenter":
+        ev = json.loads((run / "evaluation.json").read_text())
+        assert list(ev["iou_per_class"])[:2] == ["background", "0"] and len(ev["iou_per_class"]) == 11
+    (tmp_path / "in").mkdir()
+    ds = load_dataset("scenes:n=40,size=32")
+    for i in range(3):
+        Image.fromarray((ds.X_test[i, 0] * 255).round().astype(np.uint8)).save(tmp_path / "in" / f"s{i}.png")
+    assert main(["predict", str(run), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    extra = "detections.json" if name == "detector" else "classes.json"
+    assert written == sorted([extra, "s0.png", "s1.png", "s2.png"])
+    if name == "detector":
+        dets = json.loads((tmp_path / "out" / "detections.json").read_text())["images"]
+        assert set(dets) == {"s0.png", "s1.png", "s2.png"}
+        assert set(dets["s0.png"]) == {"boxes", "scores", "labels", "names"}
+        with Image.open(tmp_path / "out" / "s0.png") as im:
+            assert im.size == (256, 256)  # drawn 8x larger
+    else:
+        with Image.open(tmp_path / "out" / "s0.png") as im:
+            assert im.size == (32, 32) and im.mode == "RGB"

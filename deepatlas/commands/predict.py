@@ -6,10 +6,37 @@ from __future__ import annotations
 import sys
 
 
+def _scenes_run(run) -> bool:
+    """Whether ``run`` holds a detector or segmenter (its answer is images and JSON, not CSV)."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(run) / "config.json").read_text()).get("task") == "scenes"
+    except (OSError, ValueError, AttributeError):
+        return False  # predict_file reports a missing or damaged run
+
+
+def _predict_scenes(args) -> int:
+    from deepatlas._io import check_writable
+    from deepatlas.errors import InputError
+    from deepatlas.models.vision.images import predict_images
+    from deepatlas.saving import load
+
+    if not args.output:
+        raise InputError("--output DIR is required for a detector or segmenter run (it writes images and JSON).")
+    check_writable(args.output, "--output", directory=True)
+    for line in predict_images(load(args.run), args.run, args.input, args.output):
+        print(line)
+    return 0
+
+
 def cmd_predict(args) -> int:
     from deepatlas._io import check_writable
     from deepatlas.predict import predict_file
 
+    if _scenes_run(args.run):
+        return _predict_scenes(args)
     if args.output:
         check_writable(args.output, "--output")  # before any work: nothing is computed for nothing
     text = predict_file(args.run, args.input, id_column=args.id)

@@ -78,6 +78,29 @@ class VisionEstimator(TorchEstimator):
         self.n_features_in_ = int(np.prod(self.input_shape_))
         return X, y, X_val, y_val
 
+    def fit_dataset(self, ds, *, checkpoint_dir=None, resume: bool = False):
+        """Fit on a dataset's training split, stopping early on its validation split; keeps the
+        class names (saved with the model) and, for ``deepatlas train``, the run directory, where
+        :meth:`dataset_metrics` writes ``evaluation.json``."""
+        self.class_names_ = [str(c) for c in ds.meta.get("class_names") or []]
+        self.run_dir_ = checkpoint_dir
+        return self.fit(
+            ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val), checkpoint_dir=checkpoint_dir, resume=resume
+        )
+
+    def class_name(self, label: int) -> str:
+        names = getattr(self, "class_names_", None) or []
+        return names[label] if 0 <= label < len(names) else str(label)
+
+    def _fitted_state(self):
+        tensors, meta = super()._fitted_state()
+        meta["class_names_"] = list(getattr(self, "class_names_", None) or [])
+        return tensors, meta
+
+    def _restore_state(self, tensors, meta):
+        super()._restore_state(tensors, meta)
+        self.class_names_ = list(meta.get("class_names_") or [])
+
     def _check_input(self, X) -> np.ndarray:
         """Images with the training channel count; any height and width the network divides."""
         self._check_fitted()

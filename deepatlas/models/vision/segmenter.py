@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepatlas._io import write_json
 from deepatlas._params import SPACE_BATCH, SPACE_LR
 from deepatlas._validation import Options
 from deepatlas.export.protocol import ExportSpec
@@ -31,6 +33,7 @@ from deepatlas.models.vision.base import ChannelStandardize, VisionEstimator
 from deepatlas.models.vision.metrics import segmentation_scores
 from deepatlas.models.vision.nets import FCN, UNet
 from deepatlas.registry import register_model
+from deepatlas.training import distributed
 
 
 def _pixel_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -116,17 +119,21 @@ class Segmenter(VisionEstimator):
         return self.scores(X, y)["miou"]
 
     def dataset_metrics(self, ds) -> dict:
+        """``val_``/``test_miou`` and ``_pixel_accuracy``; in a run directory (``deepatlas train``)
+        also ``evaluation.json`` with the test IoU of every class."""
         out: dict = {}
         for part in ("val", "test"):
             s = self.scores(getattr(ds, f"X_{part}"), getattr(ds, f"y_{part}"))
             out[f"{part}_miou"], out[f"{part}_pixel_accuracy"] = s["miou"], s["pixel_accuracy"]
+        run_dir = getattr(self, "run_dir_", None)
+        if run_dir is not None and distributed.is_main_process():
+            write_json(Path(run_dir) / "evaluation.json", {"data": ds.name, **self.evaluation(ds)})
         return out
 
     def evaluation(self, ds, split: str = "test") -> dict:
         """What ``evaluation.json`` records: the scores and the IoU of every class by name."""
         s = self.scores(getattr(ds, f"X_{split}"), getattr(ds, f"y_{split}"))
-        names = ["background", *(ds.meta.get("class_names") or [])]
-        names += [str(k - 1) for k in range(len(names), self.n_outputs_)]
+        names = ["background", *(self.class_name(k) for k in range(self.n_outputs_ - 1))]
         return {
             "split": split,
             "n_samples": len(getattr(ds, f"X_{split}")),
