@@ -36,6 +36,19 @@ def seed_arg(text: str) -> int:
     return value
 
 
+def threads_arg(text: str):
+    """``--threads``' type: ``auto`` or an int >= 1."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or an int >= 1. Got {text!r} instead.") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or an int >= 1. Got {value} instead.")
+    return value
+
+
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--data", required=required, metavar="D", help="built-in dataset (name[:key=value,...]) or a file/folder path"
@@ -43,9 +56,9 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--target", metavar="COLUMN", help="CSV target column (default: the last column)")
     p.add_argument(
         "--task",
-        choices=("classification", "regression", "tagging", "sequence", "ratings"),
+        choices=("classification", "regression", "tagging", "sequence", "ratings", "translation"),
         help="override the task inferred from the target (tagging, sequence: .npz of sequences; ratings: a "
-        "user,item,rating CSV, see docs)",
+        "user,item,rating CSV, see docs; translation: a .tsv of source<TAB>target lines)",
     )
     p.add_argument("--text", metavar="COLUMN", help="CSV column holding text (text classification)")
     p.add_argument("--val", metavar="FILE", help="CoNLL validation file (default: split from --data)")
@@ -65,11 +78,18 @@ def add_param_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=seed_arg, default=0, help="random seed for the model and for splitting user files (default 0)"
     )
+    p.add_argument(
+        "--threads",
+        type=threads_arg,
+        metavar="N",
+        help="CPU threads torch may use while fitting (default auto: one per process, fastest for the "
+        "small models here; see docs/results-threads.md)",
+    )
 
 
 def collect_params(args) -> dict:
     params = params_from_set(getattr(args, "set", None))
-    for flag, name in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size")):
+    for flag, name in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size"), ("threads", "threads")):
         value = getattr(args, flag, None)
         if value is not None:
             params[name] = value

@@ -18,6 +18,7 @@ from deepatlas.data.ner import is_conll, load_conll
 from deepatlas.data.ratings import has_ratings_header, load_ratings_csv
 from deepatlas.data.scenes import load_coco, looks_like_coco
 from deepatlas.data.sequences import load_sequence_npz, load_text_file
+from deepatlas.data.translation import load_pairs, looks_like_pairs
 from deepatlas.errors import InputError
 
 _EXTENSIONS = (".csv", ".npz", ".npy", ".gz", ".idx", "-ubyte", ".txt", ".tsv", ".conll", ".iob", ".bio", ".bioes")
@@ -54,6 +55,8 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None, preproces
         return load_text_file(p, text="-", seed=seed)
     if name.endswith(".csv") and (task == "ratings" or task is None and has_ratings_header(p)):
         return load_ratings_csv(p, seed=seed)  # user,item,rating: held-out ratings of known users
+    if name.endswith(".tsv") and (task == "translation" or task is None and looks_like_pairs(p)):
+        return load_pairs(p, seed=seed)  # source<TAB>target sentence pairs (seq2seq)
     if name.endswith(".csv") or name.endswith(".tsv"):
         return load_table(p, target=target, task=task, seed=seed, preprocess=preprocess)
     if name.endswith(".npz"):

@@ -1,0 +1,195 @@
+"""Parallel text for sequence-to-sequence models: source strings in ``X``, target strings in ``y``.
+
+- ``dates``: seeded dates written the way people write them, in four languages and a dozen formats
+  ("dimanche 14 mars 2021", "14.3.21", "March 14th, 2021"), to their ISO form ``2021-03-14``. The
+  month and day names come from the CLDR data of Babel; years lie in 1950-2049, so a two-digit year
+  has one reading (50-99: 19xx, 00-49: 20xx), and no format puts the month before the day where
+  another puts the day first with the same separators (no US short dates), so every input has one answer.
+- ``numbers``: whole numbers written in words in one language (num2words) to digits or to the words of
+  another language.
+- ``load_pairs``: the user's own ``source<TAB>target`` lines (``--data pairs.tsv``).
+
+The task is ``translation``; ``Dataset.meta["synthetic"]`` says whether exact match is a fair score.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+
+from deepatlas._optional import require
+from deepatlas.data.core import Dataset, check_size, register_dataset, split
+from deepatlas.errors import InputError
+
+MAX_PAIR_CHARS = 1000
+"""The longest line of a pairs file, in characters: a model reads a sentence, not a document."""
+
+_LOCALES = ("en_US", "fr_FR", "de_DE", "es_ES")
+# (kind, locales it applies to): Babel's CLDR patterns, then a few written by hand.
+_FORMATS = (
+    ("full", _LOCALES),
+    ("long", _LOCALES),
+    ("medium", _LOCALES),
+    ("short", ("fr_FR", "de_DE", "es_ES")),  # day first; the US short date (month first) would be ambiguous
+    ("d.M.yy", ("de_DE",)),
+    ("d MMM y", ("en_US", "fr_FR")),
+    ("ordinal", ("en_US",)),  # "March 14th, 2021"
+    ("y/MM/dd", ("en_US",)),
+    ("dd-MM-y", ("fr_FR", "es_ES")),
+)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise InputError(f"Dataset option {name!r} must be an int {bound}. Got {value!r} instead.")
+    return value
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def write_date(date: _dt.date, kind: str, locale: str) -> str:
+    """``date`` written in ``locale`` in the format ``kind`` (a Babel width, a CLDR pattern, or
+    ``ordinal``)."""
+    babel_dates = require("nlp", "The 'dates' dataset", "babel.dates")
+    if kind == "ordinal":
+        month = babel_dates.format_date(date, "MMMM", locale=locale)
+        return f"{month} {_ordinal(date.day)}, {date.year}"
+    return babel_dates.format_date(date, kind, locale=locale)
+
+
+def date_pairs(n: int, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """``n`` (written date, ISO date, format name) triples, drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    start = _dt.date(1950, 1, 1).toordinal()
+    days = rng.integers(0, _dt.date(2049, 12, 31).toordinal() - start + 1, n)
+    choices = [(kind, loc) for kind, locs in _FORMATS for loc in locs]
+    picks = rng.integers(0, len(choices), n)
+    src, tgt, kinds = [], [], []
+    for d, k in zip(days.tolist(), picks.tolist()):
+        date = _dt.date.fromordinal(start + d)
+        kind, loc = choices[k]
+        src.append(write_date(date, kind, loc).replace("\u202f", " ").replace("\xa0", " "))
+        tgt.append(date.isoformat())
+        kinds.append(f"{kind}\t{loc}")
+    return src, tgt, kinds
+
+
+def _make(name: str, src, tgt, seed: int, description: str, **meta) -> Dataset:
+    X = np.array(src, dtype=object)
+    y = np.array(tgt, dtype=object)
+    parts = split(X, y, seed=seed, stratify=False)
+    return Dataset(
+        name,
+        "translation",
+        *parts,
+        description=description,
+        feature_names=["source"],
+        target_name="target",
+        meta={"level": "char", **meta},
+    )
+
+
+@register_dataset(
+    "dates",
+    task="translation",
+    description="seeded human-written dates in 4 languages and 12 formats -> ISO 8601 (Babel)",
+)
+def dates(n: int = 10000, seed: int = 0) -> Dataset:
+    _check_int("n", n, 20)
+    check_size("dates", 300 * n, {"n": n})
+    src, tgt, _ = date_pairs(n, seed)
+    return _make("dates", src, tgt, seed, "written dates (en/fr/de/es, 1950-2049) to YYYY-MM-DD", synthetic=True)
+
+
+@register_dataset(
+    "numbers",
+    task="translation",
+    description="whole numbers in words (num2words) -> digits or the words of another language",
+)
+def numbers(n: int = 10000, seed: int = 0, source: str = "en", target: str = "digits", high: int = 9999) -> Dataset:
+    _check_int("n", n, 20)
+    _check_int("high", high, 10, 10**9)
+    check_size("numbers", 400 * n, {"n": n})
+    num2words = require("nlp", "The 'numbers' dataset", "num2words").num2words
+    for key, lang in (("source", source), ("target", target)):
+        if key == "target" and lang == "digits":
+            continue
+        try:
+            num2words(1, lang=lang)
+        except NotImplementedError:
+            raise InputError(
+                f"Dataset option {key!r} of 'numbers' must be a language num2words knows (en, fr, de, es, ...)"
+                f"{' or digits' if key == 'target' else ''}. Got {lang!r} instead."
+            ) from None
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, high + 1, n).tolist()
+    src = [num2words(v, lang=source) for v in values]
+    tgt = [str(v) if target == "digits" else num2words(v, lang=target) for v in values]
+    return _make("numbers", src, tgt, seed, f"numbers 0-{high}: {source} words -> {target}", synthetic=True)
+
+
+def looks_like_pairs(path: Path) -> bool:
+    """A ``.tsv`` whose lines hold at most two fields, the second line's first one not a number: a
+    file of sentence pairs rather than a table of numeric features."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [line.rstrip("\r\n") for _, line in zip(range(50), f) if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not lines or any(line.count("\t") > 1 for line in lines):
+        return False
+    probe = lines[1] if len(lines) > 1 else lines[0]
+    first = probe.split("\t")[0].strip()
+    try:
+        float(first)
+        return False
+    except ValueError:
+        return True
+
+
+def read_pairs(path: Path) -> tuple[list[str], list[str]]:
+    """The ``source<TAB>target`` lines of ``path`` (blank lines skipped); one line naming the
+    file and the line for a missing tab, an empty side or a line over :data:`MAX_PAIR_CHARS`."""
+    shown = repr(str(path))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"Data file {shown} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise InputError(f"Data file {shown} cannot be read: {exc.strerror}.") from None
+    src, tgt = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_PAIR_CHARS:
+            raise InputError(
+                f"Data file {shown}: line {number} has {len(line)} characters, over the limit of {MAX_PAIR_CHARS} "
+                "for one pair; split or drop it."
+            )
+        fields = line.split("\t")
+        if len(fields) != 2:
+            found = "no tab" if len(fields) == 1 else f"{len(fields) - 1} tabs"
+            raise InputError(f"Data file {shown}: line {number} has {found}; each line must be 'source<TAB>target'.")
+        a, b = fields[0].strip(), fields[1].strip()
+        if not a or not b:
+            side = "source (before the tab)" if not a else "target (after the tab)"
+            raise InputError(f"Data file {shown}: line {number} has an empty {side}.")
+        src.append(a)
+        tgt.append(b)
+    return src, tgt
+
+
+def load_pairs(path: Path, *, seed: int = 0) -> Dataset:
+    """The user's sentence pairs, split 70/10/20 with ``seed``."""
+    src, tgt = read_pairs(Path(path))
+    if len(src) < 10:
+        raise InputError(
+            f"Data file {str(path)!r} has {len(src)} pairs; at least 10 are needed to split train, validation and test."
+        )
+    return _make(str(path), src, tgt, seed, f"sentence pairs from {path}", synthetic=False)

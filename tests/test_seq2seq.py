@@ -1,0 +1,219 @@
+"""The seq2seq family: its data (dates, numbers, the user's pairs), the attention encoder-decoder
+(masks, beam search, unknown characters) and the bAbI-style generator with the memory network."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from deepatlas.data import load_dataset
+from deepatlas.data.babi import PLACES, generate, parse_story
+from deepatlas.data.translation import date_pairs
+from deepatlas.errors import InputError
+from deepatlas.models.seq2seq.network import PAD, Seq2SeqNet, beam_decode, greedy_decode
+from deepatlas.models.seq2seq.seq2seq import Seq2Seq
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# ---- data -------------------------------------------------------------------------------------------
+def test_dates_are_seeded_iso_and_unambiguous():
+    src, tgt, kinds = date_pairs(3000, seed=0)
+    assert date_pairs(50, seed=0) == date_pairs(50, seed=0) != date_pairs(50, seed=1)
+    assert all(re.fullmatch(r"(19[5-9]\d|20[0-4]\d)-\d\d-\d\d", t) for t in tgt)
+    answer = {}
+    for s, t in zip(src, tgt):
+        assert answer.setdefault(s, t) == t, f"{s!r} reads as {answer[s]} and {t}"
+    assert len({k.split("\t")[1] for k in kinds}) == 4 and len({k.split("\t")[0] for k in kinds}) == 9
+    ds = load_dataset("dates:n=400")
+    assert (len(ds.X_train), len(ds.X_val), len(ds.X_test), ds.task) == (288, 32, 80, "translation")
+
+
+def test_dates_written_in_the_issue_examples():
+    import datetime
+
+    from deepatlas.data.translation import write_date
+
+    d = datetime.date(2021, 3, 14)
+    assert write_date(d, "full", "fr_FR") == "dimanche 14 mars 2021"
+    assert write_date(d, "d.M.yy", "de_DE") == "14.3.21"
+    assert write_date(d, "ordinal", "en_US") == "March 14th, 2021"
+
+
+def test_numbers_in_words_to_digits_and_to_french():
+    from num2words import num2words
+
+    ds = load_dataset("numbers:n=200")
+    assert all(num2words(int(t), lang="en") == s for s, t in zip(ds.X_train, ds.y_train))
+    fr = load_dataset("numbers:n=200,target=fr")
+    assert list(fr.X_train) == list(ds.X_train) and fr.y_train[0] == num2words(int(ds.y_train[0]), lang="fr")
+    with pytest.raises(InputError, match="Dataset option 'target' of 'numbers' must be a language"):
+        load_dataset("numbers:target=klingon")
+
+
+def test_a_pairs_file_loads_and_its_bad_lines_are_named(tmp_path):
+    good = tmp_path / "pairs.tsv"
+    good.write_text("".join(f"word {i}\tpalabra {i}\n" for i in range(12)), encoding="utf-8")
+    ds = load_dataset(str(good))
+    assert ds.task == "translation" and len(ds.X_train) + len(ds.X_val) + len(ds.X_test) == 12
+    cases = {
+        "hello\thola\ncat gato\n": "line 2 has no tab; each line must be 'source<TAB>target'.",
+        "hello\thola\n\t gato\n": "line 2 has an empty source (before the tab).",
+        "hello\t \n": "line 1 has an empty target (after the tab).",
+        "a\tb\n"
+        + "x" * 1001
+        + "\ty\n": "line 2 has 1003 characters, over the limit of 1000 for one pair; split or drop it.",
+    }
+    for text, message in cases.items():
+        bad = tmp_path / "bad.tsv"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError) as err:
+            load_dataset(str(bad), task="translation")
+        assert str(err.value) == f"Data file {str(bad)!r}: {message}"
+
+
+# ---- the network: attention masks, decoding -----------------------------------------------------------
+def _net(attention, cell="gru"):
+    torch.manual_seed(0)
+    return Seq2SeqNet(
+        12,
+        9,
+        embedding_size=6,
+        hidden_size=8,
+        cell=cell,
+        attention=attention,
+        bidirectional=True,
+        dropout=0.0,
+        src_len=7,
+    ).eval()
+
+
+@pytest.mark.parametrize("attention", ["additive", "multiplicative"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_attention_weights_sum_to_one_and_ignore_padding(attention, cell):
+    net = _net(attention, cell)
+    src = torch.tensor([[4, 5, 6, 7, 8, 9, 10], [4, 5, 6, 0, 0, 0, 0]])
+    _, weights = greedy_decode(net, src, 6)
+    np.testing.assert_allclose(weights.sum(-1).numpy(), 1.0, atol=1e-6)
+    assert torch.all(weights[1, :, 3:] == 0)
+    # The short source gives the same weights and words alone as beside a longer one.
+    alone_ids, alone_w = greedy_decode(net, src[1:, :3], 6)
+    together_ids, _ = greedy_decode(net, src, 6)
+    L = alone_ids.shape[1]
+    assert torch.equal(alone_ids[0], together_ids[1, :L])
+    torch.testing.assert_close(alone_w[0], weights[1, :L, :3], atol=1e-6, rtol=1e-5)
+
+
+def test_beam_of_one_is_greedy_and_a_wider_beam_scores_no_worse():
+    net = _net("additive")
+    src = torch.randint(4, 12, (16, 7))
+    src[::3, 4:] = PAD
+    greedy, _ = greedy_decode(net, src, 10)
+    beam = beam_decode(net, src, 10, beam_size=1, length_penalty=1.0)
+    assert torch.equal(beam, greedy)
+
+
+@pytest.fixture(scope="module")
+def small_dates_model():
+    ds = load_dataset("dates:n=600")
+    est = Seq2Seq(hidden_size=16, embedding_size=8, epochs=3, device="cpu").fit(ds.X_train, ds.y_train)
+    return est, ds
+
+
+def test_predict_beam_one_equals_greedy_and_beams_write_strings(small_dates_model):
+    est, ds = small_dates_model
+    greedy = est.predict(ds.X_test)
+    assert list(est.predict(ds.X_test, beam_size=1)) == list(greedy)
+    wide = est.predict(ds.X_test[:20], beam_size=4)
+    assert wide.shape == (20,) and all(isinstance(s, str) for s in wide)
+
+
+def test_unknown_characters_are_counted_not_fatal(small_dates_model):
+    est, _ = small_dates_model
+    out = est.translate(["14 März 2021 ∑∑", "March 14th, 2021"])
+    assert out["unknown"] == [2, 0] and len(out["translations"]) == 2
+    with pytest.raises(InputError, match=r"X must hold strings; X\[1\] is 3\."):
+        est.predict(["a", 3])
+
+
+def test_attention_maps_have_one_row_per_written_token(small_dates_model):
+    est, _ = small_dates_model
+    out = est.translate(["14.3.21"], attention=True)
+    w = out["attention"][0]
+    written = len(out["translations"][0])  # a row per character, + </s> unless the output limit came first
+    assert w.shape[1] == 7 and w.shape[0] == (written + 1 if written < est._output_limit() else written)
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
+
+
+# ---- bAbI-style stories ---------------------------------------------------------------------------------
+_MOVE = re.compile(r"^(\w+) (?:moved|went|journeyed|travelled|went back) (?:to )?the (\w+)\.$")
+_GRAB = re.compile(r"^(\w+) (?:picked up|got|grabbed|took) the (\w+)\.$")
+
+
+def _answer_from_supports(task: int, question: str, facts: list[str]) -> str:
+    """The answer deduced from the supporting facts alone (the generator's claim)."""
+    moves = [m.groups() for f in facts if (m := _MOVE.match(f))]
+    if task in (1, 6):
+        ((person, place),) = moves
+        if task == 1:
+            assert question == f"Where is {person}?"
+            return place
+        asked = re.fullmatch(rf"Is {person} in the (\w+)\?", question).group(1)
+        return "yes" if asked == place else "no"
+    if task == 15:
+        name, kind = next(re.fullmatch(r"(\w+) is a (\w+)\.", f).groups() for f in facts if " is a " in f)
+        feared = next(re.fullmatch(r"(\w+) are afraid of (\w+)\.", f).groups() for f in facts if "afraid" in f)
+        plural = {"mouse": "mice", "sheep": "sheep", "wolf": "wolves", "cat": "cats"}
+        assert question == f"What is {name} afraid of?" and feared[0].lower() == plural[kind]
+        return {v: k for k, v in plural.items()}[feared[1]]
+    grabs = [m.groups() for f in facts if (m := _GRAB.match(f))]
+    obj = re.search(r"the (\w+)", question).group(1)
+    assert any(o == obj for _, o in grabs)
+    if task == 2:
+        return moves[-1][1]  # where the holder went last among the facts
+    before = re.search(r"before the (\w+)\?", question).group(1)
+    assert moves[-1][1] == before
+    return moves[-2][1] if len(moves) > 1 else moves[0][1]
+
+
+@pytest.mark.parametrize("task", [1, 2, 3, 6, 15])
+def test_every_answer_follows_from_the_supporting_facts(task):
+    texts, answers, supports = generate(task, 300, seed=0)
+    for text, answer, support in zip(texts, answers, supports):
+        story, question = parse_story(text)
+        facts = [story[i - 1] for i in support]
+        assert _answer_from_supports(task, question, facts) == answer, (text, support)
+        if task in (2, 3):
+            assert answer in PLACES and 2 <= len(support) <= 4
+
+
+def test_babi_dataset_sizes_and_format():
+    ds = load_dataset("babi:task=2")
+    assert (len(ds.X_train), len(ds.X_val), len(ds.X_test), ds.task) == (900, 100, 1000, "qa")
+    assert len(ds.meta["supports"]["test"]) == 1000
+    first = ds.X_test[0].splitlines()
+    assert first[0].startswith("1 ") and first[-1].endswith("?")
+
+
+def test_a_story_without_a_question_is_refused():
+    with pytest.raises(InputError) as err:
+        parse_story("1 Mary went to the kitchen.\n2 John moved to the office.", "X[4]")
+    assert str(err.value) == "X[4]: the story has no question; its last line must be the question, ending in '?'."
+
+
+def test_memnet_hop_attention_is_a_distribution_over_the_story():
+    from deepatlas.models.seq2seq.memnet import MemNet
+
+    ds = load_dataset("babi:task=1,n_train=200,n_test=40")
+    est = MemNet(epochs=2, device="cpu").fit(ds.X_train, ds.y_train)
+    w = est.hop_attention(ds.X_test[:5])
+    assert w.shape[:2] == (5, 3)
+    for row, text in zip(w, ds.X_test[:5]):
+        m = len(parse_story(text)[0])
+        np.testing.assert_allclose(row.sum(1), 1.0, atol=1e-5)
+        assert np.all(row[:, m:] == 0)
+    with pytest.raises(InputError, match=r"X\[0\]: the story has no question"):
+        est.predict(["1 Mary went to the kitchen."])
