@@ -236,3 +236,59 @@ def test_ner_export_parity_and_the_sidecar_preprocessing_match_predict(tmp_path)
     crf = side["metadata"]["crf"]
     paths = crf_decode(scores, [len(s) for s in sents], crf["transitions"], crf["start"], crf["end"])
     assert [[side["classes"][k] for k in p] for p in paths] == [list(t) for t in m.predict(texts)]
+
+
+# ---- text classification and word2vec ---------------------------------------------------------------------
+REVIEWS = [f"the food was {w} and the service {v}" for w in ("great", "lovely", "superb") for v in ("quick", "slow")]
+REVIEWS += [f"the food was {w} and the service {v}" for w in ("awful", "dull", "poor") for v in ("quick", "slow")]
+
+
+@pytest.mark.parametrize("arch", ["rnn", "cnn"])
+def test_text_classifier_learns_the_sentiment_word(arch):
+    from deepatlas.models.text.classifier import WordTextClassifier
+
+    X = np.array(REVIEWS * 8)
+    y = np.array((["pos"] * 6 + ["neg"] * 6) * 8)
+    m = WordTextClassifier(arch=arch, dim=16, hidden=16, filters=8, epochs=12, lr=1e-2, min_freq=1, seed=0)
+    m.fit(X, y, validation_data=(X[:12], y[:12]))
+    docs = ["the food was superb and the service slow", "the food was poor and the service quick"]
+    assert m.predict(docs).tolist() == ["pos", "neg"]
+    assert "zebra" not in m.vocabulary_.tokens and m.vocabulary_.id("zebra") == UNK
+    proba = m.predict_proba(["the food was great and the service slow", ""])  # an empty document still reads
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(1), 1)
+    if arch == "rnn":
+        words, weights = zip(*m.attention(["the food was great"])[0])
+        assert words == ("the", "food", "was", "great") and sum(weights) == pytest.approx(1, abs=1e-5)
+
+
+def test_text_baseline_scores_and_classification_scores():
+    from deepatlas.models.text.classifier import classification_scores, tfidf_logreg_proba
+
+    X = np.array(REVIEWS * 4)
+    y = np.array((["pos"] * 6 + ["neg"] * 6) * 4)
+    proba, classes = tfidf_logreg_proba(X, y, X)
+    scores = classification_scores(y, proba, classes, "t_")
+    assert scores == {"t_accuracy": 1.0, "t_macro_f1": 1.0, "t_roc_auc": 1.0}
+    half = classification_scores(np.array(["a", "b", "a", "b"]), np.array([[0.9, 0.1]] * 4), np.array(["a", "b"]), "")
+    assert half["accuracy"] == 0.5 and half["roc_auc"] == 0.5
+
+
+def test_word2vec_neighbours_and_init_of_the_classifier(tmp_path):
+    from deepatlas.models.text.classifier import WordTextClassifier
+    from deepatlas.models.text.word2vec import Word2Vec
+    from deepatlas.saving import save_model
+
+    rng = np.random.default_rng(0)  # two topics: words of one topic occur together
+    a, b = ["cat", "dog", "mouse", "horse"], ["red", "blue", "green", "yellow"]
+    docs = [" ".join(rng.choice(a if i % 2 else b, 8)) for i in range(400)]
+    w2v = Word2Vec(dim=8, window=3, min_freq=1, subsample=0.0, epochs=20, lr=1e-2, seed=0).fit(docs)
+    near = [w for w, _ in w2v.neighbours("cat", 3)]
+    assert set(near) == {"dog", "mouse", "horse"}
+    assert "nearest neighbours" in w2v.report(probes=("cat",)) and w2v.transform(["cat dog", "zzz"]).shape == (2, 8)
+    assert np.all(w2v.transform(["zzz"]) == 0)
+    save_model(w2v, tmp_path / "w2v")
+    clf = WordTextClassifier(embeddings=str(tmp_path / "w2v"), epochs=1, hidden=4, min_freq=1, seed=0)
+    clf.fit(np.array(["cat dog", "red blue"] * 10), np.array(["animal", "colour"] * 10))
+    assert clf.pretrained_hits_ == 4 and clf.module_.embed.weight.shape[1] == 8
+    with pytest.raises(InputError, match="is not in the word2vec vocabulary"):
+        w2v.neighbours("zebra")

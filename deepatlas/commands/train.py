@@ -72,7 +72,8 @@ def cmd_train(args) -> int:
     for note in ds.meta.get("notes") or []:  # what the table's preprocessing did (an ID-like column, ...)
         print(f"note: {note}", file=sys.stderr)
     if ds.meta.get("corpus"):  # a plain-text corpus trains only a language model
-        if "text" not in get_entry(args.model).classes:
+        entry = get_entry(args.model)
+        if "text" not in entry.classes and not any(getattr(c, "_reads_corpus", False) for c in entry.classes.values()):
             raise InputError(
                 f"--data {args.data!r} is a text corpus, which only a language model (charlm) trains on; "
                 f"{args.model!r} needs a table: a .csv with a header row (text in a column: --text COLUMN), "

@@ -128,14 +128,23 @@ def token_preprocessing(vocab: Vocabulary, chars: list[str], max_chars: int) -> 
     }
 
 
+def word_preprocessing(vocab: Vocabulary, length: int | None) -> dict:
+    """The sidecar's preprocessing of a model that reads word ids (at most ``length`` of them)."""
+    return {"in_graph": False, "kind": "word-ids", "tokenizer": _TOKEN.pattern, "vocabulary": vocab.to_json(),
+            "max_words": length}  # fmt: skip
+
+
 def encode_with_preprocessing(pre: dict, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
     """Raw sentences -> (the exported graph's input, the tokens), from a sidecar's preprocessing;
     ``deepatlas predict`` and ``deepatlas serve`` both call it, so they read text alike."""
     if pre.get("tokenizer") != _TOKEN.pattern:
         raise InputError("the exported model was made with another tokenizer than this deepatlas version has.")
     vocab = Vocabulary.from_json(pre["vocabulary"], "the sidecar's vocabulary")
-    chars = {c: k + 2 for k, c in enumerate(pre["chars"])}
     sents = [tokenize(t) for t in texts]
+    if pre.get("kind") == "word-ids":  # a document model: an empty document reads as padding
+        ids = [vocab.encode(s) for s in sents]
+        return vocab.pad(ids, max(1, min(pre.get("max_words") or 10**9, max(len(i) for i in ids)))), sents
+    chars = {c: k + 2 for k, c in enumerate(pre["chars"])}
     for i, s in enumerate(sents):
         if not s:
             raise InputError(f"instance {i} has no words; every sentence needs at least one token.")

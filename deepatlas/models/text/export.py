@@ -1,5 +1,9 @@
 """Inference paths of the language family for ONNX export and serving.
 
+The text classifier exports word ids ``(B, L)`` -> ``(logits, probabilities)`` and word2vec
+its document vectors ``(B, L)`` -> ``vector`` (the mean of the known words' vectors), both with a
+dynamic ``words`` axis and the tokenizer and vocabulary in the sidecar's ``preprocessing``.
+
 The NER tagger exports its network: word and character ids ``(B, T, 1 + C)`` int64 with a dynamic
 ``time`` axis -> tag ``scores`` ``(B, T, K)``. What is not a fixed graph stays outside it, in the
 sidecar: the tokenizer, the word vocabulary and the characters (``preprocessing``, applied by
@@ -15,10 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepatlas.data.text import token_preprocessing
+from deepatlas.data.text import token_preprocessing, tokenize, word_preprocessing
 from deepatlas.export.adapters import cpu_copy
 from deepatlas.export.protocol import ExportSpec, register_exporter
+from deepatlas.models.text.classifier import WordTextClassifier
 from deepatlas.models.text.ner import NERTagger, _sentences
+from deepatlas.models.text.word2vec import Word2Vec
 
 
 class TagScores(nn.Module):
@@ -93,3 +99,88 @@ def ner_spec(est: NERTagger, part=None) -> ExportSpec:
 
 
 register_exporter(NERTagger)(ner_spec)
+
+
+# ---- word-id models: the text classifier and word2vec's document vectors ---------------------------------
+def _random_ids(V: int, L: int):
+    def random_input(rng, n, grow=0):  # documents of random lengths, 0 after each one's end
+        T = L + grow
+        ids = rng.integers(1, V, (n, T), dtype=np.int64)
+        return np.where(np.arange(T) < rng.integers(1, T + 1, (n, 1)), ids, 0)
+
+    return random_input
+
+
+def _encoded_docs(est):
+    def held_out(X, label):
+        if X is None or not len(X) or not isinstance(X[0], str):
+            return None
+        return est._check_input(X) if hasattr(est, "length_") else _pad_docs(est, X), f"{label}, encoded"
+
+    return held_out
+
+
+def _pad_docs(est, X):
+    ids = [est.vocabulary_.encode(tokenize(d)) for d in X]
+    return est.vocabulary_.pad(ids, max(1, max(len(i) for i in ids)))
+
+
+class ClassLogits(nn.Module):
+    """(B, L) word ids -> (logits, probabilities) (B, K)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, ids: torch.Tensor):
+        logits = self.net(ids)
+        return logits, torch.softmax(logits, dim=1)
+
+
+def text_classifier_spec(est: WordTextClassifier, part=None) -> ExportSpec:
+    est._check_fitted()
+    random_input = _random_ids(len(est.vocabulary_), min(int(est.length_), 24))
+    return ExportSpec(
+        module=ClassLogits(cpu_copy(est.module_)).eval(),
+        example_input=torch.from_numpy(random_input(np.random.default_rng(0), 4)),
+        input_name="ids",
+        output_names=("logits", "probabilities"),
+        metadata={
+            "kind": "classifier",
+            "classes": est.classes_.tolist(),
+            "decision": "argmax",
+            "preprocessing": word_preprocessing(est.vocabulary_, int(est.length_)),
+            "input": f"word ids, left-aligned, 0-padded (the model reads the first {int(est.length_)} words)",
+        },
+        dynamic_axes={0: "batch", 1: "words"},
+        reference=lambda ids: {"probabilities": est.predict_proba_ids(np.asarray(ids))},
+        random_input=random_input,
+        held_out=_encoded_docs(est),
+    )
+
+
+def word2vec_spec(est: Word2Vec, part=None) -> ExportSpec:
+    from deepatlas.models.text.word2vec import DocumentVector
+
+    est._check_fitted()
+    random_input = _random_ids(len(est.vocabulary_), 16)
+
+    def reference(ids):
+        with torch.no_grad():
+            return {"vector": DocumentVector(est.module_.inp.weight.detach().cpu())(torch.from_numpy(ids)).numpy()}
+
+    return ExportSpec(
+        module=DocumentVector(est.module_.inp.weight.detach().cpu()).eval(),
+        example_input=torch.from_numpy(random_input(np.random.default_rng(0), 4)),
+        input_name="ids",
+        output_names=("vector",),
+        metadata={"kind": "transform", "preprocessing": word_preprocessing(est.vocabulary_, None)},
+        dynamic_axes={0: "batch", 1: "words"},
+        reference=reference,
+        random_input=random_input,
+        held_out=_encoded_docs(est),
+    )
+
+
+register_exporter(WordTextClassifier)(text_classifier_spec)
+register_exporter(Word2Vec)(word2vec_spec)
