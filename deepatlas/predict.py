@@ -368,6 +368,20 @@ def _is_image_input(p: Path) -> bool:
     return p.exists() and (p.is_dir() or p.suffix.lower() in _IMAGE_SUFFIXES)
 
 
+def _wav_files(p: Path) -> list[Path]:
+    return sorted(p.glob("*.wav")) if p.is_dir() else [p]
+
+
+def read_audio(p: Path) -> list[np.ndarray]:
+    """Waveforms at 16 kHz from a ``.wav`` file or a folder of them (other rates resampled and
+    stereo mixed down, each with a note on stderr)."""
+    from deepatlas.data.speech import read_wav
+
+    if p.is_dir() and not _wav_files(p):
+        raise InputError(f"--input folder {str(p)!r} holds no .wav files.")
+    return [read_wav(f, what="--input file") for f in _wav_files(p)]
+
+
 def predict_file(run: str | Path, input_path: str | Path, id_column: str | None = None) -> str:
     from deepatlas.saving import load
 
@@ -385,6 +399,9 @@ def predict_file(run: str | Path, input_path: str | Path, id_column: str | None 
         X, ids, notes = read_raw_table(_check_input_file(p), model, id_column)
         if ids is not None:
             first = {id_column: ids}
+    elif kind == "audio":  # speech models: a .wav file, or a folder of them (deepatlas/data/speech.py)
+        X, files, notes = read_audio(p), [], []
+        first = {"file": [f.name for f in _wav_files(p)]}
     else:
         if id_column:
             raise InputError(

@@ -157,7 +157,7 @@ def _fixed(shape) -> bool:
     return all(isinstance(d, int) and d > 0 for d in shape)
 
 
-def request_model(sample_shape, dtype: str, max_batch: int, columns=None) -> type[BaseModel]:
+def request_model(sample_shape, dtype: str, max_batch: int, columns=None, audio: bool = False) -> type[BaseModel]:
     """``{"instances": [...]}`` with each instance in ``sample_shape`` (or flattened); with
     ``columns`` (a model trained on a CSV's raw columns) an instance may also be a named record
     ``{"column": value, ...}`` holding those columns (a value: number, string or null)."""
@@ -167,6 +167,8 @@ def request_model(sample_shape, dtype: str, max_batch: int, columns=None) -> typ
         instance = instance | _nested(leaf, [int(np.prod(sample_shape))])
     if columns:
         instance = instance | dict[str, StrictFloat | StrictInt | StrictStr | None]
+    if audio:  # a speech model also takes a WAV file's bytes, base64-encoded
+        instance = instance | StrictStr
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
@@ -208,6 +210,14 @@ def format_predictions(info: dict, outputs: dict[str, np.ndarray], n: int) -> li
         labels = _labels(info, scores.shape[1])
         keys = [str(c) for c in labels]
         return [{"label": labels[int(row.argmax())], "scores": dict(zip(keys, row.tolist()))} for row in scores]
+    alphabet = (info.get("metadata") or {}).get("alphabet")
+    if kind == "sequence" and alphabet and "log_probs" in outputs:  # CTC: best path, repeats merged, blanks dropped
+        out = []
+        for lp in np.asarray(outputs["log_probs"]):
+            best = lp.argmax(-1)
+            keep = (best != 0) & np.concatenate([[True], best[1:] != best[:-1]])
+            out.append({"transcript": "".join(alphabet[k - 1] for k in best[keep])})
+        return out
     if kind == "regressor" and len(outputs) == 1:
         (y,) = outputs.values()
         y = np.asarray(y, np.float64)
@@ -248,7 +258,8 @@ def create_app(
     sample_shape = list(info.get("sample_shape") or [])
     tabular = loaded.tabular
     columns = list(tabular.feature_names_in_) if tabular is not None else None
-    Request = request_model(sample_shape, dtype, max_batch, columns)
+    audio = (info.get("preprocessing") or {}).get("audio")  # speech models: waveform in
+    Request = request_model(sample_shape, dtype, max_batch, columns, audio=bool(audio))
     n_flat = int(np.prod(sample_shape)) if _fixed(sample_shape) else None
 
     app = FastAPI(
@@ -351,7 +362,39 @@ def create_app(
             raise HTTPException(422, str(exc)) from None
         return X
 
+    def _audio(instances) -> PredictResponse:
+        """Base64 WAV files (or waveforms): decoded, resampled and mixed down to the model's
+        rate, fitted to a keyword model's clip, and run one utterance at a time."""
+        import base64
+        import binascii
+
+        from deepatlas.data.speech import decode_wav_bytes
+
+        predictions = []
+        for i, item in enumerate(instances):
+            if isinstance(item, str):
+                try:
+                    data = base64.b64decode(item, validate=True)
+                except (binascii.Error, ValueError):
+                    raise HTTPException(422, f"Instance {i} is a string but not base64 (a WAV file's bytes).") from None
+                try:
+                    wave = decode_wav_bytes(data, int(audio.get("sample_rate", 16000)), name=f"Instance {i}")
+                except DeepAtlasError as exc:
+                    raise HTTPException(422, str(exc)) from None
+            else:
+                wave = np.asarray(item, np.float32)
+            clip = audio.get("clip_samples")
+            if clip:
+                wave = np.pad(wave[:clip], (0, max(0, clip - len(wave))))
+            if wave.size > max_elements:
+                raise HTTPException(413, _budget_message(max_elements))
+            outputs = loaded.backend.run(np.ascontiguousarray(wave[None], np.float32))
+            predictions += format_predictions(info, outputs, 1)
+        return PredictResponse(predictions=predictions)
+
     def _predict(instances) -> PredictResponse:
+        if audio and any(isinstance(r, str) for r in instances):
+            return _audio(instances)
         if any(isinstance(r, dict) for r in instances):
             instances = _records(instances)
         try:
