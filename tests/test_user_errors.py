@@ -644,6 +644,70 @@ CASES += [
 ]
 
 
+# ---- sequence-to-sequence and question answering (issue #22) -----------------------------------------
+def _pairs(text: str):
+    def setup(ctx: Ctx):
+        (ctx.tmp / "pairs.tsv").write_text(text, encoding="utf-8")
+        return ["train", "seq2seq", "--data", str(ctx.tmp / "pairs.tsv"), "--out", str(ctx.tmp / "r"), "--epochs", "1"]
+
+    return setup
+
+
+def _story_without_question(ctx: Ctx):
+    run = ctx.tmp / "qa"
+    assert (
+        main(
+            [
+                "train",
+                "memnet",
+                "--data",
+                "babi:task=1,n_train=60,n_test=20",
+                "--epochs",
+                "1",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    (ctx.tmp / "stories.csv").write_text(
+        'story\n"1 Mary went to the kitchen.\n2 Where is Mary?"\n"1 John moved to the office."\n'
+    )
+    return ["predict", str(run), "--input", str(ctx.tmp / "stories.csv"), "--output", str(ctx.tmp / "p.csv")]
+
+
+CASES += [
+    Case(
+        "pairs-missing-tab",
+        _pairs("hello\thola\n" * 5 + "cat gato\n" + "dog\tperro\n" * 6),
+        2,
+        ("pairs.tsv", "line 6 has no tab", "'source<TAB>target'"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "pairs-empty-side",
+        _pairs("hello\thola\n" * 3 + "\tgato\n" + "dog\tperro\n" * 8),
+        2,
+        ("line 4 has an empty source",),
+    ),
+    Case(
+        "pairs-line-too-long",
+        _pairs("hello\thola\n" * 3 + "x" * 1200 + "\ty\n" + "dog\tperro\n" * 8),
+        2,
+        ("line 4 has 1202 characters", "over the limit of 1000"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "story-without-question",
+        _story_without_question,
+        2,
+        ("X[1]: the story has no question", "ending in '?'"),
+        _nothing_at("p.csv"),
+    ),
+]
+
+
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
     try:

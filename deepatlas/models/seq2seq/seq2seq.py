@@ -295,6 +295,19 @@ class Seq2Seq(TorchEstimator):
         self._check_fitted()
         return np.array(self.translate(X, beam_size=beam_size)["translations"], dtype=object)
 
+    def describe_predictions(self, X) -> str:
+        """``deepatlas predict``'s output: a CSV of each source's translation and its number of
+        unknown tokens (mapped to ``<unk>``, counted, never an error)."""
+        import csv
+        import io
+
+        found = self.translate(X)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["source", "translation", "unknown"])
+        writer.writerows(zip(texts_of(X), found["translations"], found["unknown"]))
+        return buf.getvalue()
+
     def score(self, X, y) -> float:
         """Exact-match accuracy."""
         return float(np.mean(self.predict(X) == np.asarray(texts_of(y, "y"), dtype=object)))
