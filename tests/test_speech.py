@@ -188,3 +188,46 @@ def test_the_convolutional_stft_equals_torch_stft():
     spec = torch.stft(wave, 512, 160, 400, torch.hann_window(400), center=True, return_complex=True)
     expected = torch.log(torch.matmul(front.mel, spec.abs() ** 2) + 1e-6).transpose(1, 2)
     torch.testing.assert_close(front(wave), expected, atol=2e-4, rtol=1e-4)
+
+
+# ---- a run: predict on a WAV, export with a dynamic time axis, serve base64 WAV -------------------
+@needs_espeak
+def test_a_transcriber_run_predicts_a_wav_exports_and_serves_base64_wav(cache, tmp_path, monkeypatch):
+    import base64
+
+    import soundfile as sf
+
+    from deepatlas.cli import main
+    from deepatlas.export.pipeline import export
+    from deepatlas.predict import predict_file
+
+    monkeypatch.setattr(speech, "cache_root", lambda: cache)
+    run = tmp_path / "run"
+    argv = ["train", "speech-ctc", "--data", "spoken-digits:kind=strings,n=60", "--out", str(run), "--quiet"]
+    assert main([*argv, "--set", "hidden_size=8", "--set", "n_mels=16", "--epochs", "2"]) == 0
+    metrics = __import__("json").loads((run / "metrics.json").read_text())
+    assert {"test_cer", "test_wer", "test_string_accuracy", "test_cer_beam"} <= set(metrics)
+    wave = np.sin(np.arange(12000) / 5).astype(np.float32) * 0.3
+    wav = tmp_path / "utterance.wav"
+    sf.write(wav, wave, 16000)
+    out = predict_file(run, wav)
+    assert out.splitlines()[0] == "file,prediction" and out.splitlines()[1].startswith("utterance.wav,")
+    result = export(str(run), run / "model.onnx", exporter="torchscript")
+    assert result.parity["random"]["max_abs_diff"] < 1e-3  # a longer input than the example (dynamic time) too
+    assert result.parity["held_out"]["rows"] > 0
+    from fastapi.testclient import TestClient
+
+    from deepatlas.serving.app import create_app
+
+    client = TestClient(create_app(str(run)))
+    body = {"instances": [base64.b64encode(wav.read_bytes()).decode()]}
+    answer = client.post("/v1/predict", json=body)
+    assert answer.status_code == 200 and set(answer.json()["predictions"][0]) == {"transcript"}
+    from deepatlas.saving import load
+
+    expected = load(run).predict([wave])[0]
+    assert answer.json()["predictions"][0]["transcript"] == expected
+    floats = client.post("/v1/predict", json={"instances": [wave.tolist()]})
+    assert floats.status_code == 200 and floats.json()["predictions"][0]["transcript"] == expected
+    bad = client.post("/v1/predict", json={"instances": ["bm90IGEgd2F2"]})
+    assert bad.status_code == 422 and "cannot be read as audio" in bad.json()["detail"]
