@@ -413,6 +413,33 @@ def test_agent_checkpoint_holds_the_environment_and_the_run_state(tmp_path, rl_f
         assert tensors["env." + cartpole["state"]["array"]].shape == (4,)
 
 
+def test_environment_state_that_cannot_be_saved_is_named_and_the_cli_trains_without_checkpoints(
+    monkeypatch, tmp_path, capsys
+):
+    from deepatlas.cli import main
+    from deepatlas.rl import envs as rl_envs
+
+    vec = rl_envs.make_vec_env("CartPole-v1", 2)
+    vec.reset(seed=0)
+    vec.envs[1].unwrapped.world = object()  # as a physics engine's world would be
+    with pytest.raises(rl_envs.EnvStateError) as err:
+        rl_envs.vec_env_state(vec)
+    assert str(err.value) == "attribute 'world' of CartPoleEnv is a builtins.object"
+    vec.close()
+
+    saves = []
+    monkeypatch.setattr(rl_envs, "checkpoint_problem", lambda env, n: "attribute 'world' of X is a Box2D.b2World")
+    monkeypatch.setattr("deepatlas.rl.checkpoint.save_checkpoint", lambda *a: saves.append(a))
+    out = tmp_path / "run"
+    argv = ["rl", "train", "a2c", "--steps", "50", "--eval-episodes", "1", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "note: no checkpoints for 'CartPole-v1', whose state cannot be saved "
+        "(attribute 'world' of X is a Box2D.b2World)"
+    ]
+    assert saves == [] and (out / "metrics.json").exists()
+
+
 def test_rl_cli_resumes_exactly_and_refuses_like_train(monkeypatch, tmp_path, capsys):
     """``deepatlas rl train --out`` killed after a checkpoint and ``--resume``d writes the run the
     uninterrupted command writes; a finished run, a missing checkpoint and changed settings are
