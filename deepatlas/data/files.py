@@ -18,6 +18,7 @@ from deepatlas.data.ner import is_conll, load_conll
 from deepatlas.data.ratings import has_ratings_header, load_ratings_csv
 from deepatlas.data.scenes import load_coco, looks_like_coco
 from deepatlas.data.sequences import load_sequence_npz, load_text_file
+from deepatlas.data.speech import load_wav_folder, looks_like_wav_folder
 from deepatlas.data.translation import load_pairs, looks_like_pairs
 from deepatlas.errors import InputError
 
@@ -36,6 +37,8 @@ def load_file(path: str, *, target=None, task=None, seed=0, text=None, preproces
     if p.is_dir():
         if looks_like_coco(p):  # DIR/annotations.json: boxes and masks in COCO's format
             return load_coco(p, seed=seed)
+        if looks_like_wav_folder(p):  # WAV files + transcripts.csv (deepatlas/data/speech.py)
+            return load_wav_folder(p, task=task, seed=seed)
         if labels is not None:  # images named in a CSV of file,label rows
             X, y = read_labelled_images(p, Path(labels))
             y, inferred = infer_task(y, task)
