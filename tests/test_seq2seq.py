@@ -217,3 +217,19 @@ def test_memnet_hop_attention_is_a_distribution_over_the_story():
         assert np.all(row[:, m:] == 0)
     with pytest.raises(InputError, match=r"X\[0\]: the story has no question"):
         est.predict(["1 Mary went to the kitchen."])
+
+
+def test_greedy_decoding_in_onnxruntime_reproduces_torch(small_dates_model, tmp_path):
+    from deepatlas.export import export
+    from deepatlas.export.onnx import session
+    from deepatlas.models.seq2seq.export import onnx_greedy
+
+    est, ds = small_dates_model
+    for part in ("encoder", "step"):
+        result = export(est, tmp_path / f"{part}.onnx", part=part, exporter="torchscript")
+        assert result.parity["random"]["max_scaled_diff"] <= 1e-4, (part, result.parity)
+    ids, _ = est.encode_sources(ds.X_test[:40])  # 40 sources of many lengths, padded to the longest
+    ours = onnx_greedy(session(tmp_path / "encoder.onnx"), session(tmp_path / "step.onnx"), ids, est._output_limit())
+    theirs, _ = greedy_decode(est.module_, torch.as_tensor(ids), est._output_limit())
+    np.testing.assert_array_equal(ours, theirs.numpy())
+    assert [est._decode_ids(row) for row in ours] == list(est.predict(ds.X_test[:40]))
