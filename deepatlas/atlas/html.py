@@ -70,6 +70,8 @@ def _rule(r: dict, used: str, other: dict | None) -> str:
         )
     if r.get("reason"):
         parts.append(f"<b>Verdict</b> {html.escape(r['verdict'])}: {html.escape(r['reason'])}.")
+    if used and r.get("shown_seed") is not None:
+        used += f" (summary, numbers and figure: seed {r['shown_seed']}; the verdict uses every seed)"
     if used:
         if other and other.get("seeds_used"):
             o_seeds = other["seeds_used"]

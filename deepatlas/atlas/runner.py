@@ -53,7 +53,7 @@ import platform
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -197,6 +197,8 @@ def _run_one_inner(claim_id: str, quick: bool, figures_dir: str) -> dict:
             "figure": result.figure,
             "values": [round(v, 6) for v in values],
             "spread": spread(values),
+            # each_seed: the summary, numbers and figure are the first seed's; the verdict uses every seed
+            "shown_seed": seeds[0] if exp.each_seed and len(seeds) > 1 else None,
         }
         entry["error"] = None
     except MissingExtra as exc:  # e.g. K.tuning without Optuna: pending, not failed (and not cached)
@@ -230,7 +232,7 @@ def machine() -> str:
     )
 
 
-SAVED_KEYS = ("verdict", "reason", "summary", "numbers", "figure", "values", "spread", "seconds")
+SAVED_KEYS = ("verdict", "reason", "summary", "numbers", "figure", "values", "spread", "shown_seed", "seconds")
 RESULT_KEYS = (
     "id",
     "family",
@@ -240,6 +242,7 @@ RESULT_KEYS = (
     "values",
     "spread",
     "seeds_used",
+    "shown_seed",
     "summary",
     "numbers",
     "figure",
@@ -320,9 +323,9 @@ def run_report(
 
     if jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {cid: pool.submit(_run_one, cid, quick, str(figures), 1) for cid in todo}
-            for cid, fut in futures.items():
-                record(cid, fut.result())
+            futures = {pool.submit(_run_one, cid, quick, str(figures), 1): cid for cid in todo}
+            for fut in as_completed(futures):  # cached as each finishes: an interrupted run keeps its work
+                record(futures[fut], fut.result())
     else:
         for cid in todo:
             record(cid, _run_one(cid, quick, str(figures)))
