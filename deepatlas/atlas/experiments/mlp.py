@@ -206,7 +206,7 @@ def m_interpretable(ctx):
         refuted=-0.03,
         condition="with scarce data the gap does not depend on width",
     ),
-    seeds=(0, 1, 2),
+    seeds=(0, 1, 2, 3, 4),
     quick_seeds=(0, 1, 2),
     each_seed=False,
     requires=("mlp",),
