@@ -708,6 +708,45 @@ CASES += [
 ]
 
 
+# ---- speech (issue #23): a folder of WAV files with transcripts.csv -----------------------------------
+def _wav_folder(
+    bad: str | None = None, rate: int = 16000, channels: int = 1, transcript: str = "12"
+) -> Callable[[Ctx], list[str]]:
+    """Setup: train a tiny speech-ctc on ten WAV files (one of them ``bad``: empty, zero-length, corrupt)."""
+
+    def setup(ctx: Ctx) -> list[str]:
+        sf = pytest.importorskip("soundfile")
+        folder = ctx.tmp / "voices"
+        folder.mkdir()
+        rows = ["file,transcript"]
+        for i in range(10):
+            wave = (0.2 * np.sin(np.arange(rate // 2) * (0.05 + 0.01 * i))).astype(np.float32)
+            sf.write(folder / f"u{i}.wav", np.stack([wave] * channels, axis=1) if channels > 1 else wave, rate)
+            rows.append(f"u{i}.wav,{transcript if i == 3 else '12'}")
+        if bad == "empty":
+            (folder / "u5.wav").write_bytes(b"")
+        elif bad == "zero":
+            sf.write(folder / "u5.wav", np.zeros(0, np.float32), rate)
+        elif bad == "corrupt":
+            (folder / "u5.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt junk" * 3)
+        (folder / "transcripts.csv").write_text("\n".join(rows) + "\n")
+        out = ["--out", str(ctx.tmp / "run"), "--quiet", "--epochs", "1"]
+        tiny = ["--set", "hidden_size=4", "--set", "n_mels=8", "--set", "alphabet='0123456789'"]
+        return ["train", "speech-ctc", "--data", str(folder), *out, *tiny]
+
+    return setup
+
+
+CASES += [
+    Case("wav-zero-length", _wav_folder("zero"), 2, ("u5.wav", "holds no samples (zero length)")),
+    Case("wav-empty-file", _wav_folder("empty"), 2, ("u5.wav", "is empty (0 bytes)")),
+    Case("wav-corrupt", _wav_folder("corrupt"), 2, ("u5.wav", "cannot be read as audio")),
+    Case("wav-transcript-outside-alphabet", _wav_folder(transcript="1a"), 2, ("'1a'", "not in the alphabet")),
+    Case("wav-other-rate-resampled", _wav_folder(rate=8000), 0, ("resampled from 8000 Hz to 16000 Hz",)),
+    Case("wav-stereo-mixed-down", _wav_folder(channels=2), 0, ("2 channels mixed down to mono",)),
+]
+
+
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
     try:
