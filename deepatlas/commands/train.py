@@ -41,6 +41,8 @@ def cmd_train(args) -> int:
         if args.data is None:
             raise InputError("the following arguments are required: --data")
     params = collect_params(args)
+    if args.log:
+        params["log"] = args.log  # written into the run directory (the estimator's log_dir default)
     out = Path(args.out) if args.out else _default_out(args.model, args.data)
     if args.resume and not args.out:
         raise InputError("--resume needs --out DIR: the run directory whose checkpoint to continue.")
@@ -107,11 +109,38 @@ def cmd_train(args) -> int:
     if not distributed.is_main_process():
         return 0
     if not args.quiet:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_") and isinstance(v, float))
-        print(f"{args.model} on {ds.name}: {shown} (fit {metrics['fit_seconds']:.1f} s) -> {out}")
+        print(
+            f"{args.model} on {ds.name}: {_headline(metrics)}{_epochs_note(model)} (fit {metrics['fit_seconds']:.1f} s) -> {out}"
+        )
     else:
         print(out)
     return 0
+
+
+_NOT_HEADLINE = ("fit_seconds", "epochs_run", "n_")
+
+
+def _headline(metrics: dict) -> str:
+    """The test scores, or, for a family without them (GANs: mode coverage, FID; coders), its own
+    first measures: never an empty summary."""
+
+    def fmt(k, v):
+        return f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}"
+
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    shown = [fmt(k, v) for k, v in numbers.items() if k.startswith("test_")]
+    if not shown:
+        shown = [fmt(k, v) for k, v in numbers.items() if not k.startswith(_NOT_HEADLINE)][:5]
+    return ", ".join(shown) or "no measures"
+
+
+def _epochs_note(model) -> str:
+    """``; best epoch 36 of 56 (early stopping)`` for a model trained in epochs."""
+    n, best = getattr(model, "n_epochs_", None), getattr(model, "best_epoch_", None)
+    if not isinstance(n, int) or not isinstance(best, int):
+        return ""
+    stopped = " (early stopping)" if getattr(model, "stopped_early_", False) else ""
+    return f"; best epoch {best} of {n}{stopped}"
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -144,6 +173,11 @@ def add_parser(sub) -> None:
         help="replace a non-empty --out: its old contents are first moved aside to DIR.old-<time>",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the run directory")
+    p.add_argument(
+        "--log",
+        choices=("csv", "tensorboard"),
+        help="per-epoch log in the run directory: log.csv, or tensorboard/ (pip install 'deepatlas[tensorboard]')",
+    )
     p.add_argument(
         "--nproc", type=int, metavar="N", help="train data-parallel on N local processes (launches torchrun)"
     )
