@@ -1,0 +1,84 @@
+"""Atlas: the speech part of K.rnn-apps ("RNNs serve ... speech recognition widely").
+
+Measured: digit strings spoken by eSpeak NG voices never heard in training, at 20 dB SNR,
+transcribed with CTC (Graves et al., 2006) by the bidirectional LSTM (``speech-ctc``) and by a
+non-recurrent network of the same loss, features and decoding that sees a fixed window of
++-4 frames (+-80 ms) around each output step (two convolutions over time). The statistic is
+the character error rate of the window network minus the LSTM's.
+
+The NLP part of K.rnn-apps lives in another module. When that module has registered the claim
+first, this one does not replace it: :func:`speech_part` gives the numbers to combine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from deepatlas.atlas import _EXPERIMENTS, Result, Rule, experiment
+from deepatlas.atlas.experiments._common import HEAVY, r
+from deepatlas.models.speech.ctc import SpeechCTC, transcript_metrics
+
+RULE = Rule(
+    "test CER of the non-recurrent window network minus the BiLSTM's (CTC, unseen voices, 20 dB)",
+    supported=0.05,
+    refuted=0.0,
+    condition="the recurrent transcriber is ahead by less than five points of CER",
+)
+
+
+class WindowNet(nn.Module):
+    """(B, T, F) -> per-step CTC log-probabilities from a +-4-frame window; no recurrence."""
+
+    def __init__(self, n_features: int, n_outputs: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(n_features, hidden, 9, padding=4), nn.ReLU(), nn.Conv1d(hidden, n_outputs, 1)
+        )
+
+    def forward(self, x):
+        return self.net(x.transpose(1, 2)).transpose(1, 2).log_softmax(-1)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class WindowCTC(SpeechCTC):
+    """SpeechCTC with the window network in place of the LSTM (same data, loss and decoding)."""
+
+    def _build_module(self, sample_shape, n_outputs):
+        return WindowNet(self.n_features_in_, n_outputs, 2 * self.hidden_size)
+
+
+def speech_part(ctx) -> tuple[float, str, dict, object]:
+    """``(CER gap, summary, numbers, figure)`` for the current seed."""
+    from deepatlas.data import load_dataset
+
+    n = ctx.pick(400, 3000)
+    ds = load_dataset(f"spoken-digits:kind=strings,n={n},max_digits={ctx.pick(3, 7)},seed={ctx.seed}")
+    settings = {"epochs": ctx.pick(6, 20), "hidden_size": ctx.pick(32, 64), "num_layers": 1, "batch_size": 32}
+    scores = {}
+    for name, cls in (("lstm", SpeechCTC), ("window", WindowCTC)):
+        model = cls(seed=ctx.seed, **settings).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+        scores[name] = transcript_metrics(model.predict(ds.X_test), ds.y_test)
+    gap = scores["window"]["cer"] - scores["lstm"]["cer"]
+    fig, ax = ctx.figure(figsize=(4, 3))
+    ax.bar(["BiLSTM + CTC", "window net + CTC"], [scores["lstm"]["cer"], scores["window"]["cer"]])
+    ax.set(ylabel="test CER (unseen voices, 20 dB)")
+    summary = (
+        f"On {len(ds.X_test)} digit strings from voices unseen in training (20 dB noise), the BiLSTM transcribes "
+        f"with CER {scores['lstm']['cer']:.3f}, a non-recurrent +-80 ms window network with the same CTC loss "
+        f"{scores['window']['cer']:.3f}."
+    )
+    numbers = {f"{k}_{m}": r(v) for k, s in scores.items() for m, v in s.items()} | {
+        "train_utterances": len(ds.X_train)
+    }
+    return gap, summary, numbers, fig
+
+
+if "K.rnn-apps" not in _EXPERIMENTS:  # the NLP part's module may hold the claim already
+
+    @experiment("K.rnn-apps", rule=RULE, **HEAVY, requires=("speech-ctc",))
+    def k_rnn_apps_speech(ctx):
+        """Heavy: one seed in each mode (quick: 400 strings of 1-3 digits, 6 epochs)."""
+        gap, summary, numbers, fig = speech_part(ctx)
+        return Result(gap, summary, numbers, ctx.save(fig))
