@@ -225,3 +225,32 @@ def test_fit_takes_a_torch_dataset_or_dataloader(digits):
         ds, validation_data=(digits.X_val, digits.y_val)
     )
     assert with_val.n_epochs_ < 50 and "val_accuracy" in with_val.history_[-1]
+
+
+# ---- the command line ----------------------------------------------------------------------
+def test_train_cli_logs_summarises_and_takes_threads(tmp_path, capsys):
+    from deepatlas.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "mlp", "--data", "digits", "--epochs", "3", "--set", "hidden_sizes=(8,)", "--log", "csv"]
+    assert main([*argv, "--threads", "1", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    summary = captured.out.strip().splitlines()[-1]
+    assert summary.startswith("mlp on digits: test_accuracy ") and "; best epoch " in summary and " of 3 " in summary
+    assert [line.split(" loss ")[0] for line in captured.err.splitlines() if " epoch " in line] == [
+        f"MLPClassifier epoch {e}/3" for e in (1, 2, 3)
+    ]
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"] and float(rows[0]["lr"]) == 1e-3
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--threads", "0", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2
+    assert "argument --threads: must be 'auto' or an int >= 1. Got 0 instead." in capsys.readouterr().err
+
+
+def test_a_gan_run_ends_with_its_own_measures(tmp_path, capsys):
+    from deepatlas.cli import main
+
+    assert main(["train", "gan", "--data", "ring8", "--epochs", "1", "--out", str(tmp_path / "g")]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("gan on ring8: modes_captured ") and "high_quality_share" in summary
