@@ -41,11 +41,12 @@ def in_notebook() -> bool:
 
 
 def progress_mode(enabled: bool | None) -> str:
-    """``bar`` (a terminal on stderr, or a notebook), ``lines`` (one plain line per epoch on
-    stderr, for logs and pipes) or ``off``; ``enabled=None`` picks by where the output goes."""
+    """``bar`` (stdout and stderr both on a terminal, or a notebook), ``lines`` (one plain line
+    per epoch on stderr, when the output is being logged or piped: ``> train.log 2>&1``) or
+    ``off``; ``enabled=None`` picks by where the output goes."""
     if enabled is False:
         return "off"
-    if sys.stderr.isatty() or in_notebook():
+    if (sys.stderr.isatty() and sys.stdout.isatty()) or in_notebook():
         return "bar"
     return "lines"
 
