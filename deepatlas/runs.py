@@ -70,6 +70,9 @@ def run_settings(estimator, ds, data_spec: str, seed: int | None, **extra) -> di
         "package_version": __version__,
         **extra,
     }
+    pre = None if isinstance(ds, str) else ds.meta.get("preprocessor")
+    if pre is not None:  # a CSV's --drop/--categorical/--impute: --resume refuses others
+        settings["preprocessing"] = {"drop": pre.drop, "categorical": pre.categorical, "impute": pre.impute}
     return json.loads(json.dumps(to_jsonable(settings)))
 
 
@@ -85,6 +88,10 @@ def _differences(old: dict, new: dict, *, more_epochs: bool) -> list[str]:
         was, now = old.get("total_timesteps", _UNSET), new.get("total_timesteps", _UNSET)
         if was != now and not (more_epochs and isinstance(was, int) and isinstance(now, int) and now > was):
             diffs.append(f"total_timesteps {was!r} (now {now!r})")
+    old_pre, new_pre = old.get("preprocessing") or {}, new.get("preprocessing") or {}
+    for key in ("drop", "categorical", "impute"):  # a CSV's --drop/--categorical/--impute
+        if old_pre.get(key, _UNSET) != new_pre.get(key, _UNSET):
+            diffs.append(f"--{key} {old_pre.get(key, _UNSET)!r} (now {new_pre.get(key, _UNSET)!r})")
     old_params, new_params = old.get("params") or {}, new.get("params") or {}
     for key in sorted(set(old_params) | set(new_params)):
         was, now = old_params.get(key, _UNSET), new_params.get(key, _UNSET)

@@ -296,3 +296,17 @@ def test_the_server_takes_named_records(people_run):
     assert client.post("/v1/predict", json={"instances": X.tolist()}).json() == reply.json()
     bad = client.post("/v1/predict", json={"instances": [{"age": 1, "income": 2}]})
     assert bad.status_code == 422 and "missing 'city'" in bad.json()["detail"]
+
+
+def test_resume_refuses_other_table_options(tmp_path):
+    from deepatlas.data import load_dataset
+    from deepatlas.models.mlp import MLPClassifier
+    from deepatlas.runs import _differences, run_settings
+
+    data = _write_csv(_people(), tmp_path / "p.csv")
+    first = run_settings(MLPClassifier(), load_dataset(data, preprocess={"drop": ["id"]}), data, 0)
+    again = run_settings(MLPClassifier(), load_dataset(data, preprocess={"drop": ["id"]}), data, 0)
+    other = run_settings(MLPClassifier(), load_dataset(data, preprocess={"impute": "mean"}), data, 0)
+    assert first["preprocessing"] == {"drop": ["id"], "categorical": "auto", "impute": "median"}
+    assert _differences(first, again, more_epochs=True) == []
+    assert _differences(first, other, more_epochs=True) == ["--drop ['id'] (now [])", "--impute 'median' (now 'mean')"]
