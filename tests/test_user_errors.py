@@ -426,7 +426,18 @@ CASES += [
     Case("serve-port-in-use", _port_in_use, 2, ("cannot listen on 127.0.0.1:", "in use", "--port"), _close_port),
 ]
 
-# --- a perceptron's plain tensors are shape-checked on load; rl train refuses like train -------------
+
+# --- a perceptron's plain tensors are shape-checked on load; rl train and transfer refuse like train --
+def _user_folder(ctx: Ctx) -> None:
+    (ctx.tmp / "mine").mkdir()
+    (ctx.tmp / "mine" / "notes.txt").write_text("mine\n")
+
+
+def _user_folder_untouched(ctx: Ctx) -> None:
+    assert [p.name for p in (ctx.tmp / "mine").iterdir()] == ["notes.txt"]
+    assert (ctx.tmp / "mine" / "notes.txt").read_text() == "mine\n"
+
+
 CASES += [
     Case(
         "weights-misshaped-plain-tensor",
@@ -449,6 +460,19 @@ CASES += [
         _nothing_at("none"),
     ),
     Case("rl-out-finished-run", ("rl", "train", "ppo", "--out", "{run}"), 2, ("already holds a finished run",)),
+    Case(
+        "transfer-out-finished-run",
+        ("transfer", "--from", "{run}", "--data", "blobs", "--out", "{run}"),
+        2,
+        ("already holds a finished run", "--overwrite"),
+    ),
+    Case(
+        "transfer-out-non-empty-folder",
+        _with(_user_folder, "transfer", "--from", "{run}", "--data", "blobs", "--out", "{tmp}/mine"),
+        2,
+        ("non-empty folder", "--overwrite"),
+        lambda ctx: _user_folder_untouched(ctx),
+    ),
 ]
 
 

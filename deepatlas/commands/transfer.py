@@ -15,8 +15,12 @@ from deepatlas.errors import InputError
 
 
 def cmd_transfer(args) -> int:
+    import sys
+
+    from deepatlas._io import check_writable
     from deepatlas.commands._args import collect_params
     from deepatlas.data import load_dataset
+    from deepatlas.runs import check_out_dir, claim_run_dir
     from deepatlas.saving import load
     from deepatlas.transfer import transfer, write_transfer_run
 
@@ -26,9 +30,20 @@ def cmd_transfer(args) -> int:
         if args.out
         else Path("runs") / f"transfer-{args.data.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    if (out / "metrics.json").exists():
-        raise InputError(f"--out {str(out)!r} already holds a finished run; choose another directory.")
+    # Never overwrite by accident, as `deepatlas train`: a non-empty folder is refused unless
+    # --overwrite, which moves it aside first (there is no checkpoint, so nothing to resume).
+    check_out_dir(out, resume=False, overwrite=args.overwrite)
+    check_writable(out, "--out", directory=True)
     ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
+    if args.overwrite:
+        note = claim_run_dir(out, {}, resume=False, overwrite=True)  # moves the old folder aside
+        if note:
+            print(note, file=sys.stderr)
+    elif out.is_dir() and any(out.iterdir()):  # what check_out_dir lets through: an unfinished `train` run
+        raise InputError(
+            f"--out {str(out)!r} holds an unfinished run of deepatlas train, which transfer does not continue; "
+            "choose another directory, or pass --overwrite to move it aside and start again."
+        )
     params = collect_params(args)
     seed = params.pop("seed", args.seed)
     tuned, scratch, metrics = transfer(
@@ -60,4 +75,9 @@ def add_parser(sub) -> None:
     p.add_argument("--reuse-lr-factor", type=float, default=1.0, metavar="R",
                    help="reused layers train at R x lr (default 1; e.g. 0.1 for long fine-tuning on many labels)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/transfer-<data>-<time>)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out: its old contents are first moved aside to DIR.old-<time>",
+    )
     p.set_defaults(func=cmd_transfer)
