@@ -260,6 +260,18 @@ def create_app(
     columns = list(tabular.feature_names_in_) if tabular is not None else None
     audio = (info.get("preprocessing") or {}).get("audio")  # speech models: waveform in
     Request = request_model(sample_shape, dtype, max_batch, columns, audio=bool(audio))
+    translator = info.get("kind") == "translator"  # a seq2seq export (part translate): texts in, texts out
+    if translator:
+        Request = create_model(
+            "PredictRequest",
+            __config__=ConfigDict(extra="forbid"),
+            instances=(
+                Annotated[
+                    list[Annotated[StrictStr, Field(max_length=10_000)]], Field(min_length=1, max_length=max_batch)
+                ],
+                Field(description=f"one to {max_batch} texts (strings) to translate"),
+            ),
+        )
     n_flat = int(np.prod(sample_shape)) if _fixed(sample_shape) else None
 
     app = FastAPI(
@@ -392,7 +404,21 @@ def create_app(
             predictions += format_predictions(info, outputs, 1)
         return PredictResponse(predictions=predictions)
 
+    def _translate(instances) -> PredictResponse:
+        """Texts -> translations with a seq2seq export: tokenized with the sidecar's source
+        vocabulary (an unknown token maps to <unk> and is counted), decoded greedily in the graph."""
+        from deepatlas.models.seq2seq.export import decode_ids, encode_texts
+
+        meta = info.get("metadata") or {}
+        X, unknown = encode_texts(meta, list(instances))
+        if X.size > max_elements:
+            raise HTTPException(413, _budget_message(max_elements))
+        texts = decode_ids(meta, loaded.backend.run(np.ascontiguousarray(X))["written"])
+        return PredictResponse(predictions=[{"translation": t, "unknown": k} for t, k in zip(texts, unknown)])
+
     def _predict(instances) -> PredictResponse:
+        if translator:
+            return _translate(instances)
         if audio and any(isinstance(r, str) for r in instances):
             return _audio(instances)
         if any(isinstance(r, dict) for r in instances):
