@@ -233,3 +233,21 @@ def test_greedy_decoding_in_onnxruntime_reproduces_torch(small_dates_model, tmp_
     theirs, _ = greedy_decode(est.module_, torch.as_tensor(ids), est._output_limit())
     np.testing.assert_array_equal(ours, theirs.numpy())
     assert [est._decode_ids(row) for row in ours] == list(est.predict(ds.X_test[:40]))
+
+
+def test_serve_translates_text_and_counts_unknown_characters(small_dates_model, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from deepatlas.saving import save_model
+    from deepatlas.serving import create_app
+
+    est, ds = small_dates_model
+    save_model(est, tmp_path / "run")
+    sources = [str(s) for s in ds.X_test[:6]] + ["14 März 2021 ∑"]
+    client = TestClient(create_app(tmp_path / "run", backend="torch", max_batch=8))
+    answer = client.post("/v1/predict", json={"instances": sources})
+    assert answer.status_code == 200, answer.text
+    found = answer.json()["predictions"]
+    assert [p["translation"] for p in found] == list(est.predict(sources))
+    assert [p["unknown"] for p in found] == [0] * 6 + [1]
+    assert client.post("/v1/predict", json={"instances": [3]}).status_code == 422

@@ -28,7 +28,7 @@ from torch import nn
 
 from deepatlas.export.adapters import cpu_copy
 from deepatlas.export.protocol import ExportSpec, register_exporter
-from deepatlas.models.seq2seq.network import BOS, EOS, PAD, Seq2SeqNet
+from deepatlas.models.seq2seq.network import BOS, EOS, PAD, Seq2SeqNet, greedy_decode
 
 
 def _sizes(net: Seq2SeqNet) -> tuple[int, int, int]:
@@ -113,6 +113,26 @@ def seq2seq_spec(est, part=None) -> ExportSpec:
         "attention": est.attention,
         "cell": est.cell,
     }
+    if part == "translate":
+        limit = est._output_limit()
+
+        def reference(ids):
+            with torch.no_grad():
+                found, _ = greedy_decode(est.module_.eval(), torch.as_tensor(ids, device=device), limit)
+            found = found.cpu().numpy()
+            return {"written": np.pad(found, ((0, 0), (0, limit - found.shape[1])))}
+
+        return ExportSpec(
+            module=TranslatePart(net, limit).eval(),
+            example_input=torch.from_numpy(random_ids(np.random.default_rng(0), 4)),
+            input_name="ids",
+            output_names=("written",),
+            dynamic_axes={0: "batch", 1: "time"},
+            metadata={"kind": "translator", "max_length": int(est.max_length), **meta},
+            reference=reference,
+            random_input=random_ids,
+            held_out=encoded,
+        )
     if part in (None, "encoder"):
 
         def reference(ids):
@@ -172,6 +192,55 @@ def seq2seq_spec(est, part=None) -> ExportSpec:
         random_input=random_packed,
         held_out=held_out_steps,
     )
+
+
+class TranslatePart(nn.Module):
+    """Source ids (B, S) -> written ids (B, L): greedy decoding unrolled to the model's output limit
+    ``L`` (``max_output_length``), ``</s>`` then padding; what ``deepatlas serve`` runs to translate."""
+
+    def __init__(self, net: Seq2SeqNet, max_len: int):
+        super().__init__()
+        self.net, self.max_len = net, max_len
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        memory, keys, mask, h, c, feed = self.net.encode(ids)
+        token = torch.full_like(ids[:, 0], BOS)
+        done = token == EOS  # all False
+        out = []
+        for _ in range(self.max_len):
+            log_probs, h, c, feed, _ = self.net.step(token, h, c, feed, memory, keys, mask)
+            token = log_probs.argmax(-1).masked_fill(done, PAD)
+            out.append(token)
+            done = done | (token == EOS)
+        return torch.stack(out, 1)
+
+
+def encode_texts(meta: dict, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+    """Texts -> (source ids (n, S), unknown tokens per text) from an export's metadata (its source
+    vocabulary and level), as :meth:`~deepatlas.models.seq2seq.seq2seq.Seq2Seq.encode_sources` does."""
+    from deepatlas.models.seq2seq.seq2seq import tokenize
+
+    index = {t: i for i, t in enumerate(meta["source_vocabulary"]) if i >= 4}
+    toks = [tokenize(t, meta["level"])[: int(meta["max_length"])] for t in texts]
+    ids = np.zeros((len(texts), max(1, max(len(t) for t in toks))), dtype=np.int64)
+    for i, t in enumerate(toks):
+        ids[i, : len(t)] = [index.get(w, 1) for w in t]
+    return ids, [sum(w not in index for w in t) for t in toks]
+
+
+def decode_ids(meta: dict, ids: np.ndarray) -> list[str]:
+    """Written ids -> strings, up to each row's ``</s>``."""
+    from deepatlas.models.seq2seq.seq2seq import detokenize
+
+    vocab, out = meta["target_vocabulary"], []
+    for row in np.asarray(ids).tolist():
+        words = []
+        for k in row:
+            if k in (EOS, PAD):
+                break
+            words.append(vocab[k])
+        out.append(detokenize(words, meta["level"]))
+    return out
 
 
 def onnx_greedy(encoder_session, step_session, ids: np.ndarray, max_len: int) -> np.ndarray:
@@ -254,6 +323,6 @@ def reader_spec(est, part=None) -> ExportSpec:
 from deepatlas.models.seq2seq.memnet import LSTMReader, MemNet  # noqa: E402
 from deepatlas.models.seq2seq.seq2seq import Seq2Seq  # noqa: E402
 
-register_exporter(Seq2Seq, parts=("encoder", "step"))(seq2seq_spec)
+register_exporter(Seq2Seq, parts=("translate", "encoder", "step"))(seq2seq_spec)
 register_exporter(MemNet)(reader_spec)
 register_exporter(LSTMReader)(reader_spec)
