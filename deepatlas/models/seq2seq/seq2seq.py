@@ -43,8 +43,21 @@ def tokenize(text: str, level: str) -> list[str]:
     return list(text) if level == "char" else _WORD.findall(text)
 
 
+_NO_SPACE_BEFORE = set(",.;:!?)]}%-'’")
+_NO_SPACE_AFTER = set("([{-'’")
+
+
 def detokenize(tokens: list[str], level: str) -> str:
-    return "".join(tokens) if level == "char" else " ".join(tokens)
+    """Characters joined as they are; words joined by spaces, except before closing punctuation
+    and around hyphens and apostrophes ("vingt - deux" -> "vingt-deux")."""
+    if level == "char":
+        return "".join(tokens)
+    out = []
+    for i, t in enumerate(tokens):
+        if i and t not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
+            out.append(" ")
+        out.append(t)
+    return "".join(out)
 
 
 def _vocabulary(token_lists) -> list[str]:

@@ -1,0 +1,115 @@
+"""Atlas: the translation and question-answering parts of ``K.nlp`` (issue #22).
+
+Two measurements, each against the classical baseline the claim names:
+
+- translation: an attention encoder-decoder (``seq2seq``, word level) against a word-by-word
+  dictionary built from the training pairs (each source word -> the target word with the highest
+  Dice coefficient over the pairs), on numbers written in English words -> French words
+  (num2words), 0-999, so that most test numbers were never seen whole; corpus BLEU (sacrebleu) on
+  the test split;
+- question answering: the end-to-end memory network against the LSTM that reads the whole
+  story, on our bAbI-style task 1; test accuracy.
+
+:func:`translation_part` and :func:`qa_part` return ``(margin, summary, numbers)`` so that another
+module may combine them with the claim's other parts (language models, NER, sentiment); this
+module registers ``K.nlp`` with them while no other module does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from deepatlas.atlas import Result, Rule, experiment
+from deepatlas.atlas.experiments._common import HEAVY, r
+
+
+def dictionary_translate(sources, targets, queries, tokenize) -> list[str]:
+    """Word-by-word translation with a dictionary from the pairs: each source word -> the target
+    word of the highest Dice coefficient ``2 c(s, t) / (c(s) + c(t))`` over sentence co-occurrence."""
+    src_count, tgt_count, pair_count = Counter(), Counter(), Counter()
+    for s, t in zip(sources, targets):
+        sw, tw = set(tokenize(s)), set(tokenize(t))
+        src_count.update(sw)
+        tgt_count.update(tw)
+        pair_count.update((a, b) for a in sw for b in tw)
+    best: dict[str, tuple[float, str]] = {}
+    for (a, b), c in pair_count.items():
+        dice = 2 * c / (src_count[a] + tgt_count[b])
+        if dice > best.get(a, (-1.0, ""))[0]:
+            best[a] = (dice, b)
+    return [" ".join(best[w][1] for w in tokenize(q) if w in best) for q in queries]
+
+
+def translation_part(ctx) -> tuple[float, str, dict]:
+    from deepatlas.data import load_dataset
+    from deepatlas.models.seq2seq.seq2seq import Seq2Seq, tokenize, translation_metrics
+
+    ds = load_dataset(f"numbers:n={ctx.pick(3000, 8000)},high=999,target=fr,seed={ctx.seed}")
+    model = Seq2Seq(level="word", hidden_size=ctx.pick(64, 128), batch_size=32, epochs=ctx.pick(15, 30), seed=ctx.seed)
+    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    ours = translation_metrics(model.predict(ds.X_test), list(ds.y_test), "test")
+    words = dictionary_translate(ds.X_train, ds.y_train, ds.X_test, lambda s: tokenize(s, "word"))
+    theirs = translation_metrics(words, list(ds.y_test), "test")
+    margin = (ours["test_bleu"] - theirs["test_bleu"]) / 100
+    summary = (
+        f"English number words -> French: the attention encoder-decoder scores BLEU {ours['test_bleu']:.1f} "
+        f"(exact {ours['test_exact_match']:.3f}), a word-by-word dictionary from the same pairs {theirs['test_bleu']:.1f}"
+    )
+    numbers = {
+        "seq2seq_bleu": r(ours["test_bleu"], 2),
+        "seq2seq_exact_match": r(ours["test_exact_match"]),
+        "dictionary_bleu": r(theirs["test_bleu"], 2),
+        "dictionary_exact_match": r(theirs["test_exact_match"]),
+    }
+    return margin, summary, numbers
+
+
+def qa_part(ctx) -> tuple[float, str, dict]:
+    from deepatlas.data import load_dataset
+    from deepatlas.models.seq2seq.memnet import LSTMReader, MemNet
+
+    task = 1
+    ds = load_dataset(f"babi:task={task},n_train={ctx.pick(500, 1000)},n_test=500,seed={ctx.seed}")
+    acc = {}
+    for name, cls, extra in (("memnet", MemNet, {"linear_start": ctx.pick(5, 20)}), ("lstm_reader", LSTMReader, {})):
+        model = cls(epochs=ctx.pick(25, 100), seed=ctx.seed, **extra)
+        model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+        acc[name] = float(np.mean(model.predict(ds.X_test) == ds.y_test.astype(str)))
+    margin = acc["memnet"] - acc["lstm_reader"]
+    summary = (
+        f"bAbI-style task {task}: the memory network answers {acc['memnet']:.3f} of the test questions, "
+        f"the whole-story LSTM reader {acc['lstm_reader']:.3f}"
+    )
+    return margin, summary, {"memnet_accuracy": r(acc["memnet"]), "lstm_reader_accuracy": r(acc["lstm_reader"])}
+
+
+@experiment(
+    "K.nlp",
+    rule=Rule(
+        "the smaller margin over the classical baseline: (BLEU difference / 100) for translation, "
+        "accuracy difference for question answering",
+        supported=0.05,
+        refuted=0.0,
+        condition="deep models lead on one task but by less than 5 points",
+    ),
+    **HEAVY,
+    requires=("seq2seq", "memnet", "lstm-reader"),
+)
+def k_nlp_translation_and_qa(ctx):
+    t_margin, t_summary, t_numbers = translation_part(ctx)
+    q_margin, q_summary, q_numbers = qa_part(ctx)
+    fig, ax = ctx.figure(figsize=(5, 3))
+    ax.bar(
+        ["seq2seq\nBLEU/100", "dictionary\nBLEU/100", "memnet\naccuracy", "LSTM reader\naccuracy"],
+        [t_numbers["seq2seq_bleu"] / 100, t_numbers["dictionary_bleu"] / 100, *q_numbers.values()],
+        color=["tab:blue", "tab:gray", "tab:blue", "tab:gray"],
+    )
+    ax.set(ylim=(0, 1.05), title="translation and QA against classical baselines")
+    return Result(
+        min(t_margin, q_margin),
+        f"{t_summary}; {q_summary}.",
+        {**t_numbers, **q_numbers, "translation_margin": r(t_margin), "qa_margin": r(q_margin)},
+        ctx.save(fig),
+    )
