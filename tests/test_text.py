@@ -292,3 +292,35 @@ def test_word2vec_neighbours_and_init_of_the_classifier(tmp_path):
     assert clf.pretrained_hits_ == 4 and clf.module_.embed.weight.shape[1] == 8
     with pytest.raises(InputError, match="is not in the word2vec vocabulary"):
         w2v.neighbours("zebra")
+
+
+@pytest.mark.slow  # two dynamo exports: ~95 s on the loaded 2-core machine
+def test_serve_takes_raw_text_for_the_tagger_and_the_classifier(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from deepatlas.models.text.classifier import WordTextClassifier
+    from deepatlas.models.text.ner import NERTagger
+    from deepatlas.saving import save_model
+    from deepatlas.serving.app import create_app
+
+    ds = load_dataset("ner-synth:n=200")
+    ner = NERTagger(epochs=2, hidden=8, word_dim=8, char_size=8, char_dim=4, seed=0).fit(ds.X_train, ds.y_train)
+    save_model(ner, tmp_path / "ner")
+    client = TestClient(create_app(tmp_path / "ner"))
+    texts = ["Anna Schmidt moved to Berlin on 3 May 2020 .", "Hi"]
+    got = client.post("/v1/predict", json={"instances": texts}).json()["predictions"]
+    assert [g["tags"] for g in got] == [list(t) for t in ner.predict(texts)]
+    assert got[1]["tokens"] == ["Hi"] and all({"type", "text", "start", "end"} <= set(e) for e in got[0]["entities"])
+    bad = client.post("/v1/predict", json={"instances": ["   "]})
+    assert bad.status_code == 422 and "instance 0 has no words" in bad.json()["detail"]
+    assert client.post("/v1/predict", json={"instances": [[1, 2]]}).status_code == 422
+
+    clf = WordTextClassifier(dim=8, hidden=8, epochs=1, min_freq=1, seed=0)
+    clf.fit(np.array(REVIEWS * 2), np.array((["pos"] * 6 + ["neg"] * 6) * 2))
+    save_model(clf, tmp_path / "clf")
+    client = TestClient(create_app(tmp_path / "clf"))
+    docs = ["the food was great", "", "unseen words only"]
+    got = client.post("/v1/predict", json={"instances": docs}).json()["predictions"]
+    proba = clf.predict_proba(docs)
+    assert [g["label"] for g in got] == clf.predict(docs).tolist()
+    np.testing.assert_allclose([g["probabilities"]["pos"] for g in got], proba[:, 1], atol=1e-5)

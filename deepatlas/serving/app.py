@@ -273,6 +273,18 @@ def create_app(
             ),
         )
     n_flat = int(np.prod(sample_shape)) if _fixed(sample_shape) else None
+    words = (info.get("preprocessing") or {}).get("kind") in ("word-ids", "word-and-char-ids")
+    if words:  # a language model of deepatlas.models.text: raw strings in, tokenized by the sidecar
+        Request = create_model(
+            "PredictRequest",
+            __config__=ConfigDict(extra="forbid"),
+            instances=(
+                Annotated[
+                    list[Annotated[StrictStr, Field(max_length=100_000)]], Field(min_length=1, max_length=max_batch)
+                ],
+                Field(description=f"one to {max_batch} texts (strings)"),
+            ),
+        )
 
     app = FastAPI(
         title="deepatlas model server",
@@ -416,7 +428,26 @@ def create_app(
         texts = decode_ids(meta, loaded.backend.run(np.ascontiguousarray(X))["written"])
         return PredictResponse(predictions=[{"translation": t, "unknown": k} for t, k in zip(texts, unknown)])
 
+    def _text(instances) -> PredictResponse:
+        """Raw texts: tokenized with the sidecar's preprocessing (the tokenizer and vocabulary that
+        predict uses), run, and for a tagger decoded into entity spans (Viterbi for a CRF)."""
+        from deepatlas.data.text import encode_with_preprocessing
+        from deepatlas.models.text.export import tagged_spans
+
+        try:
+            X, tokens = encode_with_preprocessing(info["preprocessing"], list(instances))
+        except DeepAtlasError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if X.size > max_elements:
+            raise HTTPException(413, _budget_message(max_elements))
+        outputs = loaded.backend.run(np.ascontiguousarray(X))
+        if info.get("kind") == "tagger":
+            return PredictResponse(predictions=tagged_spans(info, outputs["scores"], tokens))
+        return PredictResponse(predictions=format_predictions(info, outputs, len(X)))
+
     def _predict(instances) -> PredictResponse:
+        if words:
+            return _text(instances)
         if translator:
             return _translate(instances)
         if audio and any(isinstance(r, str) for r in instances):

@@ -24,7 +24,7 @@ from deepatlas._validation import Interval, NonEmptyString, NoneOr, Options, Tup
 from deepatlas.data.text import PAD, Vocabulary, check_documents, tokenize
 from deepatlas.errors import InputError
 from deepatlas.models.base import FitData, SupervisedClassifier
-from deepatlas.models.rnn.cells import reverse_padded
+from deepatlas.models.text.ner import bidirectional
 from deepatlas.registry import register_model
 
 
@@ -55,10 +55,7 @@ class WordNet(nn.Module):
             L = ids.shape[1]
             outs = [torch.relu(conv(x.transpose(1, 2)))[..., :L] for conv in self.convs]  # (B, F, L)
             return torch.cat([o.masked_fill(~real.unsqueeze(1), 0).amax(2) for o in outs], 1), None
-        lengths = real.sum(1)
-        f = self.fwd(x)[0]
-        b = reverse_padded(self.bwd(reverse_padded(x, lengths))[0], lengths)
-        h = torch.cat([f, b], 2)  # (B, L, 2H)
+        h = bidirectional(self.fwd, self.bwd, x, real.sum(1))  # (B, L, 2H)
         att = torch.softmax(self.score(h).squeeze(2).masked_fill(~real, -1e4), dim=1)
         return (att.unsqueeze(2) * h).sum(1), att
 

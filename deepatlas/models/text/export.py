@@ -184,3 +184,23 @@ def word2vec_spec(est: Word2Vec, part=None) -> ExportSpec:
 
 register_exporter(WordTextClassifier)(text_classifier_spec)
 register_exporter(Word2Vec)(word2vec_spec)
+
+
+def tagged_spans(info: dict, scores: np.ndarray, tokens: list[list[str]]) -> list[dict]:
+    """A served tagger's answer per sentence: its tokens, tags and entities, decoded from the
+    exported scores with the sidecar's CRF (Viterbi) or per token (softmax)."""
+    classes = info["classes"]
+    crf = (info.get("metadata") or {}).get("crf")
+    lengths = [len(t) for t in tokens]
+    if crf:
+        paths = crf_decode(scores, lengths, crf["transitions"], crf["start"], crf["end"])
+    else:
+        paths = [np.asarray(s)[:L].argmax(-1).tolist() for s, L in zip(scores, lengths)]
+    from deepatlas.data.ner import entity_spans
+
+    out = []
+    for toks, path in zip(tokens, paths):
+        tags = [classes[k] for k in path]
+        ents = [{"type": k, "text": " ".join(toks[a:b]), "start": a, "end": b} for k, a, b in entity_spans(tags)]
+        out.append({"tokens": toks, "tags": tags, "entities": ents})
+    return out

@@ -41,6 +41,26 @@ from deepatlas.registry import register_model
 IGNORE = -100  # the target of a padded token
 
 
+def flip_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """(B, T) positions that reverse each sequence within its own length (padding stays in place)."""
+    t = torch.arange(T, device=lengths.device).unsqueeze(0)
+    L = lengths.unsqueeze(1)
+    return torch.where(t < L, L - 1 - t, t)
+
+
+def take_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, T, F) reordered along time by ``index`` (B, T). The index's time axis comes from
+    the input ids, so an exported graph keeps it dynamic (an LSTM's output shape may not)."""
+    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
+def bidirectional(fwd: nn.Module, bwd: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Two one-direction recurrent layers, the second reading each sequence reversed within its
+    length: (B, T, F) -> (B, T, 2H), exact whatever the padding after each sequence."""
+    index = flip_index(lengths, x.shape[1])
+    return torch.cat([fwd(x)[0], take_steps(bwd(take_steps(x, index))[0], index)], 2)
+
+
 class CharFeatures(nn.Module):
     """(N, C) character ids of N words -> (N, F): a CNN with max-pooling over the characters
     (Ma and Hovy, 2016), or the last states of a BiLSTM over them (Lample et al., 2016)."""
@@ -94,16 +114,14 @@ class NERNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         words, chars = x[..., 0], x[..., 1:]
-        B, T, C = chars.shape
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words > UNK)
             words = torch.where(drop, torch.full_like(words, UNK), words)
         lengths = (words != PAD).sum(1).clamp(min=1)
+        B, T, C = chars.shape
         h = torch.cat([self.words(words), self.chars(chars.reshape(B * T, C)).view(B, T, -1)], 2)
-        h = self.drop(h)
-        f = self.fwd(h)[0]
-        b = reverse_padded(self.bwd(reverse_padded(h, lengths))[0], lengths)
-        return self.out(self.drop(torch.cat([f, b], 2)))
+        h = bidirectional(self.fwd, self.bwd, self.drop(h), lengths)
+        return self.out(self.drop(h))
 
 
 def _sentences(X, owner: str) -> list[list[str]]:

@@ -98,7 +98,7 @@ class Word2Vec(TorchEstimator):
     """Most (centre, context) pairs kept from the training text (a seeded sample beyond it)."""
     epochs: int = 5
     batch_size: int = 1024
-    lr: float = 3e-3
+    lr: float = 1e-2
     patience: int = 2
     standardize: bool = False
     """Unused: the inputs are word ids, which are not standardised."""
