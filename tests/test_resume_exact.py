@@ -509,3 +509,33 @@ def test_rl_cli_resumes_exactly_and_refuses_like_train(monkeypatch, tmp_path, ca
     assert main([*base, "--out", str(more), "--resume", "--steps", "1200"]) == 0
     assert json.loads((more / "config.json").read_text())["total_timesteps"] == 1200
     assert json.loads((more / "metrics.json").read_text())["total_timesteps"] == 1200
+
+
+def test_rl_cli_killed_inside_the_final_save_resumes(monkeypatch, tmp_path):
+    """Killed after the run directory's weights and full config.json are written but before
+    metrics.json: ``--resume`` starts from the final checkpoint and writes the same run."""
+    from safetensors.torch import load_file
+
+    from deepatlas import saving
+    from deepatlas.cli import main
+
+    base = ["rl", "train", "ppo", "--steps", "384", "--checkpoint-every", "100", "--eval-episodes", "2", "--quiet"]
+    base += ["--set=n_steps=32", "--set=n_envs=2", "--set=hidden_sizes=(8,)", "--set=eval_freq=128"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main([*base, "--out", str(full)]) == 0
+    save = saving.save_model
+
+    def save_then_stop(estimator, directory, *, extra_config=None):
+        save(estimator, directory, extra_config=extra_config)
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(saving, "save_model", save_then_stop)
+        assert main([*base, "--out", str(cut)]) == 130
+    assert {p.name for p in cut.iterdir()} == {"checkpoint.safetensors", "config.json", "model.safetensors"}
+    assert main([*base, "--out", str(cut), "--resume"]) == 0
+    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (cut / "history.json").read_text() == (full / "history.json").read_text()
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (full, cut)]
+    assert [m.pop("fit_seconds") > 0 for m in metrics] == [True, True] and metrics[0] == metrics[1]
