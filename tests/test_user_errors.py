@@ -771,6 +771,79 @@ CASES += [
 ]
 
 
+# ---- language models: CoNLL files, text columns, sentences (issue #21) ----------------------------------
+def _conll(text: str | bytes, *extra: str):
+    def setup(ctx: Ctx):
+        f = ctx.tmp / "train.conll"
+        f.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return ["train", "ner", "--data", str(f), "--out", str(ctx.tmp / "r"), "--epochs", "1", *extra]
+
+    return setup
+
+
+def _reviews_with_a_blank(ctx: Ctx):
+    rows = ["review,label"] + [f"text number {i},{'ab'[i % 2]}" for i in range(12)]
+    rows[5] = ",a"
+    (ctx.tmp / "rev.csv").write_text("\n".join(rows) + "\n")
+    return [
+        "train",
+        "text-classifier",
+        "--data",
+        str(ctx.tmp / "rev.csv"),
+        "--text",
+        "review",
+        "--out",
+        str(ctx.tmp / "r"),
+    ]
+
+
+def _ner_predict_empty_line(ctx: Ctx):
+    run = ctx.tmp / "ner"
+    argv = ["train", "ner", "--data", "ner-synth:n=60", "--epochs", "1", "--out", str(run), "--quiet"]
+    argv += ["--set", "hidden=4", "--set", "word_dim=4", "--set", "char_size=4", "--set", "char_dim=2"]
+    assert main(argv) == 0
+    (ctx.tmp / "in.txt").write_text("Anna moved to Paris .\n\nBob stayed .\n")
+    return ["predict", str(run), "--input", str(ctx.tmp / "in.txt"), "--output", str(ctx.tmp / "out.csv")]
+
+
+CASES += [
+    Case(
+        "conll-malformed-line",
+        _conll("EU B-ORG\nrejects\n"),
+        2,
+        ("train.conll", "line 2 has 1 column", "token and its tag"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "conll-i-without-b",
+        _conll("EU O\nUnion I-ORG\n"),
+        2,
+        ("line 2: tag 'I-ORG' follows 'O'", "IOB2", "B-ORG"),
+        _nothing_at("r"),
+    ),
+    Case("conll-bioes-unclosed", _conll("EU S-ORG\nbig B-ORG\nfirm O\n"), 2, ("BIOES", "E-ORG"), _nothing_at("r")),
+    Case("conll-no-sentence", _conll("\n-DOCSTART- O\n\n"), 2, ("has no sentences",), _nothing_at("r")),
+    Case(
+        "conll-not-utf8", _conll(b"EU B-ORG\nM\xfcnchen B-LOC\n"), 2, ("is not UTF-8 text", "byte 10"), _nothing_at("r")
+    ),
+    Case(
+        "val-without-conll",
+        ("train", "ner", "--data", "ner-synth", "--val", "{tmp}/v.conll", "--out", "{tmp}/r"),
+        2,
+        ("--val and --test go with CoNLL files",),
+        _nothing_at("r"),
+    ),
+    Case(
+        "text-column-missing-values",
+        _reviews_with_a_blank,
+        2,
+        ("text column 'review' is empty", "row 6"),
+        _nothing_at("r"),
+    ),
+    Case("ner-predict-empty-sentence", _ner_predict_empty_line, 2, ("sentence 2 is empty",), _nothing_at("out.csv")),
+]
+
+
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
     try:

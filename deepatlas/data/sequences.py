@@ -224,6 +224,12 @@ def load_text_file(path: str | Path, *, text: str, target=None, task=None, seed:
         if len(row) != len(header):
             raise InputError(f"Data file {str(p)!r}: row {i} has {len(row)} fields, but the header has {len(header)}.")
     docs = np.array([row[t] for row in body])
+    missing = [i for i, row in enumerate(body, start=2) if not row[t].strip()]
+    if missing:
+        raise InputError(
+            f"Data file {str(p)!r}: text column {text!r} is empty in {len(missing)} row(s), first row {missing[0]}; "
+            "give every row a document, or remove those rows."
+        )
     labels = np.array([row[j].strip() for row in body], dtype=object)
     blank = np.flatnonzero(labels == "")
     if len(blank):
