@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from deepatlas._io import atomic_write_text, read_json, to_jsonable, write_json
+from deepatlas._io import atomic_write_text, check_writable, read_json, to_jsonable, write_json
 from deepatlas.errors import InputError
 from deepatlas.saving import load, save_model, tuple_params
 
@@ -167,6 +167,25 @@ def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
             f"--out {shown} is a non-empty folder that holds no checkpoint of an unfinished run; "
             "choose another directory, or pass --overwrite to move its files aside and start again."
         )
+
+
+def claim_output_dir(out: Path, *, overwrite: bool, what: str) -> str | None:
+    """The ``--out`` rule of the commands that write one result folder and have nothing to resume
+    (``cv``, ``compare``, ``learning-curve``, ``transfer``): a new or empty folder is used as it is,
+    a non-empty one is refused unless ``overwrite``, which moves it aside first (one rename).
+    Call it before any work starts. ``what`` names the command's result in the message.
+
+    Returns a note for the user (where the old files went), or None."""
+    check_writable(out, "--out", directory=True)
+    if overwrite:
+        check_out_dir(out, resume=False, overwrite=True)  # refuses the current directory
+        return claim_run_dir(out, {}, resume=False, overwrite=True)
+    if _non_empty(out):
+        raise InputError(
+            f"--out {str(out)!r} is a non-empty folder; {what} goes into a new or empty one. "
+            "Choose another directory, or pass --overwrite to move its files aside first."
+        )
+    return None
 
 
 def _started_settings(out: Path) -> dict | None:

@@ -206,3 +206,34 @@ def test_own_unfinished_run_starts_again_and_other_settings_are_refused(cli, tmp
     assert proc.returncode == 0, proc.stderr
     assert f"--out {str(out)!r} holds an unfinished run of these settings; starting it again" in proc.stderr
     assert len(json.loads((out / "history.json").read_text())) == 4
+
+
+# The commands that write one result folder (cv, compare, learning-curve) follow the same rule:
+# a non-empty --out is refused before any work, --overwrite moves it aside first.
+_REPORTS = {
+    "cv": (["cv", "perceptron", "--data", "blobs", "--folds", "2"], "the cross-validation report"),
+    "compare": (["compare", "perceptron", "perceptron", "--data", "blobs", "--folds", "2"], "the comparison report"),
+    "learning-curve": (
+        ["learning-curve", "perceptron", "--data", "blobs", "--folds", "2", "--sizes", "0.5,1.0"],
+        "the learning-curve report",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", sorted(_REPORTS))
+def test_report_commands_refuse_a_non_empty_out_and_overwrite_moves_it_aside(cli, user_folder, command):
+    argv, what = _REPORTS[command]
+    before = _snapshot(user_folder)
+    proc = cli(*argv, "--out", str(user_folder))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"deepatlas {command}: error: --out {str(user_folder)!r} is a non-empty folder; {what} goes into a new or "
+        "empty one. Choose another directory, or pass --overwrite to move its files aside first."
+    ]
+    assert _snapshot(user_folder) == before
+    proc = cli(*argv, "--out", str(user_folder), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    moved = [p for p in user_folder.parent.iterdir() if p.name.startswith("mine.old-")]
+    assert len(moved) == 1 and _snapshot(moved[0]) == before
+    assert (user_folder / "report.html").exists() and not (user_folder / "notes.txt").exists()

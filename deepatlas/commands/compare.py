@@ -9,6 +9,7 @@ with itself under two settings: ``compare mlp mlp --set 2.dropout=0.5``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from deepatlas._validation import suggest
@@ -57,16 +58,20 @@ def cmd_compare(args) -> int:
     from deepatlas.data import load_dataset
     from deepatlas.evaluation import compare, development_data, save_compare
     from deepatlas.evaluation.core import default_out, pm
+    from deepatlas.runs import claim_output_dir
 
     if len(args.models) < 2:
         raise InputError(f"compare needs at least 2 models. Got {len(args.models)}: {', '.join(args.models)}.")
+    out = Path(args.out) if args.out else default_out("compare", "-".join(args.models), args.data)
+    note = claim_output_dir(out, overwrite=args.overwrite, what="the comparison report")
+    if note:
+        print(note, file=sys.stderr)
     ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
     models = build_models(args.models, ds.task, collect_params(args))
     X, y = development_data(ds)
     result = compare(
         models, X, y, folds=args.folds, repeats=args.repeats, seed=args.seed, metric=args.metric, alpha=args.alpha
     )
-    out = Path(args.out) if args.out else default_out("compare", "-".join(args.models), args.data)
     save_compare(result, out, data=args.data)
     shown = [
         m
@@ -104,5 +109,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--out", metavar="DIR", help="where to write compare.json, plots, report.html (default runs/compare-...)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out: its old contents are first moved aside to DIR.old-<time>",
     )
     p.set_defaults(func=cmd_compare)

@@ -3,6 +3,7 @@ trained from scratch with its own preprocessing; per-fold scores and mean ± std
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from deepatlas.commands._args import add_data_args, add_param_args, collect_params
@@ -13,12 +14,16 @@ def cmd_cv(args) -> int:
     from deepatlas.data import load_dataset
     from deepatlas.evaluation import cross_validate, development_data, save_cv
     from deepatlas.evaluation.core import default_out, pm
+    from deepatlas.runs import claim_output_dir
 
+    out = Path(args.out) if args.out else default_out("cv", args.model, args.data)
+    note = claim_output_dir(out, overwrite=args.overwrite, what="the cross-validation report")
+    if note:
+        print(note, file=sys.stderr)
     ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
     model = build_model(args.model, ds.task, collect_params(args))
     X, y = development_data(ds)
     result = cross_validate(model, X, y, folds=args.folds, repeats=args.repeats, seed=args.seed)
-    out = Path(args.out) if args.out else default_out("cv", args.model, args.data)
     save_cv(result, out, data=args.data)
     metrics = list(result["scores"])
     print(
@@ -43,4 +48,9 @@ def add_parser(sub) -> None:
     p.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds (default 5)")
     p.add_argument("--repeats", type=int, default=1, metavar="R", help="repetitions with reshuffled folds (default 1)")
     p.add_argument("--out", metavar="DIR", help="where to write cv.json, plots, report.html (default runs/cv-...)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out: its old contents are first moved aside to DIR.old-<time>",
+    )
     p.set_defaults(func=cmd_cv)

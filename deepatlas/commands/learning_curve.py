@@ -4,6 +4,7 @@ against epochs — the gap between the two curves shows over-fitting, two low cu
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from deepatlas.commands._args import add_data_args, add_param_args, collect_params
@@ -27,7 +28,12 @@ def cmd_learning_curve(args) -> int:
     from deepatlas.data import load_dataset
     from deepatlas.evaluation import development_data, epochs_curve, learning_curve, save_curves
     from deepatlas.evaluation.core import default_out
+    from deepatlas.runs import claim_output_dir
 
+    out = Path(args.out) if args.out else default_out("learning-curve", args.model, args.data)
+    note = claim_output_dir(out, overwrite=args.overwrite, what="the learning-curve report")
+    if note:
+        print(note, file=sys.stderr)
     ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
     model = build_model(args.model, ds.task, collect_params(args))
     X, y = development_data(ds)
@@ -37,7 +43,6 @@ def cmd_learning_curve(args) -> int:
     by_epoch = None
     if args.epochs_curve:
         by_epoch = epochs_curve(model, ds.X_train, ds.y_train, ds.X_val, ds.y_val, metric=args.metric)
-    out = Path(args.out) if args.out else default_out("learning-curve", args.model, args.data)
     save_curves(size, by_epoch, out, data=args.data)
     print(f"{args.model} on {ds.name}: {size['metric']} against training-set size ({args.folds}-fold)")
     print(f"  {'samples':>8} {'training':>10} {'validation':>11}")
@@ -64,5 +69,10 @@ def add_parser(sub) -> None:
     p.add_argument("--metric", help="measure to plot (default accuracy for classifiers, r2 for regressors)")
     p.add_argument(
         "--out", metavar="DIR", help="where to write the curves, plots, report.html (default runs/learning-curve-...)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out: its old contents are first moved aside to DIR.old-<time>",
     )
     p.set_defaults(func=cmd_learning_curve)
