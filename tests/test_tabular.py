@@ -193,7 +193,8 @@ def test_evaluate_a_file_scores_every_row(people_run, capsys):
     test = _write_csv(_people(37, seed=5).drop(columns="id"), tmp / "test.csv")
     code, out, _ = _main(capsys, "evaluate", run, "--data", test, "--out", tmp / "ev")
     assert code == 0 and "scored all 37 rows of the file" in out
-    assert json.loads((tmp / "ev" / "evaluation.json").read_text())["n_samples"] == 37
+    result = json.loads((tmp / "ev" / "evaluation.json").read_text())
+    assert result["n_samples"] == 37 and result["split"] == "all"
     code, out, _ = _main(capsys, "evaluate", run, "--out", tmp / "ev2")  # the run's own test split
     assert code == 0 and "(test split, 24 samples)" in out
 

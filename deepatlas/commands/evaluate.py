@@ -119,7 +119,7 @@ def cmd_evaluate(args) -> int:
             )
     out = Path(args.out) if args.out else Path(args.run)
     name = config.get("model", type(model).__name__)
-    shown = "every row" if whole else f"{split} split"
+    shown = "all" if whole else split  # evaluation.json's "split": the split's name, or "all" for a whole file
     result = evaluate(model, X, y, out=out, title=f"{name} on {spec}", data=spec, split=shown, run=str(args.run))
     if whole:
         print(f"{name} on {spec}: scored all {result['n_samples']} rows of the file (a test set; no split)")
