@@ -94,7 +94,7 @@ def test_user_error_in_the_ranks_is_one_line(cli, tmp_path):
     """A user mistake that only the ranks meet (a CSV with one class: fit refuses it) ends with
     rank 0's one line and exit 2, without torchrun's traceback or failure report."""
     data = tmp_path / "one-class.csv"
-    data.write_text("a,b,y\n" + "".join(f"{i},{i * 2},1\n" for i in range(40)))
+    data.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 5},1\n" for i in range(40)))  # no ID-like column (a note)
     proc = cli("train", "mlp", "--data", str(data), "--nproc", "2", "--epochs", "1", "--out", str(tmp_path / "run"))
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [

@@ -71,8 +71,9 @@ def cmd_train(args) -> int:
             preprocess=preprocess_options(args),
             labels=args.labels,
         )
-    for note in ds.meta.get("notes") or []:  # what the table's preprocessing did (an ID-like column, ...)
-        print(f"note: {note}", file=sys.stderr)
+    if args.nproc is None and distributed.is_main_process():  # once: rank 0, not the torchrun launcher
+        for note in ds.meta.get("notes") or []:  # what the table's preprocessing did (an ID-like column, ...)
+            print(f"note: {note}", file=sys.stderr)
     if ds.meta.get("corpus"):  # a plain-text corpus trains only a language model
         entry = get_entry(args.model)
         if "text" not in entry.classes and not any(getattr(c, "_reads_corpus", False) for c in entry.classes.values()):
