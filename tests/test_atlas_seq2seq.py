@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deepatlas.atlas.experiments.apps_seq2seq import dictionary_translate
+from deepatlas.data.translation import dictionary_translate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -251,3 +251,18 @@ def test_serve_translates_text_and_counts_unknown_characters(small_dates_model, 
     assert [p["translation"] for p in found] == list(est.predict(sources))
     assert [p["unknown"] for p in found] == [0] * 6 + [1]
     assert client.post("/v1/predict", json={"instances": [3]}).status_code == 422
+
+
+def test_the_bible_without_its_debian_packages_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("pysword")
+    from deepatlas.data import translation
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(translation, "SWORD_DIR", str(tmp_path / "sword"))
+    (tmp_path / "sword").mkdir()
+    with pytest.raises(InputError) as err:
+        load_dataset("bible")
+    assert str(err.value) == (
+        f"The 'bible' dataset needs the SWORD modules engKJV2006eb, spaRV1909eb in {tmp_path / 'sword'}: "
+        "apt-get install sword-text-kjv sword-text-sparv (Debian/Ubuntu)."
+    )

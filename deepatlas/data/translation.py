@@ -15,6 +15,7 @@ The task is ``translation``; ``Dataset.meta["synthetic"]`` says whether exact ma
 from __future__ import annotations
 
 import datetime as _dt
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,95 @@ def load_pairs(path: Path, *, seed: int = 0) -> Dataset:
             f"Data file {str(path)!r} has {len(src)} pairs; at least 10 are needed to split train, validation and test."
         )
     return _make(str(path), src, tgt, seed, f"sentence pairs from {path}", synthetic=False)
+
+
+SWORD_DIR = "/usr/share/sword"
+_BIBLE_MODULES = ("engKJV2006eb", "spaRV1909eb")  # Debian sword-text-kjv, sword-text-sparv (public domain)
+
+
+def _bible_cache() -> Path:
+    import os
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deepatlas"
+    return root / "bible-kjv-rv1909.tsv"
+
+
+def bible_verses() -> tuple[list[str], list[str]]:
+    """Every verse of the King James Bible and of the Reina-Valera 1909, aligned by verse (both
+    modules use the KJV versification); read once with pysword (a few minutes) and cached as TSV."""
+    cache = _bible_cache()
+    if cache.exists():
+        return read_pairs(cache)
+    try:
+        from pysword.modules import SwordModules
+    except ImportError:
+        raise InputError(
+            "The 'bible' dataset reads the SWORD modules with pysword: pip install pysword "
+            "(and apt-get install sword-text-kjv sword-text-sparv)."
+        ) from None
+    modules = SwordModules(SWORD_DIR)
+    try:
+        found = modules.parse_modules()
+    except (OSError, FileNotFoundError):
+        found = {}
+    missing = [m for m in _BIBLE_MODULES if m not in found]
+    if missing:
+        raise InputError(
+            f"The 'bible' dataset needs the SWORD modules {', '.join(missing)} in {SWORD_DIR}: "
+            "apt-get install sword-text-kjv sword-text-sparv (Debian/Ubuntu)."
+        )
+    en, es = (modules.get_bible_from_module(m) for m in _BIBLE_MODULES)
+    books = [b.name for part in ("ot", "nt") for b in en.get_structure().get_books()[part]]
+    src, tgt = [], []
+    for book in books:
+        a = en.get(books=[book], clean=True, join="\n").split("\n")
+        b = es.get(books=[book], clean=True, join="\n").split("\n")
+        for x, y in zip(a, b):
+            x, y = " ".join(x.replace("¶", " ").split()), " ".join(y.replace("¶", " ").split())
+            if x and y:
+                src.append(x)
+                tgt.append(y)
+    from deepatlas._io import atomic_write_text
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache, "".join(f"{x}\t{y}\n" for x, y in zip(src, tgt)))
+    return src, tgt
+
+
+@register_dataset(
+    "bible",
+    task="translation",
+    description="verse-aligned English (KJV) -> Spanish (Reina-Valera 1909) Bible, short verses (Debian SWORD modules)",
+)
+def bible(max_words: int = 12, seed: int = 0) -> Dataset:
+    _check_int("max_words", max_words, 2, 200)
+    src, tgt = bible_verses()
+    keep = [i for i in range(len(src)) if len(src[i].split()) <= max_words and len(tgt[i].split()) <= max_words]
+    if len(keep) < 10:
+        raise InputError(f"Dataset option 'max_words' of 'bible' keeps {len(keep)} verses; raise it.")
+    return _make(
+        "bible",
+        [src[i] for i in keep],
+        [tgt[i] for i in keep],
+        seed,
+        f"KJV -> Reina-Valera 1909, verses of at most {max_words} words on both sides",
+        synthetic=False,
+        level="word",
+    )
+
+
+def dictionary_translate(sources, targets, queries, tokenize) -> list[str]:
+    """Word-by-word translation with a dictionary from the pairs: each source word -> the target
+    word of the highest Dice coefficient ``2 c(s, t) / (c(s) + c(t))`` over sentence co-occurrence."""
+    src_count, tgt_count, pair_count = Counter(), Counter(), Counter()
+    for s, t in zip(sources, targets):
+        sw, tw = set(tokenize(s)), set(tokenize(t))
+        src_count.update(sw)
+        tgt_count.update(tw)
+        pair_count.update((a, b) for a in sw for b in tw)
+    best: dict[str, tuple[float, str]] = {}
+    for (a, b), c in pair_count.items():
+        dice = 2 * c / (src_count[a] + tgt_count[b])
+        if dice > best.get(a, (-1.0, ""))[0]:
+            best[a] = (dice, b)
+    return [" ".join(best[w][1] for w in tokenize(q) if w in best) for q in queries]

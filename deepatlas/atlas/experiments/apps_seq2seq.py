@@ -17,29 +17,11 @@ module registers ``K.nlp`` with them while no other module does.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from deepatlas.atlas import Result, Rule, experiment
 from deepatlas.atlas.experiments._common import HEAVY, r
-
-
-def dictionary_translate(sources, targets, queries, tokenize) -> list[str]:
-    """Word-by-word translation with a dictionary from the pairs: each source word -> the target
-    word of the highest Dice coefficient ``2 c(s, t) / (c(s) + c(t))`` over sentence co-occurrence."""
-    src_count, tgt_count, pair_count = Counter(), Counter(), Counter()
-    for s, t in zip(sources, targets):
-        sw, tw = set(tokenize(s)), set(tokenize(t))
-        src_count.update(sw)
-        tgt_count.update(tw)
-        pair_count.update((a, b) for a in sw for b in tw)
-    best: dict[str, tuple[float, str]] = {}
-    for (a, b), c in pair_count.items():
-        dice = 2 * c / (src_count[a] + tgt_count[b])
-        if dice > best.get(a, (-1.0, ""))[0]:
-            best[a] = (dice, b)
-    return [" ".join(best[w][1] for w in tokenize(q) if w in best) for q in queries]
+from deepatlas.data.translation import dictionary_translate
 
 
 def translation_part(ctx) -> tuple[float, str, dict]:

@@ -326,8 +326,10 @@ class Seq2Seq(TorchEstimator):
         return float(np.mean(self.predict(X) == np.asarray(texts_of(y, "y"), dtype=object)))
 
     def dataset_metrics(self, ds) -> dict[str, float]:
-        """``{val,test}_exact_match``, ``_bleu`` and ``_chrf`` (sacrebleu, corpus level), and the
-        exact match of the test sources in the top quarter of lengths (``test_exact_match_longest``)."""
+        """``{val,test}_exact_match``, ``_bleu`` and ``_chrf`` (sacrebleu, corpus level), the exact
+        match of the test sources in the top quarter of lengths (``test_exact_match_longest``), and
+        for real text (not ``meta["synthetic"]``) ``test_dictionary_bleu``/``_chrf`` of a
+        word-by-word dictionary built from the training pairs."""
         out: dict[str, float] = {}
         for name, X, y in (("val", ds.X_val, ds.y_val), ("test", ds.X_test, ds.y_test)):
             out.update(translation_metrics(self.predict(X), list(y), name))
@@ -337,6 +339,12 @@ class Seq2Seq(TorchEstimator):
                 pred = self.predict(np.asarray(X, dtype=object)[longest])
                 out["test_exact_match_longest"] = float(np.mean(pred == np.asarray(y, dtype=object)[longest]))
                 out["test_unknown_tokens"] = int(sum(self.encode_sources(X)[1]))
+                if not ds.meta.get("synthetic", True):  # real text: against a word-by-word dictionary
+                    from deepatlas.data.translation import dictionary_translate
+
+                    words = dictionary_translate(ds.X_train, ds.y_train, X, lambda s: tokenize(s, "word"))
+                    base = translation_metrics(words, list(y), "test_dictionary")
+                    out.update({k: v for k, v in base.items() if not k.endswith("exact_match")})
         return out
 
     def write_run_plots(self, ds, plots_dir) -> list:
