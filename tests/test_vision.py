@@ -238,11 +238,12 @@ def test_map_perfect_shifted_and_false_positive():
     shift = np.array([2, 0, 2, 0], np.float32)
     shifted = [(b + shift, np.ones(len(b)), lab) for b, lab in GT]
     assert coco_map(GT, shifted, 2) == pytest.approx({"map": 0.55, "map50": 1.0, "map75": 0.5})
-    # a wrong class at a higher score than the right box leaves the right box's AP at 1 for its
-    # class, and the other class gets a false positive ranked first: precision 1/2 at recall 1 there
+    # a class-1 false positive (score 0.9) ranked between the two right class-1 boxes (1.0, 0.5):
+    # precision 1 up to recall 0.5, then 2/3; COCO's 101 recall points give class 1
+    # (51 * 1 + 50 * 2/3) / 101, class 0 keeps AP 1
     noisy = [(np.concatenate([GT[0][0], GT[0][0][:1]]), np.array([0.5, 0.5, 0.9]), np.array([0, 1, 1])), perfect[1]]
     got = coco_map(GT, noisy, 2)
-    assert got["map50"] == pytest.approx((1.0 + 2 / 3) / 2, abs=0.01)  # class 1: 2 of 3 detections right
+    assert got["map50"] == pytest.approx((1.0 + (51 + 50 * 2 / 3) / 101) / 2, abs=1e-9)
     assert coco_map(GT, [(np.zeros((0, 4)), np.zeros(0), np.zeros(0))] * 2, 2)["map"] == 0.0
 
 
