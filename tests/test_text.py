@@ -192,6 +192,7 @@ def test_conll_files_load_with_val_and_test_or_a_seeded_split(tmp_path):
 
 
 # ---- the tagger ------------------------------------------------------------------------------------------
+@pytest.mark.slow  # 12 epochs of a small tagger: 80 s on the loaded 2-core machine
 def test_ner_learns_unseen_names_and_saves(tmp_path):
     from deepatlas.models.text.ner import NERTagger, gazetteer_tags
     from deepatlas.saving import load, save_model
