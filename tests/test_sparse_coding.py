@@ -246,7 +246,7 @@ def test_dictionary_size_mismatch(digits):
         "dictionary atoms have 36 features, but X has 64 features; they must match "
         "(dictionary shape is (n_atoms, n_features))."
     )
-    coder = SparseCoder().fit(digits.X_train)
+    coder = SparseCoder(dictionary="dct").fit(digits.X_train)
     with pytest.raises(InputError, match=r"^X has 36 features, but SparseCoder is expecting 64 features as input\.$"):
         coder.transform(np.zeros((3, 36)))
 
@@ -269,7 +269,9 @@ def test_unknown_dictionary_and_solver(digits):
 # ---- CLI ----------------------------------------------------------------------------------------
 def test_cli_train_sparse_coding(cli, tmp_path):
     out = tmp_path / "run"
-    r = cli("train", "sparse-coding", "--data", "digits", "--set", "alpha=0.1", "--quiet", "--out", str(out))
+    # the DCT dictionary keeps this quick (the learned default is checked in test_training_knobs, slow)
+    argv = ["--set", "dictionary='dct'", "--set", "alpha=0.1", "--quiet", "--out", str(out)]
+    r = cli("train", "sparse-coding", "--data", "digits", *argv)
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 < metrics["test_reconstruction_mse"] < 0.02
