@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 ARGS = ["train", "mlp", "--data", "digits", "--epochs", "20", "--set", "early_stopping=False", "--quiet"]
 
 
+@pytest.mark.slow  # three CLI runs (~105 s beside other jobs at load 9-14); the KeyboardInterrupt variant is in test_run_dirs
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_resume_after_sigkill_matches_the_uninterrupted_run(cli, tmp_path):
     full, out = tmp_path / "full", tmp_path / "run"
