@@ -264,9 +264,10 @@ def test_segmenter_short_training_beats_untrained_and_reloads(small_scenes, tmp_
     est = create_model("segmenter", task="scenes", channels=(8, 16, 32), epochs=8, batch_size=8, device="cpu")
     est.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
     before, after = untrained.scores(ds.X_test, ds.y_test), est.scores(ds.X_test, ds.y_test)
-    # measured (seed 0): pixel accuracy 0.91, mIoU 0.21 after 8 epochs; the untrained network is near chance
-    assert after["pixel_accuracy"] > 0.88 and after["pixel_accuracy"] > before["pixel_accuracy"] + 0.3, (before, after)
-    assert after["miou"] > before["miou"] + 0.1, (before, after)
+    # measured (seed 0): pixel accuracy 0.956, mIoU 0.546 after 8 epochs (0.21 before the coarse scores were
+    # fused into the U-Net's output); the untrained network is near chance (mIoU 0.001)
+    assert after["pixel_accuracy"] > 0.93 and after["pixel_accuracy"] > before["pixel_accuracy"] + 0.3, (before, after)
+    assert after["miou"] > 0.45 and after["miou"] > before["miou"] + 0.3, (before, after)
     save_model(est, tmp_path / "run")
     np.testing.assert_array_equal(load(tmp_path / "run").predict(ds.X_test), est.predict(ds.X_test))
     fcn = create_model("segmenter", task="scenes", arch="fcn", channels=(8, 16, 32), epochs=1, device="cpu")

@@ -53,9 +53,14 @@ class Encoder(nn.Module):
 class UNet(nn.Module):
     """(B, C, H, W) -> (B, n_out, H / 2**out_level, W / 2**out_level)."""
 
-    def __init__(self, c_in: int, channels: tuple[int, ...], n_out: int, out_level: int = 0):
+    def __init__(
+        self, c_in: int, channels: tuple[int, ...], n_out: int, out_level: int = 0, coarse_scores: bool = False
+    ):
         super().__init__()
         self.encoder = Encoder(c_in, channels)
+        # FCN-style fusion of scores (Long et al., 2015): class scores of the coarsest features,
+        # upsampled and added to the fine head's, give the context a direct path to the output
+        self.coarse = nn.Conv2d(channels[-1], n_out, 1) if coarse_scores else None
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for level in range(len(channels) - 1, out_level, -1):  # coarse to fine
@@ -65,16 +70,23 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(channels[out_level], n_out, 1)
         self.out_channels = channels[out_level]
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(x)
+    def _decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         y = feats[-1]
         for k, (up, dec) in enumerate(zip(self.ups, self.decoders)):
             skip = feats[len(feats) - 2 - k]
             y = dec(torch.cat([up(y), skip], dim=1))
         return y
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._decode(self.encoder(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        feats = self.encoder(x)
+        out = self.head(self._decode(feats))
+        if self.coarse is not None:
+            scale = float(out.shape[-1] // feats[-1].shape[-1])
+            out = out + F.interpolate(self.coarse(feats[-1]), scale_factor=scale, mode="bilinear", align_corners=False)
+        return out
 
 
 class FCN(nn.Module):

@@ -68,7 +68,7 @@ class Segmenter(VisionEstimator):
     arch: str = "unet"
     """``unet`` (encoder-decoder with skip connections) or ``fcn`` (coarsest scores upsampled, no skips: the
     ablation)."""
-    epochs: int = 30
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 2e-3
     patience: int = 5
@@ -87,7 +87,7 @@ class Segmenter(VisionEstimator):
         c_in = int(sample_shape[0])
         if self.arch == "fcn":
             return FCN(c_in, self._channels, n_outputs)
-        return UNet(c_in, self._channels, n_outputs)
+        return UNet(c_in, self._channels, n_outputs, coarse_scores=True)
 
     def _loss(self, output, target):
         return F.cross_entropy(output, target)
