@@ -4,6 +4,8 @@
   upsamples (transposed convolution) and concatenates the encoder's features of the same
   resolution before two more convolutions (Ronneberger, Fischer & Brox, 2015). The skips give the
   decoder exact positions back; the pooled path gives it the context that tells a 3 from an 8.
+  ``coarse_scores=True`` adds the coarsest features' class scores, upsampled, to the output (the
+  segmenter's choice).
 - :class:`FCN`: the same encoder and a 1x1 classifier at the coarsest level, upsampled
   bilinearly to the input size with no skips (Long, Shelhamer & Darrell, 2015, "FCN-32s"): the
   ablation that shows what the skips buy.
