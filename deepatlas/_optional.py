@@ -24,6 +24,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "vision": ("pycocotools and torchmetrics", ("pycocotools", "torchmetrics")),  # COCO data and mAP, IoU
     "nlp": ("Babel, num2words and sacrebleu", ("babel", "num2words", "sacrebleu")),  # seq2seq data and BLEU
     "tensorboard": ("TensorBoard", ("tensorboard",)),  # --log tensorboard
+    "speech": ("soundfile, librosa and jiwer", ("soundfile", "librosa", "jiwer")),  # spoken-digits, WAV, CER
 }
 
 

@@ -68,7 +68,10 @@ class WordNet(nn.Module):
     task="classification",
     description="word-level BiGRU with attention pooling (arch=cnn: 1-D CNN); TF-IDF + logistic regression baseline",
     smoke={"data": "reviews:n=80", "params": {"dim": 8, "hidden": 8, "filters": 4, "epochs": 2, "min_freq": 1}},
-    tuning_space={"lr": ("log", 3e-4, 1e-2), "dropout": ("float", 0.0, 0.6)},
+    tuning_space={
+        "lr": {"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.6},
+    },
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class WordTextClassifier(SupervisedClassifier):

@@ -159,7 +159,11 @@ def _step_accuracy(output, target):
         "data": "ner-synth:n=200",
         "params": {"hidden": 8, "word_dim": 8, "char_dim": 4, "char_size": 8, "epochs": 2},
     },
-    tuning_space={"lr": ("log", 3e-4, 1e-2), "hidden": ("int", 32, 256), "dropout": ("float", 0.0, 0.6)},
+    tuning_space={
+        "lr": {"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
+        "hidden": {"type": "int", "low": 32, "high": 256, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.6},
+    },
 )
 @dataclass(eq=False, repr=False, kw_only=True)
 class NERTagger(TorchEstimator):
