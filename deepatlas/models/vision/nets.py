@@ -63,6 +63,7 @@ class UNet(nn.Module):
         # FCN-style fusion of scores (Long et al., 2015): class scores of the coarsest features,
         # upsampled and added to the fine head's, give the context a direct path to the output
         self.coarse = nn.Conv2d(channels[-1], n_out, 1) if coarse_scores else None
+        self.coarse_stride = 2 ** (len(channels) - 1 - out_level)
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for level in range(len(channels) - 1, out_level, -1):  # coarse to fine
@@ -86,8 +87,10 @@ class UNet(nn.Module):
         feats = self.encoder(x)
         out = self.head(self._decode(feats))
         if self.coarse is not None:
-            scale = float(out.shape[-1] // feats[-1].shape[-1])
-            out = out + F.interpolate(self.coarse(feats[-1]), scale_factor=scale, mode="bilinear", align_corners=False)
+            coarse = self.coarse(feats[-1])
+            out = out + F.interpolate(
+                coarse, scale_factor=float(self.coarse_stride), mode="bilinear", align_corners=False
+            )
         return out
 
 
