@@ -217,7 +217,7 @@ def bible_verses() -> tuple[list[str], list[str]]:
         from pysword.modules import SwordModules
     except ImportError:
         raise InputError(
-            "The 'bible' dataset reads the SWORD modules with pysword: pip install pysword "
+            "The 'bible' dataset reads the SWORD modules with pysword: pip install 'deepatlas[nlp]' "
             "(and apt-get install sword-text-kjv sword-text-sparv)."
         ) from None
     modules = SwordModules(SWORD_DIR)
