@@ -66,6 +66,25 @@ def _note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr)
 
 
+def _check_columns(where: str, names: list, header: list, target, ignored=frozenset()) -> None:
+    """Refuse, in one line, a header whose columns are not the training ``names`` (missing,
+    unexpected or repeated); columns in ``ignored`` (target, id, dropped) may be present."""
+    missing = [n for n in names if n not in header]
+    unexpected = [h for h in header if h not in names and h not in ignored]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if missing or unexpected or repeated:
+        parts = [
+            f"{what} {', '.join(map(repr, those))}"
+            for what, those in (("missing", missing), ("unexpected", unexpected), ("repeated", repeated))
+            if those
+        ]
+        also = f"; its target column {target!r} may be present and is ignored" if target else ""
+        raise InputError(
+            f"{where} does not have the training columns: {'; '.join(parts)} (columns are matched by name; "
+            f"the run was trained on {_listed(names)}{also})."
+        )
+
+
 def _listed(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
@@ -83,20 +102,7 @@ def _read_table(p: Path, config: dict, width: int | None) -> tuple[np.ndarray, s
     header, X, _, _ = read_csv(p, target=target, require_target=False, headerless=True)
     where = f"--input file {str(p)!r}"
     if names and header is not None:
-        missing = [n for n in names if n not in header]
-        unexpected = [h for h in header if h not in names]
-        repeated = sorted({h for h in header if header.count(h) > 1})
-        if missing or unexpected or repeated:
-            parts = [
-                f"{what} {', '.join(map(repr, those))}"
-                for what, those in (("missing", missing), ("unexpected", unexpected), ("repeated", repeated))
-                if those
-            ]
-            also = f"; its target column {target!r} may be present and is ignored" if target else ""
-            raise InputError(
-                f"{where} does not have the training columns: {'; '.join(parts)} (columns are matched by name; "
-                f"the run was trained on {_listed(names)}{also})."
-            )
+        _check_columns(where, names, header, target)
         return (X[:, [header.index(n) for n in names]] if header != names else X), None
     if names:  # no header row: by position, at exactly the training width
         if X.shape[1] != len(names):
@@ -276,20 +282,7 @@ def read_raw_table(p: Path, model, id_column: str | None):
     if id_column is not None and id_column not in header:
         raise InputError(f"--id {id_column!r} is not a column of {where}; its columns are: {_listed(header)}.")
     ignored = {c for c in (target, id_column, *pre.dropped_) if c}
-    missing = [n for n in names if n not in header]
-    unexpected = [h for h in header if h not in names and h not in ignored]
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if missing or unexpected or repeated:
-        parts = [
-            f"{what} {', '.join(map(repr, those))}"
-            for what, those in (("missing", missing), ("unexpected", unexpected), ("repeated", repeated))
-            if those
-        ]
-        also = f"; its target column {target!r} may be present and is ignored" if target else ""
-        raise InputError(
-            f"{where} does not have the training columns: {'; '.join(parts)} (columns are matched by name; "
-            f"the run was trained on {_listed(names)}{also})."
-        )
+    _check_columns(where, names, header, target, ignored)
     ids = [row[header.index(id_column)].strip() for row in body] if id_column else None
     keep = [header.index(n) for n in names]
     frame = frame_from_rows(names, [[row[j] for j in keep] for row in body])

@@ -193,18 +193,7 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True,
     """Read a CSV with a header row. Returns ``(feature_names, X, labels, target_name)``; labels
     stay strings until :func:`infer_task` decides what they are. With ``headerless=True`` a first
     row of numbers is data, not names, and ``feature_names`` is ``None`` (no target then)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            sample = f.read(4096)
-            f.seek(0)
-            delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
-            rows = csv_rows(f, f"Data file {str(path)!r}", delimiter)
-    except UnicodeDecodeError:
-        raise InputError(f"Data file {str(path)!r} is not UTF-8 text.") from None
-    except OSError as exc:
-        raise InputError(f"Data file {str(path)!r} cannot be read: {exc.strerror}.") from None
-    if not rows:
-        raise InputError(f"Data file {str(path)!r} is empty.")
+    rows = _csv_file_rows(path)
     header = [h.strip() for h in rows[0]]
     named = not all(parse_number(h) is not None for h in header)
     if not named and headerless:  # the first row is data: name the columns by their place
