@@ -25,6 +25,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nlp": ("Babel, num2words and sacrebleu", ("babel", "num2words", "sacrebleu")),  # seq2seq data and BLEU
     "tensorboard": ("TensorBoard", ("tensorboard",)),  # --log tensorboard
     "speech": ("soundfile, librosa and jiwer", ("soundfile", "librosa", "jiwer")),  # spoken-digits, WAV, CER
+    "recognition": ("scikit-image", ("skimage",)),  # lfw-faces, HOG features, the stick figures' drawing
 }
 
 
