@@ -49,6 +49,22 @@ def _builtin_with_options(spec: str) -> bool:
     return spec.partition(":")[0].strip() in _DATASETS
 
 
+def _open_set_option(spec: str) -> tuple[str, object]:
+    """``"digits:open_set=7"`` or ``"DIR:open_set=7"`` -> (the spec without the option, 7); any
+    other spec -> (spec, None). The option applies to any classification data (a built-in
+    dataset or a folder of images with one sub-folder per identity)."""
+    head, colon, rest = spec.rpartition(":")
+    if not colon or "open_set" not in rest:
+        return spec, None
+    items = [p.strip() for p in rest.split(",") if p.strip()]
+    kept = [p for p in items if p.partition("=")[0].strip() != "open_set"]
+    found = [p for p in items if p.partition("=")[0].strip() == "open_set"]
+    if not found:
+        return spec, None
+    value = literal(found[-1].partition("=")[2].strip())
+    return head + (":" + ",".join(kept) if kept else ""), value
+
+
 def list_datasets() -> list[DatasetSpec]:
     _ensure_loaded()
     return [_DATASETS[n] for n in sorted(_DATASETS)]
@@ -76,6 +92,14 @@ def load_dataset(
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"data must be a dataset name or a file path. Got {spec!r} instead.")
     check_seed(seed, "The split seed")
+    inner, n_train = _open_set_option(spec)
+    if n_train is not None:  # identities never seen in training (deepatlas/data/faces.py)
+        from deepatlas.data.faces import open_set
+
+        ds = load_dataset(inner, target=target, task=task, seed=seed, labels=labels)
+        out = open_set(ds, n_train, f"--data {spec!r}")
+        out.name = spec
+        return out
     if files.looks_like_path(spec) and not _builtin_with_options(spec):
         return files.load_file(
             spec, target=target, task=task, seed=seed, text=text, preprocess=preprocess, labels=labels
