@@ -901,3 +901,24 @@ class SupervisedRegressor(RegressorMixin, TorchEstimator):
         self.y_mean_ = tensors["y_mean_"].numpy()
         self.y_scale_ = tensors["y_scale_"].numpy()
         self.y_ndim_ = int(meta["y_ndim_"])
+
+
+class TokenInput:
+    """Mixin for estimators whose inputs are integer token (character, word or id) indices.
+
+    Token ids are never standardised: ``mean_``/``scale_`` are a single zero and one (kept so that
+    saving and export find the same attributes as on every other estimator), ``_standardized`` is
+    the identity, and the tensors handed to the network are ``long``. Put it before the estimator
+    base in the class's bases so these overrides win.
+    """
+
+    def _fit_statistics(self, X) -> None:
+        self.mean_ = np.zeros(1, np.float32)
+        self.scale_ = np.ones(1, np.float32)
+
+    def _standardized(self, X):
+        return X
+
+    @staticmethod
+    def _to_tensor(X, device) -> torch.Tensor:
+        return torch.as_tensor(X, dtype=torch.long, device=device)

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from deepatlas._validation import Interval, NoneOr, Options
 from deepatlas.device import make_generator
 from deepatlas.errors import InputError
-from deepatlas.models.base import FitData, SupervisedClassifier, TorchEstimator
+from deepatlas.models.base import FitData, SupervisedClassifier, TokenInput, TorchEstimator
 from deepatlas.models.rnn.cells import RecurrentEncoder
 from deepatlas.models.rnn.recurrent import _RNNMixin
 from deepatlas.registry import register_model
@@ -79,7 +79,7 @@ class CharRNN(nn.Module):
     },
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class CharLM(TorchEstimator):
+class CharLM(TokenInput, TorchEstimator):
     """Character-level language model.
 
     ``fit(text)`` takes a string (or a list of strings, joined by newlines);
@@ -138,13 +138,6 @@ class CharLM(TorchEstimator):
     def _loss(self, output, target):
         return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))  # (B*T, V) vs (B*T,)
 
-    @staticmethod
-    def _to_tensor(X, device):
-        return torch.as_tensor(X, dtype=torch.long, device=device)
-
-    def _standardized(self, X):
-        return X
-
     def _target_tensor(self, targets, device):
         return torch.as_tensor(targets, dtype=torch.long, device=device)
 
@@ -184,9 +177,6 @@ class CharLM(TorchEstimator):
         counts = np.bincount(encode(text, index), minlength=n_outputs).astype(np.float64)
         self.unigram_ = ((counts + 1) / (counts.sum() + len(counts))).astype(np.float32)  # add-one smoothing
         return FitData(Xw, yw, Xv, yv, n_outputs)
-
-    def _fit_statistics(self, X) -> None:
-        self.mean_, self.scale_ = np.zeros(1, np.float32), np.ones(1, np.float32)  # ids are not standardised
 
     def _holdout(self, X, targets):
         return X, targets, None, None  # the held-out text is the end of the corpus (see _prepare_fit)
@@ -338,7 +328,7 @@ class TextNet(nn.Module):
     smoke={"data": "reviews:n=80", "params": {"hidden_size": 8, "embedding_size": 4, "epochs": 2}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class TextClassifier(SupervisedClassifier):
+class TextClassifier(TokenInput, SupervisedClassifier):
     """Classify documents (strings) read character by character; at most ``max_length`` characters
     of each are read. Train from the CLI with ``--data FILE.csv --text COLUMN --target COLUMN``."""
 
@@ -382,13 +372,6 @@ class TextClassifier(SupervisedClassifier):
             num_layers=self.num_layers,
             bidirectional=self.bidirectional,
         )
-
-    @staticmethod
-    def _to_tensor(X, device):
-        return torch.as_tensor(X, dtype=torch.long, device=device)
-
-    def _standardized(self, X):
-        return X
 
     def _documents(self, X) -> list[str]:
         if isinstance(X, str):

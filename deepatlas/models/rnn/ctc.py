@@ -163,8 +163,15 @@ class CTCRecognizer(_RNNMixin, TorchEstimator):
     _monitor: ClassVar[tuple[str, str]] = ("val_string_accuracy", "max")
     _val_metrics: ClassVar[dict] = {"val_string_accuracy": _string_correct}
 
+    _net_class: ClassVar[type[torch.nn.Module]] = CTCNet
+    """The network :meth:`_build_module` makes; a subclass may swap in a :class:`CTCNet` subclass."""
+
+    def _net_kwargs(self) -> dict:
+        """Extra keyword arguments for :attr:`_net_class` (none here)."""
+        return {}
+
     def _build_module(self, sample_shape, n_outputs):
-        return CTCNet(
+        return self._net_class(
             self.n_features_in_,
             n_outputs,
             masked=self.masked_,
@@ -174,6 +181,7 @@ class CTCRecognizer(_RNNMixin, TorchEstimator):
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
             bidirectional=self.bidirectional,
+            **self._net_kwargs(),
         )
 
     # ---- targets: strings -> (n, S) indices into the alphabet, 1-based, 0-padded

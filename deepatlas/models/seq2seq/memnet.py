@@ -30,7 +30,7 @@ from torch import nn
 from deepatlas._validation import Interval, NoneOr
 from deepatlas.data.babi import parse_story
 from deepatlas.errors import InputError
-from deepatlas.models.base import FitData, SupervisedClassifier
+from deepatlas.models.base import FitData, SupervisedClassifier, TokenInput
 from deepatlas.registry import register_model
 from deepatlas.training import Callback, EarlyStopping
 
@@ -122,7 +122,7 @@ class ReaderNet(nn.Module):
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class _StoryReader(SupervisedClassifier):
+class _StoryReader(TokenInput, SupervisedClassifier):
     """What the memory network and the LSTM reader share: stories (strings) in, one-word answers out."""
 
     memory_size: int = 50
@@ -173,17 +173,6 @@ class _StoryReader(SupervisedClassifier):
     def _check_input(self, X):
         self._check_fitted()
         return self._encode(self._stories(X))
-
-    @staticmethod
-    def _to_tensor(X, device):
-        return torch.as_tensor(X, dtype=torch.long, device=device)
-
-    def _standardized(self, X):
-        return X
-
-    def _fit_statistics(self, X):
-        self.mean_ = np.zeros(1, np.float32)
-        self.scale_ = np.ones(1, np.float32)
 
     def dataset_metrics(self, ds) -> dict[str, float]:
         out = {}

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from deepatlas._validation import Boolean, Interval, NoneOr, Options
 from deepatlas.errors import InputError
-from deepatlas.models.base import FitData, TorchEstimator
+from deepatlas.models.base import FitData, TokenInput, TorchEstimator
 from deepatlas.models.seq2seq.network import (
     BOS,
     EOS,
@@ -101,7 +101,7 @@ def _token_accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     smoke={"data": "dates:n=200", "params": {"hidden_size": 8, "embedding_size": 4, "epochs": 2}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class Seq2Seq(TorchEstimator):
+class Seq2Seq(TokenInput, TorchEstimator):
     """Translate strings: ``fit(X, y)`` with ``X`` the sources and ``y`` the targets (lists or 1-D
     arrays of str); ``predict(X)`` writes the translations.
 
@@ -220,17 +220,6 @@ class Seq2Seq(TorchEstimator):
     def _index(self):
         self.src_index_ = {t: i for i, t in enumerate(self.src_vocab_) if i >= len(SPECIALS)}
         self.tgt_index_ = {t: i for i, t in enumerate(self.tgt_vocab_) if i >= len(SPECIALS)}
-
-    def _fit_statistics(self, X):
-        self.mean_ = np.zeros(1, np.float32)  # token ids are not standardised
-        self.scale_ = np.ones(1, np.float32)
-
-    @staticmethod
-    def _to_tensor(X, device):
-        return torch.as_tensor(X, dtype=torch.long, device=device)
-
-    def _standardized(self, X):
-        return X
 
     def _target_tensor(self, targets, device):
         return torch.as_tensor(targets, dtype=torch.long, device=device)

@@ -92,19 +92,10 @@ class SpeechCTC(AudioMixin, CTCRecognizer):
             self.mean_, self.scale_ = column_statistics(self._real_frames)
         del self._real_frames
 
-    def _build_module(self, sample_shape, n_outputs):
-        return AugmentedCTCNet(
-            self.n_features_in_,
-            n_outputs,
-            masked=self.masked_,
-            per_step=True,
-            dropout=self.dropout,
-            cell=self.cell,
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            bidirectional=self.bidirectional,
-            augment=self._augment(),
-        )
+    _net_class = AugmentedCTCNet
+
+    def _net_kwargs(self) -> dict:
+        return {"augment": self._augment()}
 
     def _run(self, X, batch_size: int = 1024):
         return super()._run(self._frame_list(X), batch_size)

@@ -23,7 +23,7 @@ from torch import nn
 from deepatlas._validation import Interval, NonEmptyString, NoneOr, Options, TupleOf
 from deepatlas.data.text import PAD, Vocabulary, check_documents, tokenize
 from deepatlas.errors import InputError
-from deepatlas.models.base import FitData, SupervisedClassifier
+from deepatlas.models.base import FitData, SupervisedClassifier, TokenInput
 from deepatlas.models.text.ner import bidirectional
 from deepatlas.registry import register_model
 
@@ -74,7 +74,7 @@ class WordNet(nn.Module):
     },
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class WordTextClassifier(SupervisedClassifier):
+class WordTextClassifier(TokenInput, SupervisedClassifier):
     """Classify documents (strings) read word by word. From the CLI: ``--data fine-foods``, or
     ``--data FILE.csv --text COLUMN --target COLUMN``."""
 
@@ -174,17 +174,6 @@ class WordTextClassifier(SupervisedClassifier):
                 known = torch.from_numpy(np.isfinite(vectors[:, 0]))
                 net.embed.weight[known] = torch.from_numpy(vectors[known.numpy()])
         return net
-
-    @staticmethod
-    def _to_tensor(X, device):
-        return torch.as_tensor(X, dtype=torch.long, device=device)
-
-    def _standardized(self, X):
-        return X
-
-    def _fit_statistics(self, X) -> None:
-        self.mean_ = np.zeros(1, np.float32)
-        self.scale_ = np.ones(1, np.float32)
 
     def _check_input(self, X):
         self._check_fitted()

@@ -33,7 +33,7 @@ from deepatlas._validation import Interval, NoneOr, Options
 from deepatlas.data.ner import as_objects, entity_spans
 from deepatlas.data.text import PAD, UNK, Vocabulary, encode_tokens, tokenize
 from deepatlas.errors import InputError
-from deepatlas.models.base import FitData, TorchEstimator
+from deepatlas.models.base import FitData, TokenInput, TorchEstimator
 from deepatlas.models.rnn.cells import reverse_padded
 from deepatlas.models.text.crf import CRF
 from deepatlas.registry import register_model
@@ -166,7 +166,7 @@ def _step_accuracy(output, target):
     },
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class NERTagger(TorchEstimator):
+class NERTagger(TokenInput, TorchEstimator):
     """Tag sentences with entity labels (BIO or BIOES, as in ``y``).
 
     ``fit(X, y)``: ``X`` a list of sentences (token lists, or strings split by
@@ -277,17 +277,6 @@ class NERTagger(TorchEstimator):
         self.input_shape_ = (1 + self.max_word_chars,)
         self.n_features_in_ = 1 + self.max_word_chars
         return FitData(self._encode(sents), targets, Xv, yv, len(self.classes_))
-
-    def _fit_statistics(self, X) -> None:
-        self.mean_ = np.zeros(1, np.float32)
-        self.scale_ = np.ones(1, np.float32)
-
-    def _standardized(self, X):
-        return X
-
-    @staticmethod
-    def _to_tensor(X, device):
-        return torch.as_tensor(X, dtype=torch.long, device=device)
 
     def _target_tensor(self, targets, device):
         return torch.as_tensor(targets, dtype=torch.long, device=device)

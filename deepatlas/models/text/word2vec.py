@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from deepatlas._validation import Interval
 from deepatlas.data.text import PAD, Vocabulary, check_documents, tokenize
 from deepatlas.errors import InputError
-from deepatlas.models.base import FitData, TorchEstimator
+from deepatlas.models.base import FitData, TokenInput, TorchEstimator
 from deepatlas.registry import register_model
 
 PROBES = ("the", "is", "function", "list", "file", "string", "return", "class", "error", "number", "good", "bad")
@@ -81,7 +81,7 @@ def _corpus(X, owner: str) -> list[list[str]]:
     smoke={"data": "reviews:n=80", "params": {"dim": 8, "epochs": 2, "min_freq": 1}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
-class Word2Vec(TorchEstimator):
+class Word2Vec(TokenInput, TorchEstimator):
     """``fit(text)``: a string (read line by line) or a list of documents; labels are ignored."""
 
     dim: int = 100
@@ -172,17 +172,6 @@ class Word2Vec(TorchEstimator):
 
     def _holdout(self, X, targets):
         return X, targets, None, None  # held-out documents were set aside in _prepare_fit
-
-    def _fit_statistics(self, X) -> None:
-        self.mean_ = np.zeros(1, np.float32)
-        self.scale_ = np.ones(1, np.float32)
-
-    def _standardized(self, X):
-        return X
-
-    @staticmethod
-    def _to_tensor(X, device):
-        return torch.as_tensor(X, dtype=torch.long, device=device)
 
     def _target_tensor(self, targets, device):
         return torch.as_tensor(targets, dtype=torch.float32, device=device)
