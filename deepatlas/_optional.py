@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "serve": ("FastAPI and uvicorn", ("fastapi", "uvicorn")),
     "export": ("onnx, onnxruntime and onnxscript", ("onnx", "onnxruntime", "onnxscript")),
     "rl": ("Gymnasium", ("gymnasium",)),
+    "rl-apps": ("MuJoCo, highway-env, Box2D and imageio", ("mujoco", "highway_env", "Box2D", "imageio")),
     "tune": ("Optuna", ("optuna",)),
     "tune-pg": ("psycopg, the PostgreSQL driver", ("psycopg",)),  # studies shared by workers on several machines
     "vision": ("pycocotools and torchmetrics", ("pycocotools", "torchmetrics")),  # COCO data and mAP, IoU
