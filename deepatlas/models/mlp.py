@@ -50,8 +50,6 @@ def _use_fast_step(est, module) -> bool:
 
     return (
         est.fast_step
-        and est.dropout == 0
-        and est.activation == "relu"
         and est.precision == "fp32"
         and distributed.world_size() == 1
         and plain_mlp_layers(module) is not None
@@ -87,9 +85,9 @@ class MLPClassifier(_MLPMixin, SupervisedClassifier):
     batch_size: int = 64
     patience: int = 20
     fast_step: bool = True
-    """Train with the autograd-free step of ``training/fast_mlp.py`` when the network allows it (ReLU, no
-    dropout, fp32, one process): the same update, several times faster on a CPU. Otherwise, or when False,
-    the ordinary autograd step."""
+    """Train with the autograd-free step of ``training/fast_mlp.py`` when the network allows it (any
+    activation of the table, with or without dropout; fp32; one process): the same update, several times
+    faster on a CPU. Otherwise, or when False, the ordinary autograd step."""
 
     _parameter_constraints: ClassVar[dict] = {"fast_step": Boolean()}
 

@@ -1,39 +1,126 @@
-"""A hand-written training step for plain MLP classifiers (Linear/ReLU stacks, no dropout).
+"""A hand-written training step for MLP classifiers: ``Linear -> activation [-> Dropout]`` stacks.
 
 At small batch sizes an MLP step costs more in framework overhead than in arithmetic (digits:
 ~1,600 steps of 200 x 64 x 100; the compute floor is ~0.07 s of a ~0.4 s fit). This step skips
-autograd: the forward pass keeps each layer's activations, the softmax-cross-entropy gradient is
-formed directly (softmax - one_hot) / B, and each layer's gradients are written with
-``torch.mm(..., out=param.grad)`` into buffers allocated once. The optimiser step calls the fused
-Adam/AdamW kernel directly on the optimiser's own state tensors (the same two kernels
-``Adam.step()`` launches, without its per-call Python bookkeeping, which costs about as much as the
-step's arithmetic at this size); any other optimiser runs its ``step()``. The numbers equal
-autograd's up to float rounding (tests compare both paths).
+autograd: the forward pass keeps what each layer's backward needs, the softmax-cross-entropy
+gradient is formed directly (softmax - one_hot) / B, and each layer's gradients are written with
+``torch.mm(..., out=param.grad)`` into buffers allocated once. The activations' derivatives are
+the ATen backward kernels autograd itself calls (``threshold_backward``, ``tanh_backward``,
+``gelu_backward``...), fed the same saved tensors. Dropout (Srivastava et al., 2014, "Dropout: a
+simple way to prevent neural networks from overfitting") draws its mask as ``nn.Dropout`` does on a
+CPU: a (B, features) Bernoulli(1 - p) tensor from torch's global generator, which the estimator
+seeds for the fit, scaled by 1/(1 - p); so the same seed gives the same masks, and on a CPU the very
+masks of the autograd path. The optimiser step calls the fused Adam/AdamW kernel directly on the
+optimiser's own state tensors (the same two kernels ``Adam.step()`` launches, without its per-call
+Python bookkeeping, which costs about as much as the step's arithmetic at this size); any other
+optimiser runs its ``step()``. The numbers equal autograd's up to float rounding (tests compare
+both paths for every activation, with and without dropout).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepatlas.training import optim
 from deepatlas.training.loop import TrainingLoop
 
+aten = torch.ops.aten
 
-def plain_mlp_layers(module: nn.Module) -> list[nn.Linear] | None:
-    """The Linear layers of ``Flatten -> (Linear -> ReLU)* -> Linear``, or None for anything else."""
+
+@dataclass(frozen=True)
+class _Activation:
+    """An activation in the step's terms: ``forward(z)`` may overwrite ``z``; ``backward(g, z, a)``
+    is autograd's derivative kernel given the output gradient, the input (only when ``needs_input``,
+    else None) and the output."""
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    backward: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor]
+    needs_input: bool = False
+
+
+def _activation(module: nn.Module) -> _Activation | None:
+    """The step's version of ``module`` (the types of ``models/layers.py``'s table), or None."""
+    kind = type(module)
+    if kind is nn.ReLU:
+        return _Activation(lambda z: z.clamp_(min=0), lambda g, z, a: aten.threshold_backward(g, a, 0))
+    if kind is nn.LeakyReLU and module.negative_slope > 0:  # the output's sign is the input's
+        s = module.negative_slope
+        return _Activation(
+            lambda z: F.leaky_relu_(z, s), lambda g, z, a: aten.leaky_relu_backward(g, a, s, True)
+        )  # fmt: skip
+    if kind is nn.Tanh:
+        return _Activation(lambda z: z.tanh_(), lambda g, z, a: aten.tanh_backward(g, a))
+    if kind is nn.Sigmoid:
+        return _Activation(lambda z: z.sigmoid_(), lambda g, z, a: aten.sigmoid_backward(g, a))
+    if kind is nn.GELU:
+        approx = module.approximate
+        return _Activation(
+            lambda z: F.gelu(z, approximate=approx),
+            lambda g, z, a: aten.gelu_backward(g, z, approximate=approx),
+            needs_input=True,
+        )
+    if kind is nn.ELU:
+        alpha = module.alpha
+        return _Activation(
+            lambda z: F.elu(z, alpha), lambda g, z, a: aten.elu_backward(g, alpha, 1, 1, False, z), needs_input=True
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class MLPPlan:
+    """What the step needs of a network: its Linear layers and, after each hidden one, the
+    activation and the dropout probability (0: none)."""
+
+    linears: list[nn.Linear]
+    activations: list[_Activation]
+    dropouts: list[float]
+
+
+def mlp_plan(module: nn.Module) -> MLPPlan | None:
+    """The plan of ``[Flatten ->] (Linear -> activation [-> Dropout])* -> Linear`` (what
+    ``mlp_stack`` builds), or None for any other network."""
     if not isinstance(module, nn.Sequential):
         return None
     layers = list(module)
-    if layers and isinstance(layers[0], nn.Flatten):
+    if layers and isinstance(layers[0], nn.Flatten) and layers[0].start_dim == 1 and layers[0].end_dim == -1:
         layers = layers[1:]
-    linears = layers[0::2]
-    acts = layers[1::2]
-    if len(linears) != len(acts) + 1 or not all(isinstance(m, nn.Linear) and m.bias is not None for m in linears):
-        return None
-    if not all(type(a) is nn.ReLU for a in acts):
-        return None
-    return linears
+    linears: list[nn.Linear] = []
+    acts: list[_Activation] = []
+    drops: list[float] = []
+    i = 0
+    while i < len(layers):
+        lin = layers[i]
+        if not (isinstance(lin, nn.Linear) and type(lin) is nn.Linear and lin.bias is not None):
+            return None
+        linears.append(lin)
+        i += 1
+        if i == len(layers):
+            return MLPPlan(linears, acts, drops)
+        act = _activation(layers[i])
+        if act is None:
+            return None
+        acts.append(act)
+        i += 1
+        p = 0.0
+        if i < len(layers) and type(layers[i]) is nn.Dropout:
+            if layers[i].inplace:
+                return None
+            p = float(layers[i].p)
+            i += 1
+        drops.append(p)
+    return None  # ends on an activation: no output layer
+
+
+def plain_mlp_layers(module: nn.Module) -> list[nn.Linear] | None:
+    """The Linear layers of a network the fast step can train (see :func:`mlp_plan`), or None."""
+    plan = mlp_plan(module)
+    return None if plan is None else plan.linears
 
 
 class _SyncSteps:
@@ -57,8 +144,9 @@ class FastMLPLoop(TrainingLoop):
 
     def __init__(self, module, loss_fn, optimizer, **kwargs) -> None:
         super().__init__(module, loss_fn, optimizer, **kwargs)
-        self.linears = plain_mlp_layers(module)
-        assert self.linears is not None, "FastMLPLoop needs a plain Linear/ReLU stack"
+        plan = mlp_plan(module)
+        assert plan is not None, "FastMLPLoop needs a Linear/activation/Dropout stack (see mlp_plan)"
+        self.linears = plan.linears
         for lin in self.linears:  # gradient buffers, allocated once and overwritten each step
             lin.weight.grad = torch.zeros_like(lin.weight)
             lin.bias.grad = torch.zeros_like(lin.bias)
@@ -67,6 +155,8 @@ class FastMLPLoop(TrainingLoop):
         self._layers = [
             (lin.weight, lin.weight.t(), lin.bias[:, None], lin.weight.grad, lin.bias.grad) for lin in self.linears
         ]
+        # Per hidden layer: the activation, and the dropout's keep probability (1: no dropout).
+        self._hidden = [(act, 1.0 - p) for act, p in zip(plan.activations, plan.dropouts)]
         self._consts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._fused: tuple | None = None  # the direct fused-Adam call's tensor lists, once state exists
 
@@ -88,7 +178,10 @@ class FastMLPLoop(TrainingLoop):
         """Tensor lists for ``torch._fused_adam_`` when the optimiser is a fused Adam/AdamW over one
         parameter group whose state exists (after its first ``step()``); otherwise None."""
         opt = self.optimizer
-        if type(opt) not in (torch.optim.Adam, torch.optim.AdamW) or len(opt.param_groups) != 1:
+        if (
+            type(opt) not in (torch.optim.Adam, torch.optim.AdamW, optim.Adam, optim.AdamW)
+            or len(opt.param_groups) != 1
+        ):
             return None
         group = opt.param_groups[0]
         if not group.get("fused") or group.get("capturable") or group.get("differentiable"):
@@ -114,7 +207,7 @@ class FastMLPLoop(TrainingLoop):
             [shared] * len(st),
             amsgrad,
             torch._fused_adamw_
-            if (type(opt) is torch.optim.AdamW or group.get("decoupled_weight_decay"))
+            if (type(opt) in (torch.optim.AdamW, optim.AdamW) or group.get("decoupled_weight_decay"))
             else torch._fused_adam_,
         )
 
@@ -155,14 +248,24 @@ class FastMLPLoop(TrainingLoop):
         x = xb.reshape(batch, -1)  # (B, in)
         h = x.t()  # (in, B), a view
         acts_t = [x]  # each layer's input as (B, features), for the weight gradients
-        acts = [h]  # the same as (features, B), for the ReLU masks
-        layers = self._layers
+        saved = []  # per hidden layer: (activation input or None, activation output, dropout mask or None)
+        layers, hidden = self._layers, self._hidden
         last = len(layers) - 1
         for i, (W, _, b_col, _, _) in enumerate(layers):
             h = torch.addmm(b_col, W, h)  # (out, B)
             if i < last:
-                h.clamp_(min=0)
-                acts.append(h)
+                act, keep = hidden[i]
+                z = h if act.needs_input else None
+                h = act.forward(h)
+                mask = None
+                if keep < 1.0:
+                    # nn.Dropout's draw on a CPU: Bernoulli(keep) over (B, features), scaled by
+                    # 1/keep, from the global generator (seeded by the estimator for the fit).
+                    noise = torch.empty((batch, h.shape[0]), dtype=h.dtype, device=h.device).bernoulli_(keep)
+                    mask = noise.div_(keep).t()  # (out, B), a view
+                saved.append((z, h, mask))
+                if mask is not None:
+                    h = h * mask
                 acts_t.append(h.t())
         logp = F.log_softmax(h, dim=0)  # (classes, B)
         y_row = yb[None, :]  # (1, B)
@@ -177,6 +280,10 @@ class FastMLPLoop(TrainingLoop):
             torch.addmm(gW, grad, acts_t[i], beta=0, alpha=inv_b, out=gW)
             torch.mv(grad, mean_vec, out=gb)
             if i:
-                grad = torch.ops.aten.threshold_backward(Wt.mm(grad), acts[i], 0)  # ReLU'
+                grad = Wt.mm(grad)  # the gradient at layer i's input: the previous layer's output
+                z, a, mask = saved[i - 1]
+                if mask is not None:
+                    grad.mul_(mask)
+                grad = hidden[i - 1][0].backward(grad, z, a)
         self._optimizer_step()
         return loss
