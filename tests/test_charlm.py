@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 
 from deepatlas.data import load_dataset
 from deepatlas.errors import InputError
-from deepatlas.models.rnn.charlm import CharLM, TextClassifier
+from deepatlas.models.rnn.charlm import CharLM, TextClassifier, ngram_bits_per_char
 from deepatlas.runs import load, save_model
 
 PERIODIC = "the cat sat. " * 400  # every character is predictable from the two before it
@@ -125,6 +126,7 @@ def test_cli_trains_a_language_model_and_samples(cli, tmp_path, monkeypatch):
     assert json.loads((run / "config.json").read_text())["data"] == "pydoc-text"
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"test_bits_per_char", "test_unigram_bits_per_char", "test_bits_below_unigram"} <= set(metrics)
+    assert 1.5 < metrics["test_ngram5_bits_per_char"] < 2.5  # the 5-gram of pydoc-text: 2.02 bits/char
     done = cli("sample", str(run), "--prompt", "The ", "-n", "30")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("The ") and len(done.stdout.rstrip("\n")) >= 34
@@ -135,3 +137,19 @@ def test_lm_is_a_bit_per_character_below_unigram_on_pydoc():
     ds = load_dataset("pydoc-text")
     model = CharLM(epochs=5).fit_dataset(ds)
     assert model.dataset_metrics(ds)["test_bits_below_unigram"] >= 1.0
+
+
+def test_ngram_baseline_matches_hand_computed_witten_bell_probabilities():
+    # train "ab", order 2. Empty context: a 1, b 1 (2 seen, 2 distinct), uniform 1/3 over {a, b, unknown};
+    # context "a": b 1 (1 seen, 1 distinct). P(b | a) = (1 + 1 * (1 + 2/3) / 4) / 2 = 17/24.
+    assert ngram_bits_per_char("ab", "ab", order=2) == pytest.approx(-math.log2(17 / 24))
+    # the probabilities of every next character after "a" (a, b and the unknown symbol) sum to one
+    total = sum(2 ** -ngram_bits_per_char("ab", "a" + c, order=2) for c in "abz")
+    assert total == pytest.approx(1.0)
+    # order 1 ignores context: the unknown character "z" gets (0 + 2/3) / 4
+    assert ngram_bits_per_char("ab", "az", order=1) == pytest.approx(-math.log2(1 / 6))
+
+
+def test_ngram_baseline_refuses_a_bad_order():
+    with pytest.raises(InputError, match=r"^order must be an int >= 1\. Got 0 instead\.$"):
+        ngram_bits_per_char("ab", "ab", order=0)

@@ -48,6 +48,48 @@ def encode(text: str, index: dict[str, int]) -> np.ndarray:
 
 
 # ---- the language model ---------------------------------------------------------------------------
+def ngram_bits_per_char(train_text: str, text: str, order: int = 5) -> float:
+    """Bits per character of ``text`` (each character after the first, as :meth:`CharLM.bits_per_char`
+    counts them) under a character ``order``-gram model of ``train_text`` with interpolated
+    Witten-Bell smoothing (Witten & Bell, 1991; Chen & Goodman, 1999, "An empirical study of smoothing
+    techniques for language modeling"): the classical language model a recurrent one should beat.
+
+    Each context ``h`` mixes its own counts with the estimate of the context one character shorter,
+    weighting the latter by the number of distinct characters seen after ``h``; the empty context backs
+    off to a uniform choice over the training characters plus one unknown symbol, which stands for every
+    character of ``text`` never seen in training.
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise InputError(f"order must be an int >= 1. Got {order!r} instead.")
+    train_text, text = _as_text(train_text, "train_text"), _as_text(text, "text")
+    if len(text) < 2:
+        raise InputError("text must have at least 2 characters to measure bits per character.")
+    vocabulary = set(train_text)
+    grams, contexts = [], []  # grams[k]: counts of (k+1)-character strings; contexts[k][h]: (count, distinct next)
+    for k in range(order):
+        g = Counter(train_text[i - k : i + 1] for i in range(k, len(train_text)))
+        ctx: dict[str, list[int]] = {}
+        for gram, c in g.items():
+            entry = ctx.setdefault(gram[:-1], [0, 0])
+            entry[0] += c
+            entry[1] += 1
+        grams.append(g)
+        contexts.append(ctx)
+    uniform = 1.0 / (len(vocabulary) + 1)
+    bits = 0.0
+    for i in range(1, len(text)):
+        ch, p = text[i], uniform
+        for k in range(min(order, i + 1)):
+            h = text[i - k : i]
+            seen = contexts[k].get(h)
+            if seen is None:
+                break  # a longer context containing this one is unseen too
+            n, distinct = seen
+            p = (grams[k].get(h + ch, 0) + distinct * p) / (n + distinct)
+        bits -= math.log2(p)
+    return bits / (len(text) - 1)
+
+
 class CharRNN(nn.Module):
     """Embedding -> fused RNN/GRU/LSTM -> next-character logits; carries state when asked."""
 
@@ -236,6 +278,8 @@ class CharLM(TokenInput, TorchEstimator):
             "test_bits_per_char": bpc,
             "test_unigram_bits_per_char": unigram,
             "test_bits_below_unigram": unigram - bpc,
+            # the classical model to beat: a character 5-gram of the training text (Witten-Bell smoothing)
+            "test_ngram5_bits_per_char": ngram_bits_per_char(str(ds.X_train[0]), test, order=5),
         }
 
     # ---- sampling
