@@ -1,4 +1,7 @@
-"""``deepatlas export RUN``: write the run's model as ONNX (or OpenVINO IR), checked for parity.
+"""``deepatlas export RUN``: write the run's model as ONNX (or OpenVINO IR, or TFLite), checked for parity.
+
+``--quantize int8|dynamic`` also writes the quantised file (``model.int8.onnx``...) and prints its
+test accuracy beside the float file's, and both sizes.
 
 Prints the exporter used, the largest difference between onnxruntime and torch on the run's
 held-out data and on random inputs, and where the file and its JSON sidecar went. Exit status 1
@@ -30,6 +33,7 @@ def cmd_export(args) -> int:
             part=args.part,
             exporter=args.exporter,
             tolerance=args.tolerance,
+            quantize=args.quantize,
         )
     except ParityError as exc:
         print(f"deepatlas export: parity check failed: {exc}", file=sys.stderr)
@@ -39,10 +43,20 @@ def cmd_export(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="export a trained run to ONNX (or OpenVINO) with parity checks")
+    p = sub.add_parser("export", help="export a trained run to ONNX, OpenVINO or TFLite with parity checks")
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", choices=("onnx", "openvino"), default="onnx", help="file format (default onnx)")
-    p.add_argument("--out", metavar="FILE", help="file to write (default RUN/model.onnx, or RUN/model.xml)")
+    p.add_argument(
+        "--format", choices=("onnx", "openvino", "tflite"), default="onnx", help="file format (default onnx)"
+    )
+    p.add_argument(
+        "--out", metavar="FILE", help="file to write (default RUN/model.onnx, RUN/model.xml or RUN/model.tflite)"
+    )
+    p.add_argument(
+        "--quantize",
+        choices=("int8", "dynamic"),
+        help="also write an int8 file (int8: static, calibrated on the training split; dynamic: int8 weights) "
+        "and report its test accuracy and size beside the float file's",
+    )
     p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     p.add_argument("--part", help="inference path for models with several (e.g. encoder, decoder)")
     p.add_argument(

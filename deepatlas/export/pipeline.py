@@ -22,7 +22,7 @@ from deepatlas._optional import require
 from deepatlas.errors import DeepAtlasError, InputError
 
 TOLERANCE = 1e-4
-FORMATS = ("onnx", "openvino")
+FORMATS = ("onnx", "openvino", "tflite")
 WEIGHTS_FILE = "model.safetensors"  # a run's weights; the sidecar records their SHA-256
 _MAX_HELD_OUT = 512
 
@@ -33,13 +33,14 @@ class ParityError(DeepAtlasError):
 
 @dataclass
 class ExportResult:
-    path: Path  # the deployable file (model.onnx, or model.xml for OpenVINO)
+    path: Path  # the deployable file (model.onnx, model.xml for OpenVINO, model.tflite for TFLite)
     sidecar: Path
     onnx_path: Path
     format: str
     exporter: str
     parity: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    quantized: dict[str, Any] | None = None  # --quantize: the quantised file, its test score and size
 
     def summary(self) -> str:
         lines = [f"exported {self.format} with {self.exporter} -> {self.path}"]
@@ -49,6 +50,8 @@ class ExportResult:
             "random": "onnxruntime vs torch",
             "openvino_held_out": "OpenVINO vs torch",
             "openvino_random": "OpenVINO vs torch",
+            "tflite_held_out": "LiteRT vs torch",
+            "tflite_random": "LiteRT vs torch",
         }
         for key, title in titles.items():
             if key in self.parity:
@@ -56,6 +59,10 @@ class ExportResult:
                 extra = "" if p["max_scaled_diff"] == p["max_abs_diff"] else f" (scaled {p['max_scaled_diff']:.3g})"
                 lines.append(f"  {title}, {p['label']} ({p['rows']} rows): max abs diff {p['max_abs_diff']:.3g}{extra}")
         lines.append(f"  tolerance {self.parity['tolerance']:g}; sidecar {self.sidecar}")
+        if self.quantized:
+            from deepatlas.export.quantize import summary_line
+
+            lines.append(summary_line(self.quantized))
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -98,6 +105,7 @@ def check_weights(path: str | os.PathLike, run_dir: str | os.PathLike) -> None:
         fix += f" --part {shlex.quote(stem[len('model-') :])}"
     elif path.name != "model.onnx":
         fix += f" --out {shlex.quote(str(path))}"
+    fix += {".tflite": " --format tflite", ".xml": " --format openvino"}.get(path.suffix.lower(), "")
     what = f"{'ONNX' if path.suffix.lower() == '.onnx' else 'Exported'} file {str(path)!r}"
     side = read_sidecar(path)
     if side is None:
@@ -118,7 +126,7 @@ def check_weights(path: str | os.PathLike, run_dir: str | os.PathLike) -> None:
         )
 
 
-def _as_inputs(X, spec) -> np.ndarray:
+def _as_inputs(X, spec, rows: int | None = _MAX_HELD_OUT) -> np.ndarray:
     dtype = spec.example_input.numpy().dtype
     X = np.asarray(X)
     shape = spec.sample_shape
@@ -126,17 +134,18 @@ def _as_inputs(X, spec) -> np.ndarray:
     same_size = X.ndim >= 2 and int(np.prod(X.shape[1:])) == int(np.prod(shape))
     if len(fixed) == len(shape) and tuple(X.shape[1:]) != shape and same_size:
         X = X.reshape(len(X), *shape)  # e.g. images (n, 1, 8, 8) for a model that takes (n, 64)
-    return np.ascontiguousarray(X[:_MAX_HELD_OUT], dtype=dtype)
+    return np.ascontiguousarray(X[:rows], dtype=dtype)
 
 
-def _held_out_from_run(config: dict, notes: list[str]):
-    """The run's test split (inputs only), when its data can still be loaded."""
+def _run_dataset(config: dict, notes: list[str]):
+    """The run's data (for the held-out parity check, and --quantize's calibration and test score),
+    or None when they cannot be loaded."""
     from deepatlas.data import load_dataset
 
     data = config.get("data")
     if not data:
         notes.append("the run records no data; checked on random inputs only")
-        return None, None
+        return None
     try:
         from deepatlas.preprocessing import run_options
 
@@ -149,8 +158,8 @@ def _held_out_from_run(config: dict, notes: list[str]):
         )
     except (DeepAtlasError, OSError) as exc:
         notes.append(f"the run's data {data!r} cannot be loaded ({exc}); checked on random inputs only")
-        return None, None
-    return ds.X_test, f"{data} test split"
+        return None
+    return ds
 
 
 def _compare(label: str, rows: int, ours: dict, theirs: dict, parity: dict, key: str, tolerance: float, what: str):
@@ -175,6 +184,9 @@ def export(
     n_random: int = 64,
     seed: int = 0,
     exporter: str = "dynamo",
+    quantize: str | None = None,
+    y=None,
+    calibration=None,
 ) -> ExportResult:
     """Export a fitted estimator or a run directory and check the result.
 
@@ -183,7 +195,9 @@ def export(
     model : a fitted estimator, or the path of a run directory.
     out : the file to write; default ``RUN/model.onnx`` (``model.xml`` for OpenVINO; the ONNX
         file is kept beside it). Required when ``model`` is an estimator.
-    format : ``"onnx"`` or ``"openvino"`` (optional extra; compiles the ONNX file).
+    format : ``"onnx"``, ``"openvino"`` (optional extra; compiles the ONNX file) or ``"tflite"``
+        (optional extra; converted with litert-torch, checked in the LiteRT interpreter; see
+        :mod:`deepatlas.export.tflite`).
     opset : ONNX opset (default: the exporter's).
     part : which inference path, for models with several (``_export_parts``, or the ``parts`` of
         their registered exporter; e.g. ``"decoder"``); default: the first.
@@ -194,6 +208,11 @@ def export(
         max(1, |torch|)``: absolute for outputs up to 1 (probabilities), relative beyond.
     exporter : ``"dynamo"`` (default; falls back to TorchScript with a note if it fails) or
         ``"torchscript"`` (the legacy exporter, much faster to run).
+    quantize : ``None``, ``"int8"`` (static, calibrated on the training split) or ``"dynamic"``
+        (int8 weights): also writes ``model.int8.onnx`` (``.xml``, ``.tflite``) and scores it and
+        the float file on the test split (:mod:`deepatlas.export.quantize`).
+    y : labels of ``X``, for the quantised test score when exporting an estimator object.
+    calibration : inputs for ``quantize="int8"`` when exporting an estimator object.
     """
     from deepatlas import __version__, registry
     from deepatlas._io import to_jsonable, write_json
@@ -207,10 +226,17 @@ def export(
     if format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}. Got {format!r} instead.")
     ox.check_opset(opset)
+    from deepatlas.export.quantize import check_mode
+
+    check_mode(quantize)
     if format == "openvino":
         from deepatlas.export.openvino import require_openvino
 
         require_openvino()
+    if format == "tflite":
+        from deepatlas.export.tflite import require_converter
+
+        require_converter()
     notes: list[str] = []
     config: dict = {}
     weights_sha256 = None  # of the run's model.safetensors, when exporting a run directory
@@ -222,7 +248,7 @@ def export(
         config = estimator.run_config_
         if out is None:
             stem = f"model-{part}" if part else "model"
-            out = run_dir / (f"{stem}.xml" if format == "openvino" else f"{stem}.onnx")
+            out = run_dir / f"{stem}.{ {'openvino': 'xml', 'tflite': 'tflite'}.get(format, 'onnx') }"
     else:
         estimator = model
         config = getattr(estimator, "run_config_", {}) or {}
@@ -236,18 +262,34 @@ def export(
         where = f"Run {str(model)!r} holds a {name}, which has" if config else f"{name} has"
         raise InputError(f"{where} no inference path to export: it defines no _export_module() (see {DOCS}).")
     spec = inference_spec(estimator, part)
-    onnx_out = out.with_suffix(".onnx") if format == "openvino" else out
+    onnx_out = out if format == "onnx" else out.with_suffix(".onnx")
+    if format == "tflite":
+        from deepatlas.export.tflite import check_convertible
+
+        check_convertible(spec, type(estimator).__name__)
 
     label = "given inputs"
+    ds = None
     if X is None:
         if config and (config.get("data") or spec.held_out is None):
-            X, label = _held_out_from_run(config, notes)
+            ds = _run_dataset(config, notes)
+            X, label = (ds.X_test, f"{config['data']} test split") if ds is not None else (None, None)
+            y = ds.y_test if ds is not None and spec.held_out is None else y
         if spec.held_out is not None:  # this path's own held-out inputs (a decoder's codes of the data...)
             mapped = spec.held_out(X, label)
             X, label = mapped if mapped is not None else (None, label)
             if mapped is None and config:
                 notes.append("the run's data are not inputs of this inference path; checked on random inputs only")
     held_out = _as_inputs(X, spec) if X is not None else None
+    if quantize:
+        from deepatlas.export.quantize import CALIBRATION_ROWS, check_quantisable
+
+        if calibration is None and ds is not None:
+            calibration = ds.X_train
+        kind = spec.metadata.get("kind", "transform")
+        check_quantisable(kind, type(estimator).__name__, quantize, y is not None, calibration is not None)
+        test_X = _as_inputs(X, spec, rows=None)
+        calibration = _as_inputs(calibration, spec, rows=CALIBRATION_ROWS) if calibration is not None else None
     rng = np.random.default_rng(seed)
     random_X = [spec.random_inputs(rng, 1), spec.random_inputs(rng, n_random)]
     if len(spec.dynamic_axes) > 1:  # another length along the dynamic axes (e.g. a longer sequence)
@@ -325,6 +367,14 @@ def export(
             )
             sidecar_ov = dict(sidecar, format="openvino", file=out.name, onnx_file=onnx_out.name, sha256=None)
             sidecar_ov["openvino_version"] = ov_version
+        tfl_path = None
+        if format == "tflite":
+            tfl_path, converter = _tflite(Path(tmp), spec, held_out, label, random_X, parity, tolerance)
+            from deepatlas.export.tflite import BATCHES, versions
+
+            sidecar_tfl = dict(sidecar, format="tflite", file=out.name, onnx_file=onnx_out.name, sha256=None)
+            sidecar_tfl.update(converter=converter, signatures={f"batch_{b}": b for b in BATCHES}, **versions())
+            sidecar_tfl["output_names"] = list(spec.output_names)
         os.replace(tmp_onnx, onnx_out)
         write_json(sidecar_path(onnx_out), to_jsonable(sidecar))
         if ov_path is not None:
@@ -332,15 +382,49 @@ def export(
             os.replace(ov_path.with_suffix(".bin"), out.with_suffix(".bin"))
             sidecar_ov["sha256"] = ox.sha256(out)
             write_json(sidecar_path(out), to_jsonable(sidecar_ov))
+        if tfl_path is not None:
+            os.replace(tfl_path, out)
+            sidecar_tfl["sha256"] = ox.sha256(out)
+            write_json(sidecar_path(out), to_jsonable(sidecar_tfl))
+    quantized = None
+    if quantize:
+        quantized = _quantize(format, out, onnx_out, quantize, calibration, test_X, y, sidecar, spec)
     return ExportResult(
         path=out,
         sidecar=sidecar_path(out),
         onnx_path=onnx_out,
         format=format,
-        exporter=exporter,
+        exporter=sidecar_tfl["converter"] if tfl_path is not None else exporter,
         parity=parity,
         notes=notes,
+        quantized=quantized,
     )
+
+
+def _quantize(format, out, onnx_out, mode, calibration, X_test, y_test, sidecar, spec) -> dict:
+    """Write ``OUT``'s quantised twin and its sidecar (the float sidecar's facts, re-hashed)."""
+    from deepatlas._io import to_jsonable, write_json
+    from deepatlas.export import onnx as ox
+    from deepatlas.export.quantize import quantize_export, quantized_path
+
+    q_out = quantized_path(out, mode)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quantize-") as tmp:
+        tmp_out = Path(tmp) / q_out.name
+        report = quantize_export(
+            format, out, onnx_out, tmp_out, mode, calibration=calibration, X_test=X_test,
+            y_test=np.asarray(y_test)[: len(X_test)], kind=sidecar["kind"], classes=sidecar["classes"],
+            decision=sidecar["decision"], output_names=list(spec.output_names),
+        )  # fmt: skip
+        report["file"] = q_out.name
+        if format == "openvino":
+            os.replace(tmp_out.with_suffix(".bin"), q_out.with_suffix(".bin"))
+        os.replace(tmp_out, q_out)
+    side = dict(sidecar, format=format, file=q_out.name, sha256=ox.sha256(q_out), quantization=report)
+    side["parity"] = {"tolerance": None, "note": "a quantised file is judged by its test score, not by parity"}
+    if format == "tflite":
+        side["output_names"] = list(spec.output_names)
+    write_json(sidecar_path(q_out), to_jsonable(side))
+    return report
 
 
 def max_abs_diff(a, b, scaled: bool = False) -> float:
@@ -386,6 +470,27 @@ def _openvino(onnx_file, out, tmp, spec, held_out, label, random_X, parity, tole
     xml = Path(tmp) / "model.xml"
     compiled.save(xml)
     return xml, version()
+
+
+def _tflite(tmp, spec, held_out, label, random_X, parity, tolerance):
+    """Convert to TFLite and check the LiteRT interpreter against torch, as for onnxruntime."""
+    from deepatlas.export import onnx as ox
+    from deepatlas.export.tflite import LiteRTModel, write_tflite
+
+    path = Path(tmp) / "model.tflite"
+    converter = write_tflite(spec, path)
+    model = LiteRTModel(path, output_names=spec.output_names)
+    if held_out is not None:
+        _compare(
+            label, len(held_out), _checked(model.run)(held_out), ox.run_torch(spec, held_out), parity,
+            "tflite_held_out", tolerance, "LiteRT disagrees with torch",
+        )  # fmt: skip
+    _compare(
+        "random inputs", sum(len(r) for r in random_X), _run_batches(model.run, random_X),
+        _run_batches(lambda a: ox.run_torch(spec, a), random_X), parity, "tflite_random", tolerance,
+        "LiteRT disagrees with torch",
+    )  # fmt: skip
+    return path, converter
 
 
 def _version(package: str) -> str | None:

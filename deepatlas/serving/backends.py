@@ -1,6 +1,7 @@
-"""What the server runs: an ONNX file in onnxruntime (default) or a run's inference module in torch.
+"""What the server runs: an ONNX file in onnxruntime (default), a run's inference module in torch,
+or a ``.tflite`` file (``deepatlas export --format tflite``) in the LiteRT interpreter.
 
-:func:`load_source` turns ``RUN`` or ``MODEL.onnx`` into a backend and a description of the model
+:func:`load_source` turns ``RUN``, ``MODEL.onnx`` or ``MODEL.tflite`` into a backend and a description of the model
 (the export sidecar's content: input name, shape and dtype, kind, class labels, decision rule).
 A corrupt, truncated or replaced ONNX file is refused with one line that says why.
 """
@@ -33,6 +34,19 @@ class OnnxRuntimeBackend:
     def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(None, {self.input_name: X})
         return dict(zip(self.output_names, outs))
+
+
+class LiteRTBackend:
+    name = "litert"
+
+    def __init__(self, path: str | Path, threads: int | None = None, output_names=None):
+        from deepatlas.export.tflite import LiteRTModel
+
+        self.model = LiteRTModel(path, threads=threads, output_names=output_names)
+        self.output_names = self.model.output_names
+
+    def run(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        return self.model.run(X)
 
 
 class TorchBackend:
@@ -130,6 +144,28 @@ def _load_onnx(path: Path, threads: int | None, keep=None) -> tuple[OnnxRuntimeB
     return backend, info
 
 
+def _load_tflite(path: Path, threads: int | None) -> tuple[LiteRTBackend, dict]:
+    """A ``.tflite`` file with its sidecar (which carries the input, outputs, classes and decision)."""
+    from deepatlas.export import read_sidecar
+    from deepatlas.export.onnx import sha256
+
+    sidecar = read_sidecar(path)
+    if sidecar is None or sidecar.get("format") != "tflite":
+        raise InputError(
+            f"TFLite file {str(path)!r} has no deepatlas sidecar {str(path) + '.json'!r} (its input, outputs and "
+            "classes); export it with deepatlas export --format tflite."
+        )
+    if sidecar.get("sha256") != sha256(path):
+        raise InputError(
+            f"TFLite file {str(path)!r} does not match the checksum in its sidecar (truncated or replaced?); "
+            "export it again with deepatlas export --format tflite."
+        )
+    backend = LiteRTBackend(path, threads=threads, output_names=sidecar.get("output_names"))
+    info = dict(sidecar)
+    info["outputs"] = [{"name": n} for n in backend.output_names]
+    return backend, info
+
+
 def load_source(
     source: str | Path, backend: str = "onnxruntime", threads: int | None = None, part: str | None = None
 ) -> Loaded:
@@ -158,8 +194,18 @@ def load_source(
                 f"{str(onnx_twin)!r} (written by the same export) or the run directory "
                 f"{str(path.parent)!r}, each checked against the run's weights."
             )
+        if path.suffix.lower() == ".tflite":
+            if backend == "torch":
+                raise InputError("--backend torch needs a run directory; a TFLite file is served with LiteRT.")
+            if (path.parent / "config.json").is_file():
+                from deepatlas.export import check_weights
+
+                check_weights(path, path.parent)
+            lite, info = _load_tflite(path, threads)
+            tabular = run_preprocessor(path.parent) if (path.parent / "config.json").is_file() else None
+            return Loaded(lite, info, str(path), tabular=tabular)
         if path.suffix.lower() != ".onnx":
-            raise InputError(f"{str(source)!r} is neither a run directory nor a .onnx file.")
+            raise InputError(f"{str(source)!r} is neither a run directory nor a .onnx or .tflite file.")
         if backend == "torch":
             raise InputError("--backend torch needs a run directory; an ONNX file can only be served with onnxruntime.")
         if (path.parent / "config.json").is_file():  # a file inside a run directory: its weights must match

@@ -1,0 +1,239 @@
+"""Quantise an exported model (``deepatlas export RUN --quantize int8|dynamic``) and say what it costs.
+
+Two modes, each through the format's own maintained tool:
+
+* ``dynamic``: int8 weights, activations quantised on the fly (ONNX: onnxruntime's
+  ``quantize_dynamic``) or kept in float (OpenVINO: NNCF's ``compress_weights`` INT8; TFLite:
+  ai-edge-quantizer's ``dynamic_wi8_afp32``). Needs no data.
+* ``int8``: static post-training quantisation, int8 weights and activations whose ranges are
+  calibrated on training inputs (ONNX: ``quantize_static``, QDQ format, per-channel weights;
+  OpenVINO: ``nncf.quantize``; TFLite: ``static_wi8_ai8``).
+
+Each quantised file is judged on the test split beside its float twin in the same runtime:
+accuracy for a classifier, R^2 for a regressor, with both file sizes. Other inference paths (an
+encoder's codes, a generator's samples) have no test score to judge a quantised file by, and are
+refused with one line, as is a graph the quantiser cannot handle.
+
+References: Jacob et al. (2018), "Quantization and training of neural networks for efficient
+integer-arithmetic-only inference" (CVPR); Krishnamoorthi (2018), "Quantizing deep convolutional
+networks for efficient inference: a whitepaper" (arXiv:1806.08342), on per-channel weights and
+post-training calibration; Kozlov et al. (2020), "Neural Network Compression Framework for fast
+model inference" (arXiv:2002.08679), NNCF.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepatlas.errors import InputError
+
+MODES = ("int8", "dynamic")
+SCORED_KINDS = ("classifier", "regressor")
+CALIBRATION_ROWS = 512
+
+
+def check_mode(mode: str | None) -> None:
+    if mode is not None and mode not in MODES:
+        raise InputError(f"--quantize must be one of {', '.join(MODES)}. Got {mode!r} instead.")
+
+
+def check_quantisable(kind: str, owner: str, mode: str, has_labels: bool, has_calibration: bool) -> None:
+    """Refuse, before anything is exported, what cannot be quantised and judged (one line each)."""
+    if kind not in SCORED_KINDS:
+        raise InputError(
+            f"--quantize {mode}: {owner}'s inference path is a {kind}, which has no test accuracy to judge a "
+            "quantised file by; quantisation covers classifiers and regressors."
+        )
+    if not has_labels:
+        raise InputError(
+            f"--quantize {mode} needs labelled test data to report the quantised accuracy: export a run "
+            "directory whose data still load, or pass X and y."
+        )
+    if mode == "int8" and not has_calibration:
+        raise InputError(
+            "--quantize int8 needs calibration inputs (the training split): export a run directory whose data "
+            "still load, or pass calibration=."
+        )
+
+
+def quantized_path(path: str | os.PathLike, mode: str) -> Path:
+    """``model.onnx`` -> ``model.int8.onnx`` (``model.dynamic.xml``, ...)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.{mode}{path.suffix}")
+
+
+def file_size(path: str | os.PathLike) -> int:
+    """Bytes on disk; an OpenVINO IR counts its ``.xml`` and its ``.bin``."""
+    path = Path(path)
+    size = path.stat().st_size
+    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return size
+
+
+# ---- the three quantisers ------------------------------------------------------------------------
+def _batches(X: np.ndarray, size: int = 64):
+    return [X[i : i + size] for i in range(0, len(X), size)]
+
+
+def quantize_onnx(float_path: Path, out: Path, mode: str, calibration: np.ndarray | None) -> None:
+    from onnxruntime import quantization as q
+
+    from deepatlas._optional import require
+
+    require("export", "--quantize for ONNX", "onnxruntime")
+    if mode == "dynamic":
+        q.quantize_dynamic(str(float_path), str(out), weight_type=q.QuantType.QInt8, per_channel=True)
+        return
+    from deepatlas.export import onnx as ox
+
+    name = ox.session(float_path).get_inputs()[0].name
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter(_batches(calibration))
+
+        def get_next(self):
+            batch = next(self.rows, None)
+            return None if batch is None else {name: batch}
+
+    q.quantize_static(
+        str(float_path),
+        str(out),
+        Reader(),
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=q.QuantType.QInt8,
+        weight_type=q.QuantType.QInt8,
+        calibrate_method=q.CalibrationMethod.MinMax,
+    )
+
+
+def quantize_openvino(onnx_path: Path, out: Path, mode: str, calibration: np.ndarray | None) -> None:
+    from deepatlas.export.openvino import require_openvino
+
+    ov = require_openvino()
+    try:
+        import nncf
+    except ImportError:
+        from deepatlas._optional import MissingExtra
+
+        raise MissingExtra("--quantize for --format openvino needs NNCF: pip install 'deepatlas[openvino]'") from None
+    import logging
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    model = ov.Core().read_model(str(onnx_path))
+    if mode == "dynamic":
+        quantized = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    else:
+        dataset = nncf.Dataset(list(_batches(calibration, 1)))
+        quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
+    ov.save_model(quantized, str(out), compress_to_fp16=False)
+
+
+def quantize_tflite(float_path: Path, out: Path, mode: str, calibration: np.ndarray | None) -> None:
+    from deepatlas.export.tflite import quantize_file
+
+    quantize_file(float_path, out, mode, calibration)
+
+
+QUANTIZERS = {"onnx": quantize_onnx, "openvino": quantize_openvino, "tflite": quantize_tflite}
+
+
+# ---- running and scoring ---------------------------------------------------------------------------
+def runner(format: str, path: str | os.PathLike, output_names, threads: int | None = None):
+    """``X -> {output name: array}`` for a file in its format's runtime."""
+    if format == "onnx":
+        from deepatlas.export import onnx as ox
+
+        sess = ox.session(path, threads=threads)
+        return lambda X: ox.run_session(sess, X)
+    if format == "openvino":
+        from deepatlas.export.openvino import CompiledModel
+
+        compiled = CompiledModel(path, threads=threads)
+        compiled.output_names = list(output_names)
+        return compiled.run
+    if format == "tflite":
+        from deepatlas.export.tflite import LiteRTModel
+
+        return LiteRTModel(path, threads=threads, output_names=output_names).run
+    raise InputError(f"format must be one of onnx, openvino, tflite. Got {format!r} instead.")
+
+
+def score(outputs: dict[str, np.ndarray], y: np.ndarray, kind: str, classes, decision) -> tuple[str, float]:
+    """The test score of a file's outputs: ("accuracy", a) for a classifier, ("r2", r) for a regressor."""
+    y = np.asarray(y)
+    if kind == "classifier":
+        values = outputs.get("probabilities")
+        if values is None:
+            values = outputs.get("scores", next(iter(outputs.values())))
+        values = np.asarray(values)
+        index = (values > 0).astype(int) if values.ndim == 1 else values.argmax(1)
+        labels = np.asarray(classes)[index] if classes is not None else index
+        return "accuracy", float(np.mean(labels.astype(y.dtype) == y))
+    pred = np.asarray(next(iter(outputs.values())), np.float64).reshape(y.shape)
+    resid = float(np.sum((y - pred) ** 2))
+    total = float(np.sum((y - y.mean(axis=0)) ** 2))
+    return "r2", 1.0 - resid / total if total > 0 else float("nan")
+
+
+def quantize_export(
+    format: str,
+    float_path: Path,
+    onnx_path: Path,
+    out: Path,
+    mode: str,
+    *,
+    calibration: np.ndarray | None,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    kind: str,
+    classes,
+    decision,
+    output_names,
+) -> dict[str, Any]:
+    """Write the quantised twin of ``float_path`` to ``out`` and score both on the test split."""
+    import logging
+
+    source = onnx_path if format == "openvino" else float_path
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's quantiser advises pre-processing on the root logger
+    try:
+        QUANTIZERS[format](source, out, mode, calibration)
+    except (InputError, ImportError):
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"--quantize {mode} cannot quantise this graph for {format}: {first[:300]}") from None
+    finally:
+        root.setLevel(level)
+    metric, float_score = score(runner(format, float_path, output_names)(X_test), y_test, kind, classes, decision)
+    _, quant_score = score(runner(format, out, output_names)(X_test), y_test, kind, classes, decision)
+    float_size, quant_size = file_size(float_path), file_size(out)
+    return {
+        "mode": mode,
+        "format": format,
+        "file": out.name,
+        "metric": metric,
+        "float": float_score,
+        "quantized": quant_score,
+        "test_rows": len(X_test),
+        "float_bytes": float_size,
+        "quantized_bytes": quant_size,
+        "size_ratio": quant_size / float_size,
+    }
+
+
+def summary_line(q: dict[str, Any]) -> str:
+    points = 100 * (q["quantized"] - q["float"])
+    return (
+        f"  {q['mode']} {q['format']} -> {q['file']}: test {q['metric']} {q['quantized']:.4f} "
+        f"(float {q['float']:.4f}, {points:+.2f} points on {q['test_rows']} rows); "
+        f"{q['quantized_bytes']:,} bytes, {q['size_ratio']:.2f}x the float file's {q['float_bytes']:,}"
+    )
