@@ -1,4 +1,4 @@
-"""The translation and QA parts of K.nlp (deepatlas/atlas/experiments/apps_seq2seq.py)."""
+"""K.nlp: the translation and QA parts (apps_seq2seq.py) and the five-task experiment (apps_language.py)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,34 @@ def test_k_nlp_quick_is_supported(tmp_path):
     assert claim["verdict"] == "supported", claim
     assert claim["numbers"]["seq2seq_bleu"] > claim["numbers"]["dictionary_bleu"] + 50
     assert claim["numbers"]["memnet_accuracy"] > claim["numbers"]["lstm_reader_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("quick", "margins", "share"),
+    [
+        (False, {"translation": 0.9, "qa": 0.4, "language_model": -0.05, "ner": 0.04, "sentiment": -0.03}, 0.6),
+        (False, {"translation": 0.9, "qa": 0.4, "language_model": 0.02, "ner": 0.04, "sentiment": 0.01}, 1.0),
+        (False, {"translation": 0.009, "qa": 0.0, "language_model": -0.5, "ner": 0.2, "sentiment": -0.1}, 0.2),
+        (True, {"translation": 0.9, "qa": -0.1}, 0.5),
+    ],
+)
+def test_k_nlp_counts_the_tasks_the_deep_model_leads_by_one_point(tmp_path, monkeypatch, quick, margins, share):
+    from deepatlas.atlas import CLAIMS, Context
+    from deepatlas.atlas.experiments import apps_language
+
+    called = []
+
+    def part(name):
+        def run(ctx):
+            called.append(name)
+            return margins[name], f"{name} measured", {f"{name}_score": 1.0}
+
+        return run
+
+    monkeypatch.setattr(apps_language, "PARTS", {name: part(name) for name in apps_language.PARTS})
+    result = apps_language.k_nlp(Context(CLAIMS["K.nlp"], quick, (0,), tmp_path))
+    assert called == list(margins)  # quick measures translation and QA only; full all five, in order
+    assert result.value == pytest.approx(share)
+    assert result.numbers["tasks"] == len(margins)
+    assert result.numbers["tasks_led"] == round(share * len(margins))
+    assert (tmp_path / "K_nlp.png").is_file()

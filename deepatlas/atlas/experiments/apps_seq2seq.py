@@ -11,16 +11,15 @@ Two measurements, each against the classical baseline the claim names:
   story, on our bAbI-style task 1; test accuracy.
 
 :func:`translation_part` and :func:`qa_part` return ``(margin, summary, numbers)`` so that another
-module may combine them with the claim's other parts (language models, NER, sentiment); this
-module registers ``K.nlp`` with them while no other module does.
+module combine them with the claim's other parts: ``apps_language`` registers ``K.nlp`` with all
+five (language models, NER, sentiment, translation, question answering).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from deepatlas.atlas import Result, Rule, experiment
-from deepatlas.atlas.experiments._common import HEAVY, r
+from deepatlas.atlas.experiments._common import r
 from deepatlas.data.translation import dictionary_translate
 
 
@@ -65,33 +64,3 @@ def qa_part(ctx) -> tuple[float, str, dict]:
         f"the whole-story LSTM reader {acc['lstm_reader']:.3f}"
     )
     return margin, summary, {"memnet_accuracy": r(acc["memnet"]), "lstm_reader_accuracy": r(acc["lstm_reader"])}
-
-
-@experiment(
-    "K.nlp",
-    rule=Rule(
-        "the smaller margin over the classical baseline: (BLEU difference / 100) for translation, "
-        "accuracy difference for question answering",
-        supported=0.05,
-        refuted=0.0,
-        condition="deep models lead on one task but by less than 5 points",
-    ),
-    **HEAVY,
-    requires=("seq2seq", "memnet", "lstm-reader"),
-)
-def k_nlp_translation_and_qa(ctx):
-    t_margin, t_summary, t_numbers = translation_part(ctx)
-    q_margin, q_summary, q_numbers = qa_part(ctx)
-    fig, ax = ctx.figure(figsize=(5, 3))
-    ax.bar(
-        ["seq2seq\nBLEU/100", "dictionary\nBLEU/100", "memnet\naccuracy", "LSTM reader\naccuracy"],
-        [t_numbers["seq2seq_bleu"] / 100, t_numbers["dictionary_bleu"] / 100, *q_numbers.values()],
-        color=["tab:blue", "tab:gray", "tab:blue", "tab:gray"],
-    )
-    ax.set(ylim=(0, 1.05), title="translation and QA against classical baselines")
-    return Result(
-        min(t_margin, q_margin),
-        f"{t_summary}; {q_summary}.",
-        {**t_numbers, **q_numbers, "translation_margin": r(t_margin), "qa_margin": r(q_margin)},
-        ctx.save(fig),
-    )

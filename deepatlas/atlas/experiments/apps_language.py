@@ -1,0 +1,119 @@
+"""Atlas: ``K.nlp`` -- deep learning serves language models, NER, sentiment, translation and QA.
+
+The claim names five tasks; each is measured against the classical method a practitioner would
+otherwise use, on data that loads offline:
+
+- language model: the character LSTM (``charlm``) against a character 5-gram with interpolated
+  Witten-Bell smoothing, both on the training part of ``pydoc-text``; margin = the bits per
+  character saved on the test text, relative to the n-gram's;
+- named entities: the BiLSTM-CRF (``ner``) against token logistic regression on hand features
+  (word, shape, affixes, neighbours), on ``ner-synth`` whose test names never occur in training;
+  margin = entity F1 difference (seqeval);
+- sentiment: the BiGRU with attention pooling (``text-classifier``) against TF-IDF of words and
+  pairs + logistic regression, on the Amazon ``fine-foods`` reviews; margin = accuracy difference;
+- translation and question answering: :func:`~deepatlas.atlas.experiments.apps_seq2seq.translation_part`
+  and :func:`~deepatlas.atlas.experiments.apps_seq2seq.qa_part`.
+
+The statistic is the share of the tasks on which the deep model leads by at least one point
+(0.01 of its margin). The quick report runs translation and QA only (the other three take minutes
+each on two cores), so its share is out of two tasks; the full report runs all five.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepatlas.atlas import Result, Rule, experiment
+from deepatlas.atlas.experiments._common import HEAVY, r
+from deepatlas.atlas.experiments.apps_seq2seq import qa_part, translation_part
+
+LEAD = 0.01  # a task counts as led by the deep model when its margin is at least this
+
+RULE = Rule(
+    "share of the claim's language tasks on which the deep model leads its classical baseline by >= 1 point",
+    supported=0.8,
+    refuted=0.4,
+    condition="deep models lead on some of the named tasks; the classical baseline holds on the others",
+)
+
+
+def language_model_part(ctx) -> tuple[float, str, dict]:
+    from deepatlas.data import load_dataset
+    from deepatlas.models.rnn.charlm import CharLM, ngram_bits_per_char
+
+    ds = load_dataset("pydoc-text")
+    train, test = str(ds.X_train[0]), str(ds.X_test[0])
+    model = CharLM(epochs=ctx.pick(1, 3), seed=ctx.seed).fit(train, validation_data=(str(ds.X_val[0]),))
+    lstm, ngram = model.bits_per_char(test), ngram_bits_per_char(train, test, order=5)
+    summary = f"character LM on pydoc-text: LSTM {lstm:.3f} bits/char, Witten-Bell 5-gram {ngram:.3f}"
+    return (ngram - lstm) / ngram, summary, {"lstm_bits_per_char": r(lstm), "ngram5_bits_per_char": r(ngram)}
+
+
+def ner_part(ctx) -> tuple[float, str, dict]:
+    from seqeval.metrics import f1_score
+
+    from deepatlas.data import load_dataset
+    from deepatlas.models.text.ner import NERTagger, logreg_tags
+
+    ds = load_dataset(f"ner-synth:n={ctx.pick(400, 2000)},seed={ctx.seed}")
+    gold = [list(t) for t in ds.y_test]
+    model = NERTagger(epochs=ctx.pick(4, 8), seed=ctx.seed, verbose=False)
+    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    ours = float(f1_score(gold, [list(t) for t in model.predict(ds.X_test)]))
+    theirs = float(f1_score(gold, logreg_tags(ds.X_train, ds.y_train, ds.X_test, seed=ctx.seed)))
+    summary = f"NER on unseen names: BiLSTM-CRF entity F1 {ours:.3f}, token logistic regression {theirs:.3f}"
+    return ours - theirs, summary, {"ner_f1": r(ours), "logreg_ner_f1": r(theirs)}
+
+
+def sentiment_part(ctx) -> tuple[float, str, dict]:
+    from deepatlas.data import load_dataset
+    from deepatlas.models.text.classifier import WordTextClassifier, tfidf_logreg_proba
+
+    ds = load_dataset(f"fine-foods:seed={ctx.seed}")
+    model = WordTextClassifier(epochs=ctx.pick(2, 8), seed=ctx.seed, verbose=False)
+    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    ours = float(np.mean(model.predict(ds.X_test) == ds.y_test))
+    proba, classes = tfidf_logreg_proba(ds.X_train, ds.y_train, ds.X_test, seed=ctx.seed)
+    theirs = float(np.mean(classes[proba.argmax(1)] == ds.y_test))
+    summary = (
+        f"review sentiment (fine-foods): BiGRU-attention accuracy {ours:.3f}, TF-IDF + logistic regression {theirs:.3f}"
+    )
+    return ours - theirs, summary, {"sentiment_accuracy": r(ours), "tfidf_sentiment_accuracy": r(theirs)}
+
+
+PARTS = {
+    "translation": translation_part,
+    "qa": qa_part,
+    "language_model": language_model_part,
+    "ner": ner_part,
+    "sentiment": sentiment_part,
+}
+QUICK_PARTS = ("translation", "qa")
+
+
+@experiment(
+    "K.nlp", rule=RULE, **HEAVY, requires=("seq2seq", "memnet", "lstm-reader", "charlm", "ner", "text-classifier")
+)
+def k_nlp(ctx):
+    """Heavy: one seed in each mode; the quick report measures translation and QA only."""
+    names = QUICK_PARTS if ctx.quick else tuple(PARTS)
+    margins, summaries, numbers = {}, [], {}
+    for name in names:
+        margins[name], text, nums = PARTS[name](ctx)
+        summaries.append(text)
+        numbers.update(nums)
+        numbers[f"{name}_margin"] = r(margins[name])
+    led = [n for n in names if margins[n] >= LEAD]
+    share = len(led) / len(names)
+    fig, ax = ctx.figure(figsize=(5, 3))
+    ax.barh(list(names), [margins[n] for n in names], color=["tab:blue" if n in led else "tab:gray" for n in names])
+    ax.axvline(LEAD, color="black", lw=0.8, ls="--")
+    ax.set(xlabel="deep model's margin over the classical baseline", title="K.nlp: one bar per task")
+    lead_text = ", ".join(led) if led else "none"
+    scope = " (quick: translation and QA only)" if ctx.quick else ""
+    return Result(
+        share,
+        "; ".join(summaries) + f". The deep model leads on {len(led)} of {len(names)} tasks{scope}: {lead_text}.",
+        {**numbers, "tasks": len(names), "tasks_led": len(led)},
+        ctx.save(fig),
+    )
