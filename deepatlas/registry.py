@@ -8,15 +8,32 @@ The first class registered under a name is its default.
 Model modules register themselves on import; :func:`_ensure_loaded` imports every module of
 ``deepatlas.models`` and its family sub-packages (and ``deepatlas.rl`` when present) the first time the registry is queried,
 so adding a family means adding a file.
+
+The card index. Importing every model module imports torch and each family's stack (seconds), so
+``deepatlas list`` reads ``_cards.json`` instead: one summary per name (description, family, tasks,
+export, variant) and the modules that register it, written from the live registry by
+``python -m deepatlas.registry`` and used only while a hash of the registering packages'
+declarations (file names, ``register_model``/``register_exporter`` calls, class names) matches
+the one it records. ``@register_model`` stays the single source of truth:
+a stale or missing index is ignored (the registry is loaded, as before), and
+``tests/test_registry_index.py`` fails until the committed index matches the live registry. The same
+index lets :func:`get_entry` (``create_model``, ``deepatlas train``) import only the modules that
+register the one name asked for.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
+import hashlib
 import importlib
+import json
 import pkgutil
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from deepatlas._validation import suggest
@@ -47,6 +64,7 @@ class ModelCard:
     defaults: dict = field(default_factory=dict)
     smoke: dict = field(default_factory=dict)
     tuning_space: dict | None = None
+    module: str = ""  # the module whose import registers this card (what the card index records)
 
     @property
     def exporter(self):
@@ -101,6 +119,8 @@ def register_model(
     ... class RNNClassifier(...): ...
     """
 
+    registering_module = sys._getframe(1).f_globals.get("__name__", "")
+
     def decorate(cls: type) -> type:
         parts = cls.__module__.split(".")
         fam = family or (parts[2] if len(parts) > 2 and parts[0] == "deepatlas" else parts[-1])
@@ -116,6 +136,7 @@ def register_model(
             dict(defaults or {}),
             dict(smoke or {}),
             tuning_space,
+            registering_module or cls.__module__,
         )
         return cls
 
@@ -174,9 +195,129 @@ def _ensure_loaded() -> None:
                 importlib.import_module(info.name)
 
 
+# ---- the card index: list the cards, and load one name, without importing every model module -------
+_INDEX_FILE = Path(__file__).with_name("_cards.json")
+_ROOT = Path(__file__).parent
+
+
+_DECLARATIONS = re.compile(r"register_model\(|register_exporter\(|^\s*class \w+|def _export_module", re.M)
+
+
+def _calls(text: str) -> list[str]:
+    """Each registration-relevant declaration of a source file: the whole ``register_model(...)``
+    and ``register_exporter(...)`` calls (parentheses balanced), class names, ``_export_module``."""
+    found = []
+    for m in _DECLARATIONS.finditer(text):
+        end = m.end()
+        if text[end - 1] == "(":
+            depth = 1
+            while depth and end < len(text):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                end += 1
+        found.append(text[m.start() : end].strip())
+    return found
+
+
+def _sources_digest() -> str:
+    """A hash of what the card index depends on in the registering packages' sources: the file
+    names, every ``register_model``/``register_exporter`` call, class name and ``_export_module``
+    (not the rest of the code, so an ordinary edit of a model does not make the index stale)."""
+    digest = hashlib.sha256()
+    for pkg_name in _PACKAGES:
+        folder = _ROOT.joinpath(*pkg_name.split(".")[1:])
+        for f in sorted(folder.rglob("*.py")):
+            parts = [f.relative_to(_ROOT).as_posix(), *_calls(f.read_text(encoding="utf-8"))]
+            digest.update("\0".join(parts).encode() + b"\1")
+    return digest.hexdigest()[:20]
+
+
+def _summary(entry: ModelEntry, entries: list[ModelEntry]) -> dict:
+    """What ``deepatlas list`` shows of one name, and the modules that register it."""
+    card = entry.cards[entry.default_task]
+    base = None
+    if card.defaults:  # a variant: another name's class with other defaults
+        base = next(
+            (
+                e.name
+                for e in entries
+                if e is not entry and any(c.cls is card.cls and not c.defaults for c in e.cards.values())
+            ),
+            card.cls.__name__,
+        )
+    return {
+        "name": entry.name,
+        "description": entry.description,
+        "family": entry.family,
+        "tasks": list(entry.cards),
+        "exports": any(c.exporter is not None for c in entry.cards.values()),
+        "variant_of": base,
+        "settings": ", ".join(f"{k}={v!r}" for k, v in card.defaults.items()),
+        "modules": list(dict.fromkeys(c.module for c in entry.cards.values())),
+    }
+
+
+def build_index() -> dict:
+    """The card index from the live registry (every model module imported)."""
+    entries = model_entries()
+    return {"sources": _sources_digest(), "models": [_summary(e, entries) for e in entries]}
+
+
+def write_index(path: Path | None = None) -> Path:
+    """Write :func:`build_index` to ``_cards.json`` (``python -m deepatlas.registry``)."""
+    from deepatlas._io import write_json
+
+    path = Path(path or _INDEX_FILE)
+    write_json(path, build_index())
+    return path
+
+
+@functools.cache
+def _index() -> dict[str, dict] | None:
+    """The card index by name when it was written from the current sources, else ``None``."""
+    try:
+        data = json.loads(_INDEX_FILE.read_text(encoding="utf-8"))
+        if data.get("sources") != _sources_digest():
+            return None
+        return {m["name"]: m for m in data["models"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def model_summaries() -> list[dict]:
+    """One summary per registry name, sorted (what ``deepatlas list`` prints): from the card
+    index when it is current (no model module imported), else from the live registry."""
+    index = None if _loaded else _index()
+    if index is not None:
+        return [index[n] for n in sorted(index)]
+    entries = model_entries()
+    return [_summary(e, entries) for e in entries]
+
+
+def _load_for(key: str) -> None:
+    """Import only the modules that register ``key`` (from a current card index); the whole
+    registry when the index is stale or does not know the name."""
+    if _loaded:
+        return
+    known = _index() or {}
+    summary = known.get(key)
+    if summary is None:
+        _ensure_loaded()
+        return
+    for module in summary["modules"]:
+        importlib.import_module(module)
+    entry = _REGISTRY.get(key)
+    if entry is None or set(entry.cards) != set(summary["tasks"]):
+        _ensure_loaded()
+        return
+    entry.cards = {task: entry.cards[task] for task in summary["tasks"]}  # the default task first, as in a full load
+
+
 def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
     key = name.lower() if isinstance(name, str) else name
+    if isinstance(key, str):
+        _load_for(key)
+    else:
+        _ensure_loaded()
     if key not in _REGISTRY:
         hint = suggest(str(name), _REGISTRY) or f" Known models: {', '.join(sorted(_REGISTRY))}."
         raise InputError(f"Unknown model {name!r}.{hint}")
@@ -258,3 +399,9 @@ def build_model(name: str, task: str | None, params: dict):
     valid = get_model_class(name, task)._get_param_names()
     kept = {k: v for k, v in params.items() if k in valid or k not in ("seed", "verbose")}
     return create_model(name, task, **kept)
+
+
+if __name__ == "__main__":  # python -m deepatlas.registry: rewrite the card index from the live registry
+    from deepatlas import registry as _live  # the package's module (this file runs as __main__)
+
+    print(f"wrote {_live.write_index()} ({len(_live.model_summaries())} names)")

@@ -13,26 +13,12 @@ def _settings(defaults: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in defaults.items())
 
 
-def _variant_of(entry, entries) -> str:
-    """``"= rnn with cell='gru': "`` for a name that is another name's class with other defaults."""
-    card = entry.cards[entry.default_task]
-    if not card.defaults:
-        return ""
-    base = next(
-        (
-            e.name
-            for e in entries
-            if e is not entry and any(c.cls is card.cls and not c.defaults for c in e.cards.values())
-        ),
-        card.cls.__name__,
-    )
-    return f"= {base} with {_settings(card.defaults)}: "
-
-
-def _model_line(entry, entries) -> str:
-    exports = "ONNX" if any(card.exporter is not None for card in entry.cards.values()) else "no export"
-    tasks = ", ".join(entry.cards)
-    return f"  {entry.name:<20} {_variant_of(entry, entries)}{entry.description}  [{entry.family}: {tasks}; {exports}]"
+def _model_line(m: dict) -> str:
+    """One name of :func:`deepatlas.registry.model_summaries`: a variant says which name (or class)
+    it is with which defaults, e.g. ``= rnn with cell='gru': ``."""
+    exports = "ONNX" if m["exports"] else "no export"
+    variant = f"= {m['variant_of']} with {m['settings']}: " if m["variant_of"] else ""
+    return f"  {m['name']:<20} {variant}{m['description']}  [{m['family']}: {', '.join(m['tasks'])}; {exports}]"
 
 
 def _default_text(value) -> str:
@@ -74,15 +60,14 @@ def cmd_list(args) -> int:
         return 0
 
     from deepatlas.data import list_datasets
-    from deepatlas.registry import model_entries
+    from deepatlas.registry import model_summaries
 
     if args.what in ("all", "models"):
         print("models (name, description, [family: tasks; export]; `deepatlas list --params NAME` explains one):")
-        entries = model_entries()
-        for e in entries:
-            if args.pattern and not fnmatch.fnmatch(e.name, args.pattern):
+        for m in model_summaries():  # from the card index: no model module (and no torch) imported
+            if args.pattern and not fnmatch.fnmatch(m["name"], args.pattern):
                 continue
-            print(_model_line(e, entries))
+            print(_model_line(m))
     if args.what in ("all", "datasets"):
         print("datasets:")
         for d in list_datasets():

@@ -24,19 +24,20 @@ import torch
 from torch import nn
 
 from deepatlas.errors import InputError, TrainingDiverged
-from deepatlas.training import distributed
+from deepatlas.training import distributed, optim
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam (fused kernel where available), AdamW or SGD with Nesterov momentum 0.9."""
+    """Adam (fused kernel where available), AdamW or SGD with Nesterov momentum 0.9 (torch's, without
+    the ~1 s ``torch._dynamo`` import on first use: :mod:`deepatlas.training.optim`)."""
     params = list(params)
     fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {}
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
+        return optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+        return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     raise InputError(f"The 'optimizer' parameter must be one of 'adam', 'adamw', 'sgd'. Got {name!r} instead.")
 
 
