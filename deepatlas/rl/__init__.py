@@ -1,4 +1,5 @@
-"""Deep reinforcement learning agents on Gymnasium: DQN, REINFORCE, A2C, PPO.
+"""Deep reinforcement learning agents on Gymnasium: DQN, REINFORCE, A2C, PPO, and for continuous
+actions SAC, TD3 and DDPG.
 
 >>> from deepatlas.rl import PPO
 >>> agent = PPO("CartPole-v1", n_envs=8, n_steps=32, seed=0).learn(20_000)   # doctest: +SKIP
@@ -17,6 +18,9 @@ _LAZY = {
     "REINFORCE": "deepatlas.rl.policy_gradient",
     "A2C": "deepatlas.rl.policy_gradient",
     "PPO": "deepatlas.rl.ppo",
+    "SAC": "deepatlas.rl.sac",
+    "TD3": "deepatlas.rl.td3",
+    "DDPG": "deepatlas.rl.td3",
 }
 
 __all__ = sorted(_LAZY)

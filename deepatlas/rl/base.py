@@ -93,6 +93,7 @@ class Agent(Estimator):
     }
     _fitted_attr: ClassVar[str] = "obs_shape_"  # set by ``learn`` (and by loading) once the spaces are read
     _continuous_actions: ClassVar[bool] = False  # whether Box action spaces are supported
+    _discrete_actions: ClassVar[bool] = True  # whether Discrete action spaces are supported
     _task: ClassVar[str] = "rl"
     _zoo: ClassVar[dict] = {}  # env id -> rl-baselines3-zoo hyperparameters (plus "n_timesteps")
 
@@ -112,6 +113,10 @@ class Agent(Estimator):
     def _networks(self) -> dict[str, nn.Module]:
         """The modules saved in ``model.safetensors``, by prefix."""
         raise NotImplementedError
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers a checkpoint holds, by name (``"optim"``: the one in ``self._opt``)."""
+        return {"optim": self._opt}
 
     def _checkpoint_modules(self) -> dict[str, nn.Module]:
         """The modules a checkpoint holds: :meth:`_networks` and any other (a target network)."""
@@ -137,8 +142,13 @@ class Agent(Estimator):
         env_id = env_id_of(self.env)
         if not isinstance(obs_space, gym.spaces.Box):
             raise InputError(f"{name} needs a Box observation space; environment {env_id!r} has {obs_space!r}.")
+        if len(obs_space.shape) == 3 or (obs_space.dtype == np.uint8 and len(obs_space.shape) >= 2):
+            raise InputError(
+                f"{name} has an MLP policy for vector observations; environment {env_id!r} gives images "
+                f"{obs_space!r}. Use a vector observation (e.g. highway-env's Kinematics) or flatten it with a wrapper."
+            )
         self.obs_shape_ = tuple(int(s) for s in obs_space.shape)
-        if isinstance(act_space, gym.spaces.Discrete):
+        if isinstance(act_space, gym.spaces.Discrete) and self._discrete_actions:
             self.action_kind_, self.n_actions_, self.action_dim_ = "discrete", int(act_space.n), 1
             self.action_low_ = self.action_high_ = None
         elif isinstance(act_space, gym.spaces.Box) and self._continuous_actions and len(act_space.shape) == 1:
@@ -146,8 +156,12 @@ class Agent(Estimator):
             self.action_low_ = np.asarray(act_space.low, np.float32)
             self.action_high_ = np.asarray(act_space.high, np.float32)
         else:
-            kinds = "Discrete or 1-D Box" if self._continuous_actions else "Discrete"
-            extra = "" if self._continuous_actions else " Use PPO, A2C or REINFORCE for continuous actions."
+            if not self._discrete_actions:
+                kinds, extra = "1-D Box (continuous)", " Use DQN, PPO, A2C or REINFORCE for discrete actions."
+            elif self._continuous_actions:
+                kinds, extra = "Discrete or 1-D Box", ""
+            else:
+                kinds, extra = "Discrete", " Use SAC, TD3, DDPG, PPO, A2C or REINFORCE for continuous actions."
             raise InputError(f"{name} supports {kinds} action spaces; environment {env_id!r} has {act_space!r}.{extra}")
 
     @property

@@ -4,7 +4,8 @@ One file, ``checkpoint.safetensors``, written by the training loop's writer
 (:func:`deepatlas.training.callbacks.write_checkpoint`: a temporary file renamed over the old
 one, so a kill during the save keeps the previous checkpoint). Its tensors:
 
-* ``net.<name>.*``: every network (a DQN's target network too), ``optim.*``: the optimiser;
+* ``net.<name>.*``: every network (a DQN's target network too), ``optim.*``: the optimiser
+  (``<name>.*`` for the others of an agent with several: SAC's ``critic_optim``, ``alpha_optim``);
 * ``best.<name>.*``: the best-evaluated weights so far (``eval_freq``);
 * ``train.*``: the algorithm's store (a replay buffer's rows, a rollout so far, REINFORCE's episodes);
 * ``loop.*``: the observations in hand and each copy's running return and length;
@@ -54,8 +55,10 @@ def save_checkpoint(directory: str | os.PathLike, agent, envs) -> None:
     """Write the agent's training state and ``envs``' state to ``directory/checkpoint.safetensors``."""
     nets = {name: m.state_dict() for name, m in agent._checkpoint_modules().items()}
     tensors = _module_states("net", nets)
-    opt_tensors, opt_meta = optimizer_tensors(agent._opt)
-    tensors.update(opt_tensors)
+    opt_meta = {}
+    for name, opt in agent._optimizers().items():  # "optim" keeps the plain ``optim.*`` names
+        opt_tensors, opt_meta[name] = optimizer_tensors(opt)
+        tensors.update({name + k[len("optim") :]: v for k, v in opt_tensors.items()})
     best = None
     if agent._best is not None:
         score, step, state = agent._best
@@ -83,7 +86,8 @@ def save_checkpoint(directory: str | os.PathLike, agent, envs) -> None:
         "evals_done": int(agent._evals_done),
         "checkpoints_done": int(agent._checkpoints_done),
         "stopped": bool(agent._stopped),
-        "optimizer": opt_meta,
+        "optimizer": opt_meta.pop("optim"),
+        "optimizers": opt_meta,
         "numpy_rng": agent._rng.bit_generator.state,
         "train": train_meta,
         "env": env_meta,
@@ -121,7 +125,10 @@ def _restore(tensors: dict, meta: dict, agent, envs) -> None:
     for name, module in agent._checkpoint_modules().items():
         prefix = f"net.{name}."
         module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    load_optimizer(agent._opt, tensors, meta["optimizer"], device)
+    saved = {"optim": meta["optimizer"], **meta.get("optimizers", {})}
+    for name, opt in agent._optimizers().items():
+        own = {"optim" + k[len(name) :]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        load_optimizer(opt, own, saved[name], device)
     agent._best = None
     if meta["best"] is not None:
         state = {}

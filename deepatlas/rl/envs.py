@@ -44,8 +44,49 @@ def env_id_of(env) -> str:
     return spec.id if spec is not None else type(env.unwrapped).__name__
 
 
+# Environments outside Gymnasium's own package, or that need an engine it does not bring; all come
+# with the ``rl-apps`` extra. highway-env registers its ids when imported.
+_PLUGINS = {
+    "highway_env": (
+        "highway-env",
+        (
+            "highway",
+            "merge",
+            "roundabout",
+            "parking",
+            "intersection",
+            "racetrack",
+            "exit",
+            "lane-keeping",
+            "two-way",
+            "u-turn",
+        ),
+    ),
+}
+_ENGINES = {"gymnasium.envs.mujoco": "MuJoCo", "gymnasium.envs.box2d": "Box2D"}  # entry point -> what it needs
+
+
+def _needs_extra(env: str, what: str):
+    from deepatlas._optional import MissingExtra
+
+    return MissingExtra(f"Environment {env!r} needs {what}: pip install 'deepatlas[rl-apps]'")
+
+
+def _import_plugin(env: str, registry) -> None:
+    """Import the package that registers ``env`` (highway-env's ids), or say which extra brings it."""
+    import importlib
+
+    for module, (what, prefixes) in _PLUGINS.items():
+        if env.split("-v")[0].startswith(prefixes) and env not in registry:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise _needs_extra(env, what) from None
+
+
 def make_env(env, *, render_mode: str | None = None):
-    """Build one environment from an id, with a one-line error that lists close ids."""
+    """Build one environment from an id, with a one-line error that lists close ids (or names the
+    extra to install)."""
     from deepatlas._optional import require
 
     gym = require("rl", "deepatlas's RL agents", "gymnasium")
@@ -54,6 +95,7 @@ def make_env(env, *, render_mode: str | None = None):
         if render_mode is None:
             return env
         env = env_id_of(env)
+    _import_plugin(env, gym.envs.registry)
     if env not in gym.envs.registry:
         import difflib
 
@@ -63,7 +105,11 @@ def make_env(env, *, render_mode: str | None = None):
         raise InputError(f"Unknown Gymnasium environment {env!r}.{hint}")
     try:
         return gym.make(env, render_mode=render_mode) if render_mode else gym.make(env)
-    except gym.error.DependencyNotInstalled as exc:
+    except (gym.error.DependencyNotInstalled, ImportError) as exc:
+        entry = str(gym.envs.registry[env].entry_point)
+        engine = next((what for prefix, what in _ENGINES.items() if entry.startswith(prefix)), None)
+        if engine is not None and render_mode is None:
+            raise _needs_extra(env, engine) from None
         raise InputError(f"Environment {env!r} needs a package that is not installed: {exc}") from None
 
 

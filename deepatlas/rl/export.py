@@ -93,6 +93,10 @@ def policy_spec(agent, part=None) -> ExportSpec:
         module = GreedyDiscrete(cpu_copy(head))
         names = ("action", values)
         meta.update(n_actions=int(agent.n_actions_), action="argmax of " + values)
+    elif hasattr(agent, "_export_policy"):  # SAC, TD3, DDPG: tanh, then scaled to the box, in the graph
+        module = agent._export_policy()
+        names = ("action",)
+        meta.update(action="deterministic actor output squashed by tanh, scaled to the action box and clipped")
     else:
         module = GaussianMean(cpu_copy(agent.policy_.actor), agent.action_low_, agent.action_high_)
         names = ("action",)
