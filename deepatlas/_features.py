@@ -16,6 +16,15 @@ wrapped once. Only the outermost call of a nested chain (``super().fit``) does t
   columns are refused with their names. A NumPy array is taken by position (with scikit-learn's
   warning when the model was fitted with names and has no preprocessor); with a preprocessor it is
   the encoded matrix itself (what ``deepatlas train`` hands the network).
+* ``preprocess`` (a parameter of every estimator, so ``clone``, ``GridSearchCV`` and every CV fold
+  carry it) sets the preprocessor's options: ``{"drop": [...], "categorical": "auto" | [...],
+  "impute": "median" | "mean" | "most_frequent" | "none", "id": COL}``, the CLI's ``--drop``,
+  ``--categorical``, ``--impute`` and ``--id``. When set, every DataFrame goes through a
+  preprocessor fitted with them; an array is taken as the numbers themselves.
+* ``predict``, ``predict_proba``, ``predict_log_proba`` and ``decision_function`` of a
+  standardising model warn (:class:`~deepatlas.preprocessing.FarFromTrainingWarning`) when inputs lie
+  far outside the training data, naming each far column and how far
+  (:func:`~deepatlas.preprocessing.far_from_training`).
 * ``y`` with a missing value among text labels (``None``, ``NaN``, ``pd.NA``) is one
   ``ValueError`` naming ``y`` and the first such row, never a ``TypeError`` from sorting.
 
@@ -31,8 +40,18 @@ import warnings
 
 import numpy as np
 
+from deepatlas._validation import Constraint
 from deepatlas.errors import InputError
-from deepatlas.preprocessing import TabularPreprocessor, is_frame, is_missing, needs_preprocessing
+from deepatlas.preprocessing import (
+    OPTIONS,
+    FarFromTrainingWarning,
+    TabularPreprocessor,
+    check_options,
+    far_from_training,
+    is_frame,
+    is_missing,
+    needs_preprocessing,
+)
 
 FIT_METHODS = ("fit", "fit_transform")
 INPUT_METHODS = (
@@ -44,7 +63,24 @@ INPUT_METHODS = (
     "score",
     "score_samples",
 )
+PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+"""The input methods that warn when inputs lie far outside the training data."""
 _active = threading.local()
+
+
+class PreprocessOptions(Constraint):
+    """The ``preprocess`` parameter: None or a dict of :data:`deepatlas.preprocessing.OPTIONS`."""
+
+    description = f"None or a dict with keys among {', '.join(OPTIONS)}"
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return True
+        try:
+            check_options(value)
+        except InputError:
+            return False
+        return True
 
 
 def _names(frame) -> list[str] | None:
@@ -94,7 +130,8 @@ def align_frame(frame, names: list[str], owner: str, allowed_extra=()) -> object
 
 
 class InputSchemaMixin:
-    """See the module docstring."""
+    """See the module docstring (the ``preprocess`` parameter is declared on
+    :class:`~deepatlas.estimator.Estimator`, with the other settings every family shares)."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -130,6 +167,34 @@ class InputSchemaMixin:
             self.preprocessor_ = TabularPreprocessor.from_config(config["preprocessing"], where)
         if config.get("feature_names_in") is not None:
             self.feature_names_in_ = np.asarray([str(n) for n in config["feature_names_in"]], dtype=object)
+
+    def _preprocess_options(self) -> dict | None:
+        """The validated ``preprocess`` parameter as the preprocessor's arguments (None when unset)."""
+        value = getattr(self, "preprocess", None)
+        if value is None:
+            return None
+        owner = type(self).__name__
+        options = check_options(value, f"The 'preprocess' parameter of {owner}")
+        if not _reads_tables(self):
+            raise InputError(
+                f"The 'preprocess' parameter of {owner} applies to models that read feature tables; {owner} "
+                f"reads {getattr(self, '_input_kind', 'features')}. Leave it None."
+            )
+        return options
+
+    def far_from_training(self, X) -> str | None:
+        """One sentence when the (encoded) inputs ``X`` lie far outside the training data, else None:
+        each far column named with how far for a model fitted with column names (the numeric ones
+        of an encoded table), the share of far values otherwise. Only standardising models keep
+        the training mean and scale this needs."""
+        if not getattr(self, "standardize", False) or not _reads_tables(self):
+            return None
+        mean, scale = getattr(self, "mean_", None), getattr(self, "scale_", None)
+        pre = getattr(self, "preprocessor_", None)
+        names = getattr(self, "feature_names_in_", None)
+        if pre is not None:
+            return far_from_training(X, mean, scale, pre.feature_names_out_, range(len(pre.numeric_)))
+        return far_from_training(X, mean, scale, None if names is None else list(names))
 
     def _encode_frame(self, frame, *, warn: bool = True):
         """A DataFrame as the numbers the network reads: columns matched by name, then the
@@ -190,21 +255,25 @@ def _wrap_fit(fn):
         X, rebuild = _split_x(args, kwargs)
         y = args[1] if len(args) > 1 else kwargs.get("y")
         check_labels_present(y)
+        options = self._preprocess_options()
         names, pre = None, None
         if is_frame(X) and _reads_tables(self):
             names = _names(X)
-            if needs_preprocessing(X):
-                pre = TabularPreprocessor(style="api").fit(X, where="X")
+            if options is not None or needs_preprocessing(X):
+                pre = TabularPreprocessor(**(options or {}), style="api").fit(X, where="X")
                 X = pre.transform(X)[0]
                 names = pre.feature_names_in_
             else:
                 X = X.to_numpy()
             validation = kwargs.get("validation_data")
-            if validation is not None and is_frame(validation[0]):
-                Xv = align_frame(validation[0], list(names or []), type(self).__name__) if names else validation[0]
+            args, kwargs = rebuild(X) if args or "X" in kwargs else (args, kwargs)
+            if validation is not None and is_frame(validation[0]):  # encoded as the training frame
+                Xv = validation[0]
+                if names:
+                    extra = pre.dropped_ if pre is not None else ()
+                    Xv = align_frame(Xv, list(names), type(self).__name__, extra)
                 Xv = pre.transform(Xv, where="validation_data")[0] if pre is not None else Xv.to_numpy()
                 kwargs = {**kwargs, "validation_data": (Xv, *validation[1:])}
-            args, kwargs = rebuild(X) if args or "X" in kwargs else (args, kwargs)
         with _Busy(self):
             result = fn(self, *args, **kwargs)
         for attr in ("feature_names_in_", "preprocessor_"):
@@ -221,6 +290,8 @@ def _wrap_fit(fn):
 
 
 def _wrap_input(fn):
+    far_check = fn.__name__ in PREDICT_METHODS
+
     @functools.wraps(fn)
     def method(self, *args, **kwargs):
         if not _outermost(self) or not _reads_tables(self):
@@ -239,6 +310,10 @@ def _wrap_input(fn):
                 UserWarning,
                 stacklevel=2,
             )
+        if far_check and X is not None:
+            far = self.far_from_training(X)
+            if far:
+                warnings.warn(f"{type(self).__name__}: {far}", FarFromTrainingWarning, stacklevel=2)
         with _Busy(self):
             return fn(self, *args, **kwargs)
 

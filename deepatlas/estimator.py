@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from sklearn.base import BaseEstimator
 
-from deepatlas._features import InputSchemaMixin
+from deepatlas._features import InputSchemaMixin, PreprocessOptions
 from deepatlas._validation import SEED, AnyOf, Boolean, Interval, Options, check_device_available, validate_params
 from deepatlas.errors import InputError
 
@@ -59,6 +59,13 @@ class Estimator(InputSchemaMixin, BaseEstimator, metaclass=_DocumentedParams):
     """Shared settings and fit-time checks of every deepatlas model (column names and raw tables:
     :class:`~deepatlas._features.InputSchemaMixin`)."""
 
+    preprocess: dict | None = None
+    """How a pandas DataFrame's raw columns become numbers: a dict with any of ``drop`` (columns to leave
+    out), ``categorical`` (``"auto"``: text and ``category`` columns with few values, or the columns to
+    one-hot encode), ``impute`` (``median``, ``mean``, ``most_frequent`` or ``none``) and ``id`` (an
+    identifier column, left out and copied into ``deepatlas predict``'s output). Fitted on the training
+    rows only and saved with the model; None encodes only a frame with text or missing values, with the
+    defaults. Arrays are taken as the numbers themselves."""
     seed: int | None = 0
     """Seed of every random draw in ``fit`` (initial weights, batch order, noise, sampling);
     the same seed gives the same model on the same machine. ``None`` draws a fresh seed."""
@@ -73,6 +80,7 @@ class Estimator(InputSchemaMixin, BaseEstimator, metaclass=_DocumentedParams):
     """Print progress (a bar per epoch or step) while fitting."""
 
     _parameter_constraints: ClassVar[dict] = {
+        "preprocess": PreprocessOptions(),
         "seed": SEED,
         "device": Options(DEVICES),
         "verbose": Boolean(),

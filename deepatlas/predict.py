@@ -26,11 +26,13 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from deepatlas.errors import InputError
+from deepatlas.preprocessing import FarFromTrainingWarning
 
 
 def _check_input_file(path: str | Path) -> Path:
@@ -245,15 +247,14 @@ def _per_step_columns(model, X) -> dict[str, list]:
 
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-FAR_Z, FAR_SHARE = 10.0, 0.05
-"""An input value is far from the training data at more than ``FAR_Z`` training standard
-deviations from the training mean; predict warns when over ``FAR_SHARE`` of the values are."""
 
 
 def read_raw_table(p: Path, model, id_column: str | None):
     """A CSV's raw columns for a model fitted with a preprocessor: columns matched by name (the
     training target, the ``--id`` column and the columns dropped in training may be there too),
-    encoded with the training statistics. Returns ``(X, ids, notes)``."""
+    encoded with the training statistics. The ``--id`` column, or the identifier the run was
+    trained with (``train --id COL``) when the file has it, is returned as ``{name: values}``.
+    Returns ``(X, ids, notes)``."""
     from deepatlas.data.core import csv_rows
     from deepatlas.preprocessing import TabularPreprocessor, frame_from_rows
 
@@ -281,9 +282,11 @@ def read_raw_table(p: Path, model, id_column: str | None):
         return X, None, [note, *TabularPreprocessor.describe(report)]
     if id_column is not None and id_column not in header:
         raise InputError(f"--id {id_column!r} is not a column of {where}; its columns are: {_listed(header)}.")
+    if id_column is None and pre.id_column in header:  # the run's own identifier (train --id COL)
+        id_column = pre.id_column
     ignored = {c for c in (target, id_column, *pre.dropped_) if c}
     _check_columns(where, names, header, target, ignored)
-    ids = [row[header.index(id_column)].strip() for row in body] if id_column else None
+    ids = {id_column: [row[header.index(id_column)].strip() for row in body]} if id_column else None
     keep = [header.index(n) for n in names]
     frame = frame_from_rows(names, [[row[j] for j in keep] for row in body])
     X, report = pre.transform(frame, where=where)
@@ -322,27 +325,6 @@ def read_images(path: Path, shape) -> tuple[np.ndarray, list[str], list[str]]:
         )
     base = path if path.is_dir() else path.parent
     return np.stack(images), [str(f.relative_to(base)) for f in files], notes
-
-
-def far_from_training(model, X) -> str | None:
-    """A warning when many input values lie far outside the training data (raw 0-16 or 0-255
-    pixels into a model trained on 0-1), from the training mean and scale saved in the model."""
-    mean, scale = getattr(model, "mean_", None), getattr(model, "scale_", None)
-    try:
-        flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-    except (TypeError, ValueError):
-        return None
-    if mean is None or scale is None or flat.shape[1] != np.asarray(mean).size or not flat.size:
-        return None
-    z = np.abs((flat - np.asarray(mean).reshape(1, -1)) / np.asarray(scale).reshape(1, -1))
-    share = float(np.mean(z > FAR_Z))
-    if share <= FAR_SHARE:
-        return None
-    return (
-        f"{share:.0%} of the input values lie more than {FAR_Z:g} training standard deviations from the "
-        f"training mean (up to {float(z.max()):.0f}); were they scaled as the training data was "
-        f"(range {float(flat.min()):.3g} to {float(flat.max()):.3g} here)?"
-    )
 
 
 def _is_number(text: str) -> bool:
@@ -391,7 +373,7 @@ def predict_file(run: str | Path, input_path: str | Path, id_column: str | None 
     elif kind == "features" and getattr(model, "preprocessor_", None) is not None and _is_table(p):
         X, ids, notes = read_raw_table(_check_input_file(p), model, id_column)
         if ids is not None:
-            first = {id_column: ids}
+            first = ids
     elif kind == "audio":  # speech models: a .wav file, or a folder of them (deepatlas/data/speech.py)
         X, files, notes = read_audio(p), [], []
         first = {"file": [f.name for f in _wav_files(p)]}
@@ -401,7 +383,8 @@ def predict_file(run: str | Path, input_path: str | Path, id_column: str | None 
                 f"--id needs a CSV input to a run trained on a CSV (one that records its columns); got {str(p)!r}."
             )
         X, notes = _read_input(model, run, input_path), []
-    far = far_from_training(model, X) if kind == "features" else None
+    # the estimators' own check (a FarFromTrainingWarning from predict), said once here instead
+    far = model.far_from_training(X) if kind == "features" and hasattr(model, "far_from_training") else None
     for note in notes:
         _note(note)
     if far:
@@ -416,10 +399,12 @@ def predict_file(run: str | Path, input_path: str | Path, id_column: str | None 
         return model.describe_predictions(X)
     if getattr(model, "_task", None) == "tagging":
         return _csv(_per_step_columns(model, X))
-    pred = model.predict(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FarFromTrainingWarning)
+        pred = model.predict(X)
+        proba = model.predict_proba(X) if hasattr(model, "predict_proba") and hasattr(model, "classes_") else None
     columns = {**first, "prediction": list(pred)}
-    if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
-        proba = model.predict_proba(X)
+    if proba is not None:
         for j, label in enumerate(model.classes_):
             columns[f"proba_{label}"] = [f"{p:.6g}" for p in proba[:, j]]
     return _csv(columns)

@@ -15,7 +15,13 @@ training data again.
 
 Every problem of a file is reported at once, in one line that names each problem column and the
 option that fixes it (``--drop``, ``--categorical``, ``--impute``); a column that looks like an
-identifier (a different integer in every row) is used, with a note.
+identifier (a different integer in every row) is used, with a note. An identifier named as such
+(``--id COL``, ``preprocess={"id": COL}``) is left out of the features and recorded, so that
+``deepatlas predict`` copies it into its output.
+
+:func:`far_from_training` is the one check of inputs far outside the training data (raw 0-255
+pixels into a model trained on 0-1), used by the estimators' ``predict`` (a
+:class:`FarFromTrainingWarning`), by ``deepatlas predict`` and by the server.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ import numpy as np
 from deepatlas.errors import InputError
 
 IMPUTE = ("median", "mean", "most_frequent", "none")
+OPTIONS = ("drop", "categorical", "impute", "id")
+"""The keys of an estimator's ``preprocess`` parameter (the CLI's ``--drop``, ``--categorical``,
+``--impute``, ``--id``)."""
 MISSING_MARKERS = ("", "na", "n/a", "nan", "null", "none", "?")
 """Cells read as missing values in a CSV (case-insensitive, after stripping spaces)."""
 MAX_AUTO_CATEGORIES = 50
@@ -109,6 +118,33 @@ def _is_category_dtype(series) -> bool:
     return isinstance(series.dtype, pd.CategoricalDtype)
 
 
+def check_options(value, what: str = "preprocess") -> dict:
+    """``value`` (a dict with some of the keys :data:`OPTIONS`) as the keyword arguments of
+    :class:`TabularPreprocessor`; a wrong key or value is one :class:`InputError` naming ``what``."""
+    if not isinstance(value, dict):
+        raise InputError(f"{what} must be None or a dict with keys among {', '.join(OPTIONS)}. Got {value!r} instead.")
+    unknown = [k for k in value if k not in OPTIONS]
+    if unknown:
+        raise InputError(f"{what} has unknown key(s) {_shown(unknown)}; the keys are {', '.join(OPTIONS)}.")
+
+    def columns(key):
+        v = value.get(key, [])
+        v = [v] if isinstance(v, str) else v
+        if not isinstance(v, (list, tuple)) or not all(isinstance(c, str) and c for c in v):
+            raise InputError(f"{what}[{key!r}] must be a list of column names (strings). Got {value[key]!r} instead.")
+        return list(v)
+
+    categorical = value.get("categorical", "auto")
+    categorical = "auto" if categorical == "auto" else columns("categorical")
+    impute = value.get("impute", "median")
+    if impute not in IMPUTE:
+        raise InputError(f"{what}['impute'] must be one of {', '.join(IMPUTE)}. Got {impute!r} instead.")
+    id_column = value.get("id")
+    if id_column is not None and (not isinstance(id_column, str) or not id_column):
+        raise InputError(f"{what}['id'] must be None or a column name (a string). Got {id_column!r} instead.")
+    return {"drop": columns("drop"), "categorical": categorical, "impute": impute, "id_column": id_column}
+
+
 def _shown(values, limit: int = 3) -> str:
     values = list(values)
     text = ", ".join(repr(v) for v in values[:limit])
@@ -127,11 +163,16 @@ class TabularPreprocessor:
     impute : how missing values are filled: ``"median"`` (default), ``"mean"`` or
         ``"most_frequent"`` for numeric columns (categorical columns always take their most
         frequent category), or ``"none"``: a missing value is an error.
+    id_column : an identifier column: left out of the features (as ``drop``) and recorded, so that
+        ``deepatlas predict`` copies it into its output.
     style : ``"cli"`` names the command-line options in its messages, ``"api"`` what to do in Python.
     """
 
-    def __init__(self, drop=(), categorical="auto", impute: str = "median", *, style: str = "cli"):
+    def __init__(
+        self, drop=(), categorical="auto", impute: str = "median", id_column: str | None = None, *, style: str = "cli"
+    ):
         self.drop = [str(c) for c in drop]
+        self.id_column = None if id_column is None else str(id_column)
         self.categorical = categorical if categorical == "auto" else [str(c) for c in categorical]
         if impute not in IMPUTE:
             raise InputError(f"impute must be one of {', '.join(IMPUTE)}. Got {impute!r} instead.")
@@ -143,15 +184,19 @@ class TabularPreprocessor:
     def _fix(self, what: str, column: str) -> str:
         cli = self.style == "cli"
         fixes = {
-            "drop": f"--drop {column}" if cli else f"drop it (X.drop(columns=[{column!r}]))",
+            "drop": f"--drop {column}" if cli else f"drop it (preprocess={{'drop': [{column!r}]}})",
             "categorical": f"--categorical {column}"
             if cli
-            else f"give it pandas' 'category' dtype (X[{column!r}].astype('category'))",
+            else f"encode it (preprocess={{'categorical': [{column!r}]}})",
             "impute": "--impute median (or mean, most_frequent)"
             if cli
-            else "fill its missing values first (X.fillna(...))",
+            else "impute them (preprocess={'impute': 'median'}, or mean, most_frequent)",
         }
         return fixes[what]
+
+    def _option(self, key: str) -> str:
+        """How a message names an option: ``--drop`` on the command line, ``preprocess['drop']`` in Python."""
+        return f"--{key}" if self.style == "cli" else f"preprocess[{key!r}]"
 
     def _row(self, frame, mask) -> str:
         """Where the first marked row is: its CSV row (header = row 1) or its DataFrame index."""
@@ -171,18 +216,20 @@ class TabularPreprocessor:
         self.notes_ = []
         for c in self.drop:
             if c not in columns:
-                problems.append(f"--drop names {c!r}, which is not a column")
+                problems.append(f"{self._option('drop')} names {c!r}, which is not a column")
+        if self.id_column is not None and self.id_column not in columns:
+            problems.append(f"{self._option('id')} names {self.id_column!r}, which is not a column")
         listed = [] if self.categorical == "auto" else self.categorical
         for c in listed:
             if c not in columns:
-                problems.append(f"--categorical names {c!r}, which is not a column")
+                problems.append(f"{self._option('categorical')} names {c!r}, which is not a column")
         repeated = sorted({c for c in columns if columns.count(c) > 1})
         if repeated:
             problems.append(f"column name(s) {_shown(repeated)} repeated; give every column its own name")
         numeric, categorical = [], []
         n = len(frame)
         for c in columns:
-            if c in self.drop or c in repeated:
+            if c in self.drop or c == self.id_column or c in repeated:
                 continue
             series = frame[c]
             missing = _missing_mask(series.to_numpy(dtype=object))
@@ -238,7 +285,7 @@ class TabularPreprocessor:
         self.numeric_ = numeric
         self.categorical_ = categorical
         self.feature_names_in_ = [c for c in columns if c in numeric or c in categorical]
-        self.dropped_ = [c for c in self.drop if c in columns]
+        self.dropped_ = [c for c in (*self.drop, self.id_column) if c is not None and c in columns]
         # The statistics come from scikit-learn, fitted on these (training) rows only.
         self.fill_: dict[str, Any] = {}
         if numeric:
@@ -313,34 +360,36 @@ class TabularPreprocessor:
             raise InputError(f"{where} is missing the training column(s) {_shown(absent, 8)}.")
         report: dict[str, dict] = {"missing": {}, "unseen": {}}
         data: dict[str, Any] = {}
+        problems: list[str] = []  # every problem column of the file, reported at once
         for c in self.numeric_:
             raw = frame[c].to_numpy(dtype=object)
             missing = _missing_mask(raw)
             numbers = np.full(len(raw), np.nan)
-            bad = []
+            bad = np.zeros(len(raw), dtype=bool)
             for i, v in enumerate(raw):
                 if missing[i]:
                     continue
                 x = v if isinstance(v, (int, float, np.integer, np.floating, bool)) else _number(str(v))
                 if x is None or not math.isfinite(float(x)):
-                    bad.append((i, v))
+                    bad[i] = True
                 else:
                     numbers[i] = float(x)
-            if bad:
-                i, v = bad[0]
-                flags = np.zeros(len(raw), dtype=bool)
-                flags[i] = True
-                raise InputError(
-                    f"{where}: column {c!r} is numeric in training, but holds {v!r} ({self._row(frame, flags)})."
+            if bad.any():
+                first = raw[int(np.flatnonzero(bad)[0])]
+                problems.append(
+                    f"column {c!r} is numeric in training, but holds {first!r} "
+                    f"({int(bad.sum())} such value(s), {self._row(frame, bad)})"
                 )
             if missing.any():
                 if c not in self.fill_:
-                    raise InputError(
-                        f"{where}: column {c!r} has a missing value ({self._row(frame, missing)}), and the model "
-                        "was trained without imputation (impute='none')."
+                    problems.append(
+                        f"column {c!r} has {int(missing.sum())} missing value(s) ({self._row(frame, missing)}), "
+                        "and the model was trained without imputation (impute='none')"
                     )
                 report["missing"][c] = int(missing.sum())
             data[c] = numbers
+        if problems:
+            raise InputError(f"{where} has {_count(problems, 'problem')}: " + "; ".join(problems) + ".")
         texts = self._category_texts(frame, self.categorical_)
         for k, c in enumerate(self.categorical_):
             col = texts[:, k]
@@ -380,6 +429,7 @@ class TabularPreprocessor:
             "impute": self.impute,
             "categorical": self.categorical,
             "drop": self.drop,
+            "id": self.id_column,
             "numeric": self.numeric_,
             "categories": self.categories_,
             "fill": self.fill_,
@@ -389,13 +439,18 @@ class TabularPreprocessor:
     @classmethod
     def from_config(cls, config: dict, where: str = "preprocessing") -> TabularPreprocessor:
         try:
-            pre = cls(drop=config["drop"], categorical=config["categorical"], impute=config["impute"])
+            pre = cls(
+                drop=config["drop"],
+                categorical=config["categorical"],
+                impute=config["impute"],
+                id_column=config.get("id"),  # runs saved before --id record none
+            )
             pre.numeric_ = [str(c) for c in config["numeric"]]
             pre.categories_ = {str(c): [str(v) for v in vs] for c, vs in config["categories"].items()}
             pre.categorical_ = list(pre.categories_)
             pre.fill_ = dict(config["fill"])
             pre.feature_names_in_ = [str(c) for c in config["columns"]]
-            pre.dropped_ = list(pre.drop)
+            pre.dropped_ = [c for c in (*pre.drop, pre.id_column) if c is not None]
             if sorted(pre.feature_names_in_) != sorted(pre.numeric_ + pre.categorical_):
                 raise ValueError("its columns are not its numeric and categorical columns")
             if any(not cats for cats in pre.categories_.values()):
@@ -441,7 +496,7 @@ def needs_preprocessing(frame) -> bool:
 
 
 def run_options(config: dict | None) -> dict | None:
-    """The ``drop``/``categorical``/``impute`` options a run's config.json records, so that a
+    """The ``drop``/``categorical``/``impute``/``id`` options a run's config.json records, so that a
     reload of its data (its own split) refits the very same encoding; None without any."""
     saved = (config or {}).get("preprocessing")
     if not isinstance(saved, dict):
@@ -450,4 +505,70 @@ def run_options(config: dict | None) -> dict | None:
         "drop": saved.get("drop", []),
         "categorical": saved.get("categorical", "auto"),
         "impute": saved.get("impute", "median"),
+        "id_column": saved.get("id"),
     }
+
+
+# ---- inputs far from the training data ----------------------------------------------------------
+FAR_Z, FAR_SHARE = 10.0, 0.05
+"""An input value is far from the training data at more than ``FAR_Z`` training standard
+deviations from the training mean; a warning comes when over ``FAR_SHARE`` of the values (of all
+of them, or of one named column) are."""
+FAR_ROWS = 10_000
+"""At most this many rows of a batch are judged (evenly spaced), so the check stays cheap."""
+
+
+class FarFromTrainingWarning(UserWarning):
+    """Inputs lie far outside the training data (e.g. raw 0-255 pixels into a model trained on 0-1):
+    the predictions are extrapolations. Filter it with ``warnings.simplefilter("ignore", FarFromTrainingWarning)``."""
+
+
+def far_from_training(X, mean, scale, names=None, columns=None) -> str | None:
+    """One sentence when inputs lie far outside the training data, from the training ``mean`` and
+    ``scale`` (one per input value, or per feature), else None.
+
+    Without ``names`` the values are judged together (an image: over ``FAR_SHARE`` of its pixels
+    far). With ``names`` (one per column of the 2-D ``X``) each column is judged on its own and
+    every far column is named with how far it lies; ``columns`` limits the check to those column
+    indices (the numeric columns of an encoded table: a rare category's one-hot column is far from
+    its mean by design)."""
+    if mean is None or scale is None:
+        return None
+    if isinstance(X, np.ndarray) and len(X) > FAR_ROWS:  # a large batch: judged on evenly spaced rows
+        X = X[np.linspace(0, len(X) - 1, FAR_ROWS).astype(np.int64)]
+    try:
+        flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        mean = np.asarray(mean, dtype=np.float64).reshape(1, -1)
+        scale = np.asarray(scale, dtype=np.float64).reshape(1, -1)
+    except (TypeError, ValueError):
+        return None
+    if not flat.size or flat.shape[1] != mean.shape[1] or scale.shape != mean.shape:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(flat - mean) / np.where(scale > 0, scale, 1.0)
+    z = np.nan_to_num(z, nan=0.0, posinf=np.finfo(np.float64).max)
+    if names is None or len(names) != flat.shape[1]:
+        share = float(np.mean(z > FAR_Z))
+        if share <= FAR_SHARE:
+            return None
+        return (
+            f"{share:.0%} of the input values lie more than {FAR_Z:g} training standard deviations from the "
+            f"training mean (up to {float(z.max()):.0f}); were they scaled as the training data was "
+            f"(range {float(flat.min()):.3g} to {float(flat.max()):.3g} here)?"
+        )
+    far = []
+    for j in range(flat.shape[1]) if columns is None else columns:
+        share = float(np.mean(z[:, j] > FAR_Z))
+        if share > FAR_SHARE:
+            far.append(
+                f"{names[j]!r} ({share:.0%} of its values, up to {float(z[:, j].max()):.0f} standard deviations; "
+                f"{float(flat[:, j].min()):.4g} to {float(flat[:, j].max()):.4g} here, training mean "
+                f"{float(mean[0, j]):.4g}, standard deviation {float(scale[0, j]):.4g})"
+            )
+    if not far:
+        return None
+    return (
+        f"{_count(far, 'input column')} {'lies' if len(far) == 1 else 'lie'} more than {FAR_Z:g} training "
+        "standard deviations from the training "
+        f"mean: {'; '.join(far)}; were they scaled as the training data was?"
+    )

@@ -354,6 +354,8 @@ def run_worker(
     target: str | None = None,
     task: str | None = None,
     progress: bool = False,
+    preprocess: dict | None = None,
+    labels: str | None = None,
 ) -> int:
     """Run trials until the study holds ``trials`` finished ones, ``quota`` trials were run here,
     or ``timeout`` passed; returns how many ran here.
@@ -375,7 +377,7 @@ def run_worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(storage_url)
     study = load_study(storage, study_name, seed=seed + 1000 * worker, pruner=pruner)
-    ds = load_dataset(data, target=target, task=task, seed=seed)
+    ds = load_dataset(data, target=target, task=task, seed=seed, preprocess=preprocess, labels=labels)
     objective = make_objective(model, ds, space, fixed)
     deadline = None if timeout is None else time.monotonic() + timeout
     ran = 0

@@ -290,11 +290,18 @@ def test_the_server_takes_named_records(people_run):
     records = [{"age": 41, "city": "lyon", "income": 55.0}, {"age": None, "city": "rome", "income": "40"}]
     reply = client.post("/v1/predict", json={"instances": records})
     assert reply.status_code == 200 and len(reply.json()["predictions"]) == 2
+    assert reply.json()["unseen"] == {"city": {"rome": 1}}  # reported per request
+    assert reply.json()["warnings"] == [
+        "filled 1 missing value(s) from training statistics: age (1)",
+        "1 value(s) of categories unseen in training, encoded as all zeros: city: 1 ('rome')",
+    ]
     encoded = json.loads((run / "config.json").read_text())  # the same rows as numbers give the same answer
     from deepatlas.preprocessing import TabularPreprocessor as T
 
     X, _ = T.from_config(encoded["preprocessing"]).transform(pd.DataFrame(records, dtype=object))
-    assert client.post("/v1/predict", json={"instances": X.tolist()}).json() == reply.json()
+    assert client.post("/v1/predict", json={"instances": X.tolist()}).json() == {
+        "predictions": reply.json()["predictions"]
+    }  # numbers: nothing filled or unseen to report
     bad = client.post("/v1/predict", json={"instances": [{"age": 1, "income": 2}]})
     assert bad.status_code == 422 and "missing 'city'" in bad.json()["detail"]
 
@@ -311,3 +318,169 @@ def test_resume_refuses_other_table_options(tmp_path):
     assert first["preprocessing"] == {"drop": ["id"], "categorical": "auto", "impute": "median"}
     assert _differences(first, again, more_epochs=True) == []
     assert _differences(first, other, more_epochs=True) == ["--drop ['id'] (now [])", "--impute 'median' (now 'mean')"]
+
+
+# ---- preprocessing options from the Python API, the same model as the CLI ------------------------
+def _with_note(n: int = 80) -> pd.DataFrame:
+    """_people with a free-text column (a different value in every row): it must be dropped."""
+    df = _people(n)
+    df.insert(1, "note", [f"free text {i}" for i in range(n)])  # the label stays last: the target
+    return df
+
+
+OPTIONS = {"drop": ["note"], "id": "id", "categorical": ["city"], "impute": "mean"}
+
+
+def test_preprocess_parameter_sets_the_options_and_is_saved(tmp_path):
+    from sklearn.base import clone
+
+    from deepatlas.models.mlp import MLPClassifier
+    from deepatlas.saving import load, save_model
+
+    df = _with_note()
+    X, y = df.drop(columns="label"), df["label"]
+    with pytest.raises(InputError, match=r"column 'note' holds text with a different value in every row"):
+        MLPClassifier(**FAST).fit(X, y)  # without options, the free text is refused
+    model = MLPClassifier(**FAST, preprocess=OPTIONS).fit(X, y)
+    pre = model.preprocessor_
+    assert (pre.drop, pre.id_column, pre.categorical, pre.impute) == (["note"], "id", ["city"], "mean")
+    assert pre.dropped_ == ["note", "id"] and list(model.feature_names_in_) == ["age", "city", "income"]
+    assert pre.fill_["age"] == pytest.approx(float(np.nanmean(df["age"])))
+    assert clone(model).get_params()["preprocess"] == OPTIONS  # clone, GridSearchCV and CV folds carry it
+    save_model(model, tmp_path / "m")
+    again = load(tmp_path / "m")
+    assert again.preprocess == OPTIONS and again.preprocessor_.to_config() == pre.to_config()
+    np.testing.assert_array_equal(again.predict_proba(X.iloc[:5]), model.predict_proba(X.iloc[:5]))
+
+
+def test_preprocess_parameter_mistakes_are_one_line():
+    from deepatlas.models.mlp import MLPClassifier
+    from deepatlas.models.text.classifier import WordTextClassifier
+
+    X, y = _people().drop(columns="label"), _people()["label"]
+    cases = [
+        ({"impute": "max"}, "The 'preprocess' parameter of MLPClassifier['impute'] must be one of median, mean, "
+         "most_frequent, none. Got 'max' instead."),
+        ({"dorp": ["id"]}, "The 'preprocess' parameter of MLPClassifier has unknown key(s) 'dorp'; the keys are "
+         "drop, categorical, impute, id."),
+        ({"drop": [3]}, "The 'preprocess' parameter of MLPClassifier['drop'] must be a list of column names "
+         "(strings). Got [3] instead."),
+    ]  # fmt: skip
+    for options, message in cases:
+        with pytest.raises(InputError) as err:
+            MLPClassifier(**FAST, preprocess=options).fit(X, y)
+        assert str(err.value) == message
+    with pytest.raises(InputError, match=r"preprocess\['id'\] names 'ident', which is not a column"):
+        MLPClassifier(**FAST, preprocess={"id": "ident"}).fit(X, y)
+    with pytest.raises(InputError, match=r"applies to models that read feature tables; WordTextClassifier reads text"):
+        WordTextClassifier(preprocess={"drop": ["id"]}).fit(["a b", "c d"], ["x", "y"])
+
+
+def test_api_and_cli_give_the_same_model_with_the_same_options(tmp_path, capsys):
+    from deepatlas.data.core import infer_task, split
+    from deepatlas.models.mlp import MLPClassifier
+    from deepatlas.saving import load
+
+    data = _write_csv(_with_note(), tmp_path / "p.csv")
+    run = tmp_path / "run"
+    code, _, err = _main(
+        capsys, "train", "mlp", "--data", data, "--drop", "note", "--id", "id", "--categorical", "city",
+        "--impute", "mean", "--epochs", "8", "--out", run, "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    df = pd.read_csv(data)  # the API reads the same file, and splits it as the CLI does
+    X, labels = df.drop(columns="label"), df["label"].to_numpy(dtype=object)
+    y, _ = infer_task(labels, None)
+    train, _, val, _, test, _ = split(np.arange(len(df)), y, seed=0, stratify=True)
+    model = MLPClassifier(preprocess=OPTIONS, epochs=8, seed=0).fit(
+        X.iloc[train], labels[train], validation_data=(X.iloc[val], labels[val])
+    )
+    cli = load(run)
+    assert json.loads((run / "config.json").read_text())["preprocessing"] == model.preprocessor_.to_config()
+    np.testing.assert_array_equal(cli.predict_proba(X.iloc[test]), model.predict_proba(X.iloc[test]))
+    (tmp_path / "new.csv").write_text("id,note,age,city,income\n77,x,30,paris,52\n78,y,,lyon,41\n")
+    code, out, _ = _main(capsys, "predict", run, "--input", tmp_path / "new.csv")
+    assert code == 0 and out.splitlines()[0] == "id,prediction,proba_no,proba_yes"  # the run's --id, kept
+    assert [row.split(",")[0] for row in out.splitlines()[1:]] == ["77", "78"]
+
+
+# ---- every problem column of a predict file, at once ----------------------------------------------
+def test_a_predict_file_reports_every_problem_column(people_run, capsys):
+    tmp, run = people_run
+    (tmp / "bad.csv").write_text("age,city,income\nold,paris,50\n30,lyon,high\n31,nice,n/a-ish\n")
+    code, _, err = _main(capsys, "predict", run, "--input", tmp / "bad.csv")
+    assert code == 2 and err.count("\n") == 1
+    assert err.strip() == (
+        f"deepatlas predict: error: --input file {str(tmp / 'bad.csv')!r} has 2 problems: column 'age' is numeric "
+        "in training, but holds 'old' (1 such value(s), first in row 2); column 'income' is numeric in training, "
+        "but holds 'high' (2 such value(s), first in row 3)."
+    )
+
+
+# ---- inputs far outside the training data: API, CLI and server ------------------------------------
+def test_far_inputs_warn_from_the_api_naming_each_column():
+    from deepatlas.models.mlp import MLPRegressor
+    from deepatlas.preprocessing import FarFromTrainingWarning
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.uniform(0, 1, 60), "c": rng.normal(size=60)})
+    model = MLPRegressor(**FAST).fit(X, X["a"] + X["b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(X)  # the training data: no warning
+    far = X.assign(b=X["b"] * 255, c=X["c"] + 100)
+    with pytest.warns(FarFromTrainingWarning) as record:
+        model.predict(far)
+    (message,) = [str(w.message) for w in record]
+    assert message.startswith("MLPRegressor: 2 input columns lie more than 10 training standard deviations from the "
+                              "training mean: 'b' (")  # fmt: skip
+    assert "'c' (100% of its values, up to 10" in message and "'a'" not in message
+    assert message.endswith("were they scaled as the training data was?")
+
+
+def test_far_inputs_warn_once_in_predict_and_per_request_in_the_server(people_run, capsys):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from deepatlas.serving.app import create_app
+
+    tmp, run = people_run
+    (tmp / "far.csv").write_text("age,city,income\n30,paris,50000\n40,lyon,61000\n")  # income in units, not thousands
+    code, _, err = _main(capsys, "predict", run, "--input", tmp / "far.csv")
+    assert code == 0 and err.count("warning:") == 1
+    assert (
+        "warning: 1 input column lies more than 10 training standard deviations from the training mean: 'income' (100% of its values"
+        in err
+    )
+    client = TestClient(create_app(run, backend="torch"))
+    reply = client.post("/v1/predict", json={"instances": [{"age": 30, "city": "paris", "income": 50000}]}).json()
+    assert reply["warnings"][0].startswith(
+        "1 input column lies more than 10 training standard deviations from the training mean: 'income'"
+    )
+    assert "unseen" not in reply
+    near = client.post("/v1/predict", json={"instances": [{"age": 30, "city": "paris", "income": 50}]}).json()
+    assert set(near) == {"predictions"}
+
+
+# ---- cv, compare and tune take the table options ---------------------------------------------------
+def test_cv_compare_and_tune_take_the_table_options(tmp_path, capsys):
+    data = _write_csv(_with_note(60), tmp_path / "p.csv")
+    table = ["--drop", "note", "--id", "id", "--impute", "mean"]
+    code, _, err = _main(
+        capsys, "cv", "perceptron", "--data", data, "--folds", "2", "--epochs", "2", "--out", tmp_path / "cv"
+    )
+    assert code == 2 and "column 'note' holds text with a different value in every row" in err and "--drop note" in err
+    code, out, err = _main(
+        capsys, "cv", "perceptron", "--data", data, *table, "--folds", "2", "--epochs", "2", "--out", tmp_path / "cv"
+    )
+    assert code == 0, err
+    assert "looks like an identifier" not in err  # --id: left out, not noted
+    code, _, err = _main(capsys, "compare", "perceptron", "perceptron", "--data", data, *table, "--set", "2.lr=0.01",
+                         "--folds", "2", "--epochs", "2", "--out", tmp_path / "cmp")  # fmt: skip
+    assert code == 0, err
+    pytest.importorskip("optuna")
+    code, _, err = _main(capsys, "tune", "perceptron", "--data", data, *table, "--trials", "1", "--epochs", "2",
+                         "--out", tmp_path / "tune", "--quiet", "--then-train")  # fmt: skip
+    assert code == 0, err
+    config = json.loads((tmp_path / "tune" / "best-run" / "config.json").read_text())
+    assert config["preprocessing"]["drop"] == ["note"] and config["preprocessing"]["id"] == "id"

@@ -1,5 +1,6 @@
 """Arguments that several sub-commands share: the data (``--data``, ``--target``, ``--task``,
-``--text``) and the estimator's parameters (``--set NAME=VALUE`` and its shortcuts)."""
+``--text``), a table's raw columns (``--drop``, ``--categorical``, ``--impute``, ``--id``) and label
+files (``--labels``), and the estimator's parameters (``--set NAME=VALUE`` and its shortcuts)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,81 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--text", metavar="COLUMN", help="CSV column holding text (text classification)")
     p.add_argument("--val", metavar="FILE", help="CoNLL validation file (default: split from --data)")
     p.add_argument("--test", metavar="FILE", help="CoNLL test file (default: split from --data)")
+
+
+IMPUTE = (
+    "median",
+    "mean",
+    "most_frequent",
+    "none",
+)  # deepatlas.preprocessing.IMPUTE (not imported: --help stays light)
+
+
+def add_table_args(p: argparse.ArgumentParser) -> None:
+    """``--drop``, ``--categorical``, ``--impute``, ``--id`` (a CSV's raw columns, see
+    :mod:`deepatlas.preprocessing`; the estimators' ``preprocess`` parameter) and ``--labels``."""
+    g = p.add_argument_group("tables (CSV) and label files")
+    g.add_argument("--drop", nargs="+", metavar="COL", default=[], help="CSV columns to leave out (a leak, free text)")
+    g.add_argument(
+        "--categorical",
+        nargs="+",
+        metavar="COL",
+        default=["auto"],
+        help="CSV columns to one-hot encode, or 'auto' (default): text columns with few distinct values",
+    )
+    g.add_argument(
+        "--impute",
+        choices=IMPUTE,
+        default="median",
+        help="fill missing values with the training median (default), mean or most frequent value "
+        "(categories: the most frequent), or 'none': a missing value is an error",
+    )
+    g.add_argument(
+        "--id",
+        metavar="COL",
+        help="an identifier column: left out of the features, and copied into predict's output",
+    )
+    add_labels_arg(g)
+
+
+def add_labels_arg(p) -> None:
+    p.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="the labels of --data: an IDX label file (MNIST images), a CSV of file,label rows (image folder) "
+        "or an .npy of labels (an .npy of images)",
+    )
+
+
+def preprocess_options(args) -> dict:
+    """The table options of ``args`` as :class:`~deepatlas.preprocessing.TabularPreprocessor`'s arguments."""
+    categorical = args.categorical
+    return {
+        "drop": list(args.drop),
+        "categorical": "auto" if categorical == ["auto"] else list(categorical),
+        "impute": args.impute,
+        "id_column": getattr(args, "id", None),
+    }
+
+
+def load_data(args, *, notes: bool = True):
+    """The dataset of ``--data`` with the table options (``add_table_args``), the table's notes
+    (an identifier-like column, the imputation, the encoded columns) printed on stderr."""
+    import sys
+
+    from deepatlas.data import load_dataset
+
+    ds = load_dataset(
+        args.data,
+        target=args.target,
+        task=args.task,
+        seed=args.seed,
+        preprocess=preprocess_options(args),
+        labels=args.labels,
+    )
+    for note in (ds.meta.get("notes") or []) if notes else []:
+        print(f"note: {note}", file=sys.stderr)
+    return ds
 
 
 def add_param_args(p: argparse.ArgumentParser) -> None:

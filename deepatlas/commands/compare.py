@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from deepatlas._validation import suggest
-from deepatlas.commands._args import add_data_args, add_param_args, collect_params
+from deepatlas.commands._args import add_data_args, add_param_args, add_table_args, collect_params, load_data
 from deepatlas.errors import InputError
 from deepatlas.registry import build_model
 
@@ -55,7 +55,6 @@ def build_models(names: list[str], task: str, params: dict) -> dict:
 
 
 def cmd_compare(args) -> int:
-    from deepatlas.data import load_dataset
     from deepatlas.evaluation import compare, development_data, save_compare
     from deepatlas.evaluation.core import default_out, pm
     from deepatlas.runs import claim_output_dir
@@ -66,7 +65,7 @@ def cmd_compare(args) -> int:
     note = claim_output_dir(out, overwrite=args.overwrite, what="the comparison report")
     if note:
         print(note, file=sys.stderr)
-    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
+    ds = load_data(args)
     models = build_models(args.models, ds.task, collect_params(args))
     X, y = development_data(ds)
     result = compare(
@@ -101,6 +100,7 @@ def add_parser(sub) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL", help="two or more registry names")
     add_data_args(p)
     add_param_args(p)
+    add_table_args(p)
     p.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds (default 5)")
     p.add_argument("--repeats", type=int, default=1, metavar="R", help="repetitions with reshuffled folds (default 1)")
     p.add_argument("--metric", help="measure to test (default accuracy for classifiers, r2 for regressors)")

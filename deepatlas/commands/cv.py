@@ -6,12 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from deepatlas.commands._args import add_data_args, add_param_args, collect_params
+from deepatlas.commands._args import add_data_args, add_param_args, add_table_args, collect_params, load_data
 from deepatlas.registry import build_model
 
 
 def cmd_cv(args) -> int:
-    from deepatlas.data import load_dataset
     from deepatlas.evaluation import cross_validate, development_data, save_cv
     from deepatlas.evaluation.core import default_out, pm
     from deepatlas.runs import claim_output_dir
@@ -20,7 +19,7 @@ def cmd_cv(args) -> int:
     note = claim_output_dir(out, overwrite=args.overwrite, what="the cross-validation report")
     if note:
         print(note, file=sys.stderr)
-    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
+    ds = load_data(args)
     model = build_model(args.model, ds.task, collect_params(args))
     X, y = development_data(ds)
     result = cross_validate(model, X, y, folds=args.folds, repeats=args.repeats, seed=args.seed)
@@ -45,6 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("model", help="registry name (see 'deepatlas list models')")
     add_data_args(p)
     add_param_args(p)
+    add_table_args(p)
     p.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds (default 5)")
     p.add_argument("--repeats", type=int, default=1, metavar="R", help="repetitions with reshuffled folds (default 1)")
     p.add_argument("--out", metavar="DIR", help="where to write cv.json, plots, report.html (default runs/cv-...)")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatlas.commands._args import add_data_args, seed_arg
-from deepatlas.commands._table import add_labels_arg
+from deepatlas.commands._args import add_data_args, add_labels_arg, seed_arg
 from deepatlas.errors import InputError
 
 

@@ -12,8 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from deepatlas.commands._args import add_data_args, add_param_args, collect_params
-from deepatlas.commands._table import add_table_args, preprocess_options
+from deepatlas.commands._args import add_data_args, add_param_args, add_table_args, collect_params, preprocess_options
 from deepatlas.errors import InputError
 
 

@@ -23,8 +23,7 @@ def _positive(value, flag: str, kind=int) -> None:
 
 def cmd_tune(args) -> int:
     from deepatlas import tuning
-    from deepatlas.commands._args import collect_params
-    from deepatlas.data import load_dataset
+    from deepatlas.commands._args import collect_params, load_data, preprocess_options
     from deepatlas.registry import build_model
 
     _positive(args.trials, "--trials")
@@ -37,7 +36,8 @@ def cmd_tune(args) -> int:
     stem = Path(stem).stem if ("/" in stem or "." in stem) else stem
     out = Path(args.out) if args.out else Path("runs") / f"tune-{args.model}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     fixed = collect_params(args)
-    ds = load_dataset(args.data, target=args.target, task=args.task, seed=args.seed)
+    preprocess = preprocess_options(args)
+    ds = load_data(args, notes=not args.quiet)
     build_model(args.model, ds.task, dict(fixed))  # unknown --set names fail here, before any trial
     space = tuning.read_space_file(args.space) if args.space else tuning.default_space(args.model, ds.task)
     space = tuning.check_space(space, args.model, ds.task)
@@ -51,7 +51,7 @@ def cmd_tune(args) -> int:
     config = dict(
         model=args.model, data=args.data, storage_url=storage_url, study_name=study_name, trials=args.trials,
         space=space, fixed=fixed, seed=args.seed, timeout=args.timeout, pruner=args.pruner,
-        target=args.target, task=args.task, progress=not args.quiet,
+        target=args.target, task=args.task, progress=not args.quiet, preprocess=preprocess, labels=args.labels,
     )  # fmt: skip
     if not args.quiet:
         where = tuning.shown_url(storage_url)  # the password masked
@@ -97,12 +97,13 @@ def _run_workers(config: dict, out: Path, remaining: int, workers: int) -> None:
 
 
 def add_parser(sub) -> None:
-    from deepatlas.commands._args import add_data_args, add_param_args
+    from deepatlas.commands._args import add_data_args, add_param_args, add_table_args
 
     p = sub.add_parser("tune", help="search hyperparameters with Optuna (TPE, pruning, resumable study)")
     p.add_argument("model", help="registry name (see 'deepatlas list models')")
     add_data_args(p)
     add_param_args(p)
+    add_table_args(p)
     p.add_argument("--trials", type=int, required=True, metavar="N", help="finished trials the study should hold")
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
     p.add_argument("--storage", metavar="URL",

@@ -22,6 +22,9 @@ Wrong requests get a 4xx with a message; no request names a file on the server.
 
 A classifier's prediction is ``{"label": ..., "probabilities": {label: p, ...}}`` (a perceptron
 gives ``scores``); a regressor's is ``{"value": ...}``; other models give their named outputs.
+A reply may also hold ``warnings`` (sentences: inputs far outside the training data, named by
+column for a table, see :func:`deepatlas.preprocessing.far_from_training`; missing values filled;
+categories unseen in training) and, for named records, ``unseen``: ``{column: {category: count}}``.
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the request model built at run time.
@@ -181,6 +184,12 @@ def request_model(sample_shape, dtype: str, max_batch: int, columns=None, audio:
 
 class PredictResponse(BaseModel):
     predictions: list[Any]
+    warnings: list[str] | None = Field(
+        default=None, description="what to know about this request's inputs (far from training, filled, unseen)"
+    )
+    unseen: dict[str, dict[str, int]] | None = Field(
+        default=None, description="named records: categories unseen in training, counted per column"
+    )
 
 
 class Health(BaseModel):
@@ -347,6 +356,7 @@ def create_app(
     @app.post(
         "/v1/predict",
         response_model=PredictResponse,
+        response_model_exclude_none=True,  # warnings and unseen only when there are some
         summary="Predict a batch of instances",
         responses={
             408: {"description": "The body did not arrive within the read timeout"},
@@ -359,9 +369,10 @@ def create_app(
         # thread, at most --max-inferences at once, so /v1/health answers during a long inference.
         return await anyio.to_thread.run_sync(_predict, request.instances, limiter=inferences)
 
-    def _records(instances) -> np.ndarray:
+    def _records(instances) -> tuple[np.ndarray, dict]:
         """Named records through the run's own encoding (columns matched by name; a missing value,
-        null, is filled as in training; an unseen category encodes as all zeros)."""
+        null, is filled as in training; an unseen category encodes as all zeros); returns the
+        numbers and the report of what was filled and unseen."""
         import pandas as pd
 
         if not all(isinstance(r, dict) for r in instances):
@@ -381,10 +392,30 @@ def create_app(
                 )
         frame = pd.DataFrame({c: pd.Series([r[c] for r in instances], dtype=object) for c in columns})
         try:
-            X, _ = tabular.transform(frame, where="instances")
+            return tabular.transform(frame, where="instances")
         except DeepAtlasError as exc:
             raise HTTPException(422, str(exc)) from None
-        return X
+
+    stats = info.get("preprocessing") or {}
+    if not stats.get("standardize") or stats.get("per"):  # no training statistics, or per step of a sequence
+        stats = {}
+
+    def _warnings(X, report: dict | None) -> dict:
+        """This request's ``warnings`` and ``unseen`` (the response's optional fields)."""
+        from deepatlas.preprocessing import TabularPreprocessor, far_from_training
+
+        lines = TabularPreprocessor.describe(report) if report else []
+        if tabular is not None:
+            far = far_from_training(
+                X, stats.get("mean"), stats.get("scale"), tabular.feature_names_out_, range(len(tabular.numeric_))
+            )
+        else:
+            far = far_from_training(X, stats.get("mean"), stats.get("scale"))
+        lines += [far] if far else []
+        out: dict[str, Any] = {"warnings": lines} if lines else {}
+        if report and report.get("unseen"):
+            out["unseen"] = report["unseen"]
+        return out
 
     def _audio(instances) -> PredictResponse:
         """Base64 WAV files (or waveforms): decoded, resampled and mixed down to the model's
@@ -452,8 +483,9 @@ def create_app(
             return _translate(instances)
         if audio and any(isinstance(r, str) for r in instances):
             return _audio(instances)
+        report = None
         if any(isinstance(r, dict) for r in instances):
-            instances = _records(instances)
+            instances, report = _records(instances)
         try:
             X = np.asarray(instances, dtype=np.dtype(dtype))
         except (ValueError, TypeError):
@@ -474,6 +506,6 @@ def create_app(
             raise HTTPException(
                 422, "The model's outputs are not finite for these instances (input values too large?)."
             )
-        return PredictResponse(predictions=format_predictions(info, outputs, n))
+        return PredictResponse(predictions=format_predictions(info, outputs, n), **_warnings(X, report))
 
     return app
