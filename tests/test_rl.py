@@ -172,7 +172,7 @@ def test_unsupported_action_space():
         DQN("Pendulum-v1").learn(10)
     assert str(err.value) == (
         "DQN supports Discrete action spaces; environment 'Pendulum-v1' has Box(-2.0, 2.0, (1,), float32). "
-        "Use PPO, A2C or REINFORCE for continuous actions."
+        "Use SAC, TD3, DDPG, PPO, A2C or REINFORCE for continuous actions."
     )
 
 
@@ -325,7 +325,7 @@ def test_cli_errors_exit_2_with_one_line(one_thread_cli, tmp_path):
     not_agent = cli("rl", "train", "mlp", "--steps", "10", "--out", str(tmp_path / "b"))
     assert not_agent.returncode == 2
     assert not_agent.stderr == (
-        "deepatlas rl: error: Model 'mlp' is not a reinforcement-learning agent; agents: a2c, dqn, ppo, reinforce.\n"
+        "deepatlas rl: error: Model 'mlp' is not a reinforcement-learning agent; agents: a2c, ddpg, dqn, ppo, reinforce, sac, td3.\n"
     )
     no_steps = cli("rl", "train", "dqn", "--steps", "0", "--out", str(tmp_path / "c"))
     assert (
