@@ -86,14 +86,14 @@ def _fit(card, est, **kwargs):
     return est.fit(ds.X_train, ds.y_train, **kwargs)
 
 
-def _observations(n=16):
-    return np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)  # CartPole's observations
+def _observations(est, n=16):
+    return np.random.default_rng(0).normal(size=(n, *est.obs_shape_)).astype(np.float32)  # the env's shape
 
 
 def _outputs(card, est) -> dict:
     """What the fitted model computes, by every inference method it has, on the smoke test split."""
     if card.task == "rl":
-        return {"predict": est.predict(_observations())}
+        return {"predict": est.predict(_observations(est))}
     ds = _data(card)
     if card.task == "text":
         return {"sample": est.sample(40, seed=0), "bits": est.bits_per_char(str(ds.X_test[0])[:600])}
@@ -107,7 +107,7 @@ def _outputs(card, est) -> dict:
 def _infer(card, est):
     """The card's main inference method, called as a user would right after fitting."""
     if card.task == "rl":
-        return est.predict(_observations())
+        return est.predict(_observations(est))
     if card.task == "text":
         return est.sample(10)
     order = ("sample", "transform", "predict") if card.task == "generative" else ("predict", "transform", "sample")
