@@ -844,6 +844,73 @@ CASES += [
 ]
 
 
+# ---- recognition (issue #20): open-set splits and the identification gallery ---------------------------
+@functools.cache
+def _embedding_run() -> Path:
+    """An embedding trained once for these rows (1 epoch on digits' first 7 identities)."""
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="deepatlas-recognition-")) / "emb"
+    argv = ["train", "embedding", "--data", "digits:open_set=7", "--set", "channels=(4,)", "--epochs", "1"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def _identity_folder(ctx: Ctx) -> list[str]:
+    """Setup: 4 identities of 8x8 images, the last with one image; open_set=2 tests on c and d."""
+    from PIL import Image
+
+    for name, n in (("a", 5), ("b", 5), ("c", 5), ("d", 1)):
+        (ctx.tmp / "ids" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(ctx.tmp / "ids" / name / f"{i}.png")
+    return ["train", "embedding", "--data", f"{ctx.tmp / 'ids'}:open_set=2", "--out", str(ctx.tmp / "r")]
+
+
+def _gallery_wrong_size(ctx: Ctx) -> list[str]:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(ctx.tmp / "probe.png")
+    (ctx.tmp / "gallery" / "ann").mkdir(parents=True)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(ctx.tmp / "gallery" / "ann" / "1.png")
+    run = str(_embedding_run())
+    return [
+        "predict",
+        run,
+        "--input",
+        str(ctx.tmp / "probe.png"),
+        "--gallery",
+        str(ctx.tmp / "gallery"),
+        "--output",
+        str(ctx.tmp / "out"),
+    ]
+
+
+CASES += [
+    Case(
+        "open-set-one-test-identity",
+        ("train", "embedding", "--data", "digits:open_set=9", "--out", "{tmp}/r"),
+        2,
+        ("open_set=9 leaves 1 test identity of 10", "at least 2 are needed"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "open-set-identity-with-one-image",
+        _identity_folder,
+        2,
+        ("test identity 'd' has 1 image", "at least 2 images"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "gallery-image-wrong-size",
+        _gallery_wrong_size,
+        2,
+        ("--gallery image", "1.png", "is 10x10", "trained on 8x8"),
+        _nothing_at("out"),
+    ),
+]
+
+
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
     try:
