@@ -87,7 +87,8 @@ def _fit(card, est, **kwargs):
 
 
 def _observations(est, n=16):
-    return np.random.default_rng(0).normal(size=(n, *est.obs_shape_)).astype(np.float32)  # the env's shape
+    shape = getattr(est, "obs_shape_", (4,))  # the environment's (an unfitted agent refuses any)
+    return np.random.default_rng(0).normal(size=(n, *shape)).astype(np.float32)
 
 
 def _outputs(card, est) -> dict:
