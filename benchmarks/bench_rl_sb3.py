@@ -59,11 +59,14 @@ def evaluate_policy(predict, env_id: str, n_episodes: int, seed: int) -> dict:
     return out
 
 
+PRESET = {"name": "zoo"}  # --preset
+
+
 def _params(algo: str, env_id: str, steps: int | None) -> tuple[dict, int]:
     from deepatlas.registry import get_model_class
 
     cls = get_model_class(algo, "rl")
-    if env_id in cls._zoo:
+    if PRESET["name"] == "zoo" and env_id in cls._zoo:
         params, n = cls.zoo_params(env_id)
     else:  # no preset: both sides on our defaults (which are SB3's, see each agent's docstring)
         params, n = {}, 20_000
@@ -198,10 +201,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="override the preset's budget (both sides)")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--no-peer", action="store_true", help="skip Stable-Baselines3")
+    ap.add_argument(
+        "--preset", choices=("zoo", "none"), default="zoo",
+        help="zoo: the rl-baselines3-zoo settings where our preset has them; none: our defaults on both sides",
+    )  # fmt: skip
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log", default="bench_rl_sb3.jsonl", help="append one JSON line per run here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    PRESET["name"] = args.preset
     runners = [("deepatlas", run_ours)] + ([] if args.no_peer else [("sb3", run_sb3)])
     results: dict[tuple, list[dict]] = {}
     for algo in args.algo:
@@ -209,7 +217,14 @@ def main() -> None:
             for who, fn in runners:  # interleaved: ours then SB3's on each seed
                 seconds, cpu_seconds, predict = fn(algo, args.env, seed, args.steps)
                 score = evaluate_policy(predict, args.env, args.episodes, 10_000 + seed)
-                rec = {"algo": algo, "env": args.env, "who": who, "seed": seed, "steps": args.steps}
+                rec = {
+                    "algo": algo,
+                    "env": args.env,
+                    "who": who,
+                    "seed": seed,
+                    "steps": args.steps,
+                    "preset": args.preset,
+                }
                 rec.update(seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2), **score)
                 results.setdefault((algo, args.env, who), []).append(rec)
                 print(json.dumps(rec), flush=True)

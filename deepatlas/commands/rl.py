@@ -3,6 +3,8 @@
     deepatlas rl train dqn --env CartPole-v1 --preset zoo --seed 1 --out runs/dqn-cartpole
     deepatlas rl evaluate runs/dqn-cartpole --episodes 20
     deepatlas rl record runs/dqn-cartpole --out cartpole.gif
+    deepatlas rl train sac --env Pendulum-v1 --steps 20000 --out runs/sac-pendulum
+    deepatlas rl record runs/sac-pendulum --out pendulum.mp4
 
 A run directory has the layout of ``deepatlas train``'s: ``config.json`` and ``model.safetensors``
 (``deepatlas.load(RUN)`` gives the agent back), ``history.json`` (one record per training
@@ -154,6 +156,7 @@ def cmd_train(args) -> int:
         "last_train_returns_mean": sum(last) / len(last) if last else None,
         "total_timesteps": agent.num_timesteps_,
         "fit_seconds": agent.fit_seconds_,
+        **{k: evaluation[k] for k in ("collision_rate", "mean_speed") if k in evaluation},  # highway-env
     }
     if getattr(agent, "eval_history_", None):  # eval_freq > 0: the weights kept are the best evaluated
         metrics.update(
@@ -189,9 +192,14 @@ def cmd_evaluate(args) -> int:
     _positive("--episodes", args.episodes)
     agent = _load_agent(args.run)
     result = agent.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    driving = "".join(
+        f", {label} {result[key]:.{digits}f}"
+        for key, label, digits in (("collision_rate", "collision rate", 2), ("mean_speed", "mean speed", 1))
+        if key in result
+    )
     print(
         f"{agent.env}: mean_reward {result['mean_reward']:.2f} ± {result['std_reward']:.2f} "
-        f"over {args.episodes} episodes"
+        f"over {args.episodes} episodes{driving}"
     )
     return 0
 
@@ -201,8 +209,8 @@ def cmd_record(args) -> int:
     _positive("--every", args.every)
     agent = _load_agent(args.run)
     out = Path(args.out) if args.out else Path(args.run) / "episode.gif"
-    if out.suffix.lower() != ".gif":
-        raise InputError(f"--out must name a .gif file. Got {str(out)!r} instead.")
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise InputError(f"--out must name a .gif or .mp4 file. Got {str(out)!r} instead.")
     result = agent.record(out, n_episodes=args.episodes, seed=args.seed, every=args.every)
     returns = ", ".join(f"{r:.1f}" for r in result["returns"])
     print(f"wrote {out} ({result['frames']} frames; episode return {returns})")
@@ -214,8 +222,10 @@ def add_parser(sub) -> None:
     rl = p.add_subparsers(dest="rl_command", metavar="ACTION", parser_class=type(p))
     rl.required = True
 
-    t = rl.add_parser("train", help="train an agent (dqn, reinforce, a2c, ppo) into a run directory")
-    t.add_argument("algo", help="agent name: dqn, reinforce, a2c, ppo")
+    t = rl.add_parser("train", help="train an agent (dqn, reinforce, a2c, ppo, sac, td3, ddpg) into a run directory")
+    t.add_argument(
+        "algo", help="agent name: dqn, reinforce, a2c, ppo (discrete or continuous); sac, td3, ddpg (continuous)"
+    )
     t.add_argument("--env", default="CartPole-v1", help="Gymnasium environment id (default CartPole-v1)")
     t.add_argument("--steps", type=int, help=f"environment steps (default: the preset's, else {DEFAULT_STEPS:,})")
     t.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
@@ -262,9 +272,11 @@ def add_parser(sub) -> None:
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
     e.set_defaults(func=cmd_evaluate)
 
-    r = rl.add_parser("record", help="write an animated GIF of the trained agent playing")
+    r = rl.add_parser("record", help="write an animated GIF or an MP4 video of the trained agent playing")
     r.add_argument("run", help="run directory")
-    r.add_argument("--out", metavar="FILE", help="GIF to write (default RUN/episode.gif)")
+    r.add_argument(
+        "--out", metavar="FILE", help="GIF or MP4 (imageio, the rl-apps extra) to write (default RUN/episode.gif)"
+    )
     r.add_argument("--episodes", type=int, default=1, help="episodes to film (default 1)")
     r.add_argument("--every", type=int, default=2, help="keep every N-th frame (default 2)")
     r.add_argument("--seed", type=seed_arg, default=None, help="seed of the first episode")

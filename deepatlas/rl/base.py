@@ -389,7 +389,9 @@ class Agent(Estimator):
         """Play ``n_episodes`` episodes side by side (episode ``i`` seeded with ``seed + i``;
         default seed: the agent's seed plus 10,000, so they differ from the training episodes).
 
-        Returns ``{"mean_reward", "std_reward", "episode_returns", "episode_lengths"}``.
+        Returns ``{"mean_reward", "std_reward", "episode_returns", "episode_lengths"}``, and where
+        the environment reports them in ``info`` (highway-env does), the driving measures:
+        ``collision_rate`` (the share of episodes with a crash) and ``mean_speed`` (over every step).
         """
         self._check_fitted()
         if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes <= 0:
@@ -400,28 +402,42 @@ class Agent(Estimator):
         returns = np.zeros(n_episodes)
         lengths = np.zeros(n_episodes, np.int64)
         active = np.ones(n_episodes, bool)
+        crashed = np.zeros(n_episodes, bool)
+        speeds: list[float] = []
+        seen_crash = False
         while active.any():
             idx = np.flatnonzero(active)
             acts = self.predict(obs[idx], deterministic=deterministic)
             for j, i in enumerate(idx):
-                o, r, term, trunc, _ = envs[i].step(self._single_env_action(acts[j]))
+                o, r, term, trunc, info = envs[i].step(self._single_env_action(acts[j]))
                 obs[i] = o
                 returns[i] += r
                 lengths[i] += 1
+                if "crashed" in info:
+                    seen_crash = True
+                    crashed[i] |= bool(info["crashed"])
+                if "speed" in info:
+                    speeds.append(float(info["speed"]))
                 if term or trunc:
                     active[i] = False
         for e in envs:
             e.close()
-        return {
+        result = {
             "mean_reward": float(returns.mean()),
             "std_reward": float(returns.std()),
             "episode_returns": returns.tolist(),
             "episode_lengths": lengths.tolist(),
         }
+        if seen_crash:
+            result["collision_rate"] = float(crashed.mean())
+        if speeds:
+            result["mean_speed"] = float(np.mean(speeds))
+        return result
 
     def record(self, out, *, n_episodes: int = 1, seed: int | None = None, every: int = 2, width: int = 300) -> dict:
-        """Write an animated GIF of ``n_episodes`` deterministic episodes (frames from
-        ``render_mode="rgb_array"``, every ``every``-th frame, scaled to ``width`` pixels)."""
+        """Write an animated GIF (or, for an ``.mp4`` path, an H.264 video through imageio) of
+        ``n_episodes`` deterministic episodes (frames from ``render_mode="rgb_array"``, every
+        ``every``-th frame, scaled to ``width`` pixels)."""
         from pathlib import Path
 
         from PIL import Image
@@ -451,7 +467,14 @@ class Agent(Estimator):
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.stem}.tmp{out.suffix or '.gif'}")
         fps = env.metadata.get("render_fps", 30) / every
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        if out.suffix.lower() == ".mp4":  # a video, through imageio's FFmpeg plugin (the rl-apps extra)
+            from deepatlas._optional import require
+
+            iio = require("rl-apps", "Recording an MP4", "imageio.v3")
+            block = [img.crop((0, 0, img.width // 16 * 16, img.height // 16 * 16)) for img in images]  # H.264 blocks
+            iio.imwrite(tmp, np.stack([np.asarray(img.convert("RGB")) for img in block]), fps=fps, codec="libx264")
+        else:
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
         tmp.replace(out)
         return {"frames": len(images), "returns": returns}
 
