@@ -201,7 +201,7 @@ def test_openvino_missing_is_a_clear_error(digits, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"format": "tflite"}, "--format must be one of onnx, openvino. Got 'tflite' instead."),
+        ({"format": "coreml"}, "--format must be one of onnx, openvino, tflite. Got 'coreml' instead."),
         ({"tolerance": -1.0}, "--tolerance must be a positive float. Got -1.0 instead."),
         ({"opset": 3}, "--opset must be an int in the range [7, {high}]. Got 3 instead."),
         ({"part": "decoder"}, "--part 'decoder' is not an inference path of MLPRegressor; expected none (it has one inference path)."),

@@ -33,6 +33,7 @@ _CAPTIONS = {
     "epochs_curve.png": "Training and validation score after each epoch (early stopping off).",
     "attention.png": "Attention of the decoder over the source tokens, one row per written token.",
     "hop_attention.png": "Memory-network attention of each hop over the story sentences (* = supporting fact).",
+    "runtimes.png": "Median latency per call of each runtime, float and int8, at batch 1 and 64 (log scale).",
 }
 _ORDER = list(_CAPTIONS)
 
@@ -201,6 +202,34 @@ def _figures(directory: Path) -> str:
     return ("<h2>Plots</h2>" + "".join(figs)) if figs else ""
 
 
+def _runtimes_section(rt: dict) -> str:
+    """``deepatlas benchmark-runtimes``: one row per (runtime, precision)."""
+    rows = [
+        [
+            r["runtime"],
+            r["precision"],
+            r["batch_1_ms"],
+            r["batch_64_ms"],
+            r["rows_per_s"],
+            r["accuracy"],
+            r["bytes"],
+            r["note"],
+        ]
+        for r in rt.get("rows", [])
+    ]
+    head = [
+        "runtime",
+        "precision",
+        "batch 1 (ms)",
+        "batch 64 (ms)",
+        "rows/s at 64",
+        rt.get("metric", "score"),
+        "bytes",
+        "note",
+    ]
+    return f"<h2>Runtimes</h2><p class='meta'>{_esc(rt.get('title', ''))}</p>" + _table(head, rows)
+
+
 def write_report(directory: str | os.PathLike, title: str | None = None) -> Path:
     """Write ``directory/report.html`` from whatever results the directory holds; returns its path."""
     from deepatlas import __version__
@@ -213,6 +242,7 @@ def write_report(directory: str | os.PathLike, title: str | None = None) -> Path
     cmp = _read(directory, "compare.json")
     lc = _read(directory, "learning_curve.json")
     ec = _read(directory, "epochs_curve.json")
+    rt = _read(directory, "runtimes.json")
     if title is None:
         source = config or ev or cv or lc or ec or {}
         model = source.get("model") or (" vs ".join(cmp["models"]) if cmp else "")
@@ -234,6 +264,8 @@ def write_report(directory: str | os.PathLike, title: str | None = None) -> Path
         sections.append(_compare_section(cmp))
     if lc or ec:
         sections.append(_curve_section(lc, ec))
+    if rt:
+        sections.append(_runtimes_section(rt))
     sections.append(_figures(directory))
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

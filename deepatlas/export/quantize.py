@@ -45,7 +45,7 @@ def check_quantisable(kind: str, owner: str, mode: str, has_labels: bool, has_ca
     """Refuse, before anything is exported, what cannot be quantised and judged (one line each)."""
     if kind not in SCORED_KINDS:
         raise InputError(
-            f"--quantize {mode}: {owner}'s inference path is a {kind}, which has no test accuracy to judge a "
+            f"--quantize {mode}: {owner}'s inference path is {'an' if kind[:1] in 'aeiou' else 'a'} {kind}, which has no test accuracy to judge a "
             "quantised file by; quantisation covers classifiers and regressors."
         )
     if not has_labels:
@@ -204,8 +204,11 @@ def quantize_export(
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # onnxruntime's quantiser advises pre-processing on the root logger
+    from deepatlas.export.tflite import silenced
+
     try:
-        QUANTIZERS[format](source, out, mode, calibration)
+        with silenced():  # NNCF's and ai-edge-quantizer's progress bars
+            QUANTIZERS[format](source, out, mode, calibration)
     except (InputError, ImportError):
         raise
     except Exception as exc:

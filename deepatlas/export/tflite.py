@@ -44,7 +44,7 @@ MISSING = "--format tflite needs litert-torch and ai-edge-litert: pip install 'd
 
 
 @contextlib.contextmanager
-def _silenced():
+def silenced():
     """The converter prints progress bars and its C++ libraries log to file descriptor 2."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     buf = io.StringIO()
@@ -68,7 +68,7 @@ def _import(name: str):
     import importlib
 
     try:
-        with _silenced():
+        with silenced():
             return importlib.import_module(name)
     except ImportError:
         from deepatlas._optional import MissingExtra
@@ -110,7 +110,7 @@ def write_tflite(spec: ExportSpec, path: str | Path, batches: tuple[int, ...] = 
     for b in batches:
         builder = builder.signature(SIGNATURE.format(b), module, (_batch_of(example, b),))
     try:
-        with _silenced():
+        with silenced():
             edge = builder.convert()
             edge.export(str(path))
     except Exception as exc:
@@ -129,7 +129,7 @@ class LiteRTModel:
     def __init__(self, path: str | Path, threads: int | None = None, output_names=None):
         interpreter = require_interpreter()
         try:
-            with _silenced():
+            with silenced():
                 self.interpreter = interpreter.Interpreter(model_path=str(path), num_threads=threads)
                 signatures = self.interpreter.get_signature_list()
         except Exception as exc:
@@ -150,7 +150,7 @@ class LiteRTModel:
             )
         self.output_names = list(output_names) if output_names else list(self.runners[1][2])
         runner, inp, _, details = self.runners[1]
-        with _silenced():  # the first call creates the XNNPACK delegate, which says so on stderr
+        with silenced():  # the first call creates the XNNPACK delegate, which says so on stderr
             runner(**{inp: np.zeros(details[inp]["shape"], details[inp]["dtype"])})
 
     @property
@@ -197,7 +197,7 @@ def quantize_file(float_path: str | Path, out: str | Path, mode: str, calibratio
     require_converter()
     from ai_edge_quantizer import quantizer, recipe
 
-    with _silenced():
+    with silenced():
         qt = quantizer.Quantizer(str(float_path))
         if mode == "dynamic":
             qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())

@@ -1,0 +1,189 @@
+"""Which runtime to deploy a model with, measured: ``deepatlas benchmark-runtimes RUN``.
+
+The same inference module (preprocessing inside, as exported) runs in torch eager, under
+``torch.compile`` (Ansel et al. 2024, "PyTorch 2"), and as exported files in onnxruntime, OpenVINO
+and LiteRT, each in float and, for the three file formats, quantised to int8 (static, calibrated
+on the training split; :mod:`deepatlas.export.quantize`). For every (runtime, precision) it
+records the median latency of one call at batch 1 and batch 64 (calls alternated between runtimes
+in rounds, so that load on a shared machine hits all alike), the throughput at batch 64, the
+test-split accuracy and the file size. A runtime that is not installed, or cannot run the model,
+gets a row that says why instead of numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepatlas.errors import DeepAtlasError, InputError
+
+BATCHES = (1, 64)
+FORMATS = (("onnxruntime", "onnx"), ("OpenVINO", "openvino"), ("LiteRT", "tflite"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _torch_runners(spec, threads: int) -> dict[tuple[str, str], Any]:
+    import torch
+
+    module = spec.module.eval().cpu()
+    names = spec.output_names
+
+    def wrap(fn):
+        def run(X):
+            with torch.inference_mode():
+                out = fn(torch.from_numpy(X))
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            return {n: o.numpy() for n, o in zip(names, outs)}
+
+        return run
+
+    runners: dict[tuple[str, str], Any] = {("torch eager", "float32"): wrap(module)}
+    try:
+        compiled = torch.compile(module, dynamic=False)
+        runner = wrap(compiled)
+        for b in BATCHES:  # compile for each batch size now, not inside the timed calls
+            runner(np.ascontiguousarray(spec.random_inputs(np.random.default_rng(0), b)))
+        runners[("torch.compile", "float32")] = runner
+    except Exception as exc:  # no C++ compiler, an unsupported op...
+        runners[("torch.compile", "float32")] = f"torch.compile failed: {_first_line(exc)}"
+    return runners
+
+
+def _score(run, X, y, meta) -> float:
+    from deepatlas.export.quantize import score
+
+    outs = [run(X[i : i + 64]) for i in range(0, len(X), 64)]
+    merged = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    return score(merged, y, meta["kind"], meta["classes"], meta["decision"])[1]
+
+
+def benchmark_runtimes(
+    estimator,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    X_train: np.ndarray,
+    *,
+    threads: int = 2,
+    rounds: int = 5,
+    calls: dict[int, int] | None = None,
+    quantize: bool = True,
+    formats: tuple[str, ...] = ("onnx", "openvino", "tflite"),
+    workdir: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Rows ``{runtime, precision, batch_1_ms, batch_64_ms, rows_per_s, accuracy, bytes, note}``."""
+    import torch
+
+    from deepatlas.export import export, inference_spec
+    from deepatlas.export.pipeline import _as_inputs
+    from deepatlas.export.quantize import file_size, runner
+
+    calls = calls or {1: 200, 64: 20}
+    spec = inference_spec(estimator)
+    meta = {k: spec.metadata.get(k) for k in ("kind", "classes", "decision")}
+    if meta["kind"] not in ("classifier", "regressor"):
+        raise InputError(
+            f"benchmark-runtimes reports test accuracy, so it takes a classifier or regressor; this run holds "
+            f"{'an' if str(meta['kind'])[:1] in 'aeiou' else 'a'} {meta['kind']}."
+        )
+    X_test, X_train = _as_inputs(X_test, spec, rows=None), _as_inputs(X_train, spec, rows=512)
+    y_test = np.asarray(y_test)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    runners = _torch_runners(spec, threads)
+    sizes: dict[tuple[str, str], int | None] = {key: None for key in runners}
+    tmp = tempfile.TemporaryDirectory(prefix="deepatlas-runtimes-", dir=workdir)
+    try:
+        for name, fmt in FORMATS:
+            if fmt not in formats:
+                continue
+            out = Path(tmp.name) / f"model.{ {'onnx': 'onnx', 'openvino': 'xml', 'tflite': 'tflite'}[fmt] }"
+            try:
+                result = export(
+                    estimator, out, format=fmt, X=X_test, y=y_test if quantize else None,
+                    calibration=X_train if quantize else None, quantize="int8" if quantize else None,
+                    exporter="torchscript",
+                )  # fmt: skip
+            except (DeepAtlasError, ImportError) as exc:
+                runners[(name, "float32")] = f"{fmt} export failed: {_first_line(exc)}"
+                sizes[(name, "float32")] = None
+                continue
+            files = {"float32": result.path}
+            if result.quantized:
+                files["int8"] = out.with_name(result.quantized["file"])
+            for precision, path in files.items():
+                runners[(name, precision)] = runner(fmt, path, spec.output_names, threads=threads)
+                sizes[(name, precision)] = file_size(path)
+        live = {k: v for k, v in runners.items() if callable(v)}
+        accuracy = {k: _score(v, X_test, y_test, meta) for k, v in live.items()}
+        inputs = {b: np.ascontiguousarray(np.resize(X_test, (b, *X_test.shape[1:]))) for b in BATCHES}
+        times: dict[tuple, list[float]] = {(k, b): [] for k in live for b in BATCHES}
+        for fn in live.values():  # warm-up
+            for b in BATCHES:
+                fn(inputs[b])
+        for _ in range(rounds):
+            for b in BATCHES:
+                for k, fn in live.items():
+                    X = inputs[b]
+                    start = time.perf_counter()
+                    for _ in range(calls[b]):
+                        fn(X)
+                    times[(k, b)].append((time.perf_counter() - start) / calls[b])
+    finally:
+        torch.set_num_threads(before)
+        tmp.cleanup()
+    rows = []
+    for key, fn in runners.items():
+        name, precision = key
+        row: dict[str, Any] = {"runtime": name, "precision": precision, "threads": threads}
+        if callable(fn):
+            t1, t64 = (statistics.median(times[(key, b)]) for b in BATCHES)
+            row.update(batch_1_ms=1e3 * t1, batch_64_ms=1e3 * t64, rows_per_s=64 / t64)
+            row.update(accuracy=accuracy[key], bytes=sizes.get(key), note=None)
+        else:
+            row.update(batch_1_ms=None, batch_64_ms=None, rows_per_s=None, accuracy=None, bytes=None, note=fn)
+        rows.append(row)
+    eager = next(r["batch_1_ms"] for r in rows if r["runtime"] == "torch eager")
+    for row in rows:
+        row["speedup_b1_vs_eager"] = eager / row["batch_1_ms"] if row["batch_1_ms"] else None
+    return rows
+
+
+def table(rows: list[dict[str, Any]], metric: str = "accuracy") -> str:
+    """A Markdown table of the rows (what the run report and the docs show)."""
+    head = f"| runtime | precision | batch 1 (ms) | batch 64 (ms) | rows/s at 64 | × eager at 1 | test {metric} | file (KB) |"
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        if r["note"]:
+            lines.append(f"| {r['runtime']} | {r['precision']} | — | — | — | — | — | {r['note']} |")
+            continue
+        size = f"{r['bytes'] / 1024:.0f}" if r["bytes"] else "—"
+        lines.append(
+            f"| {r['runtime']} | {r['precision']} | {r['batch_1_ms']:.3f} | {r['batch_64_ms']:.3f} | "
+            f"{r['rows_per_s']:,.0f} | {r['speedup_b1_vs_eager']:.1f} | {r['accuracy']:.4f} | {size} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> None:
+    """Latency at batch 1 and 64 per (runtime, precision), log scale."""
+    from deepatlas.plotting import new_figure, save_figure
+
+    done = [r for r in rows if r["batch_1_ms"]]
+    labels = [f"{r['runtime']}\n{r['precision']}" for r in done]
+    x = np.arange(len(done))
+    fig, ax = new_figure(figsize=(max(6, 0.9 * len(done)), 3.6))
+    ax.bar(x - 0.2, [r["batch_1_ms"] for r in done], width=0.4, label="batch 1")
+    ax.bar(x + 0.2, [r["batch_64_ms"] for r in done], width=0.4, label="batch 64")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set(yscale="log", ylabel="median latency per call (ms)", title=title)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

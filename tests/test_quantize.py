@@ -1,0 +1,124 @@
+"""--quantize int8|dynamic: the quantised file's test accuracy on digits stays within one point of the
+float file's (issue #26's target) in onnxruntime, OpenVINO (NNCF) and LiteRT, with its size beside the
+float size; what cannot be quantised is refused with one line before any file is written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from deepatlas.data import load_dataset
+from deepatlas.errors import InputError
+from deepatlas.export import export
+from deepatlas.export.quantize import file_size
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SUFFIX = {"onnx": "onnx", "openvino": "xml", "tflite": "tflite"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def models(digits):
+    from deepatlas.models.cnn import CNNClassifier
+    from deepatlas.models.mlp import MLPClassifier
+
+    return {
+        "mlp": MLPClassifier(epochs=20, seed=0).fit(digits.X_train, digits.y_train),
+        "cnn": CNNClassifier(epochs=8, seed=0).fit(digits.X_train, digits.y_train),
+    }
+
+
+def _needs(fmt):
+    if fmt == "openvino":
+        pytest.importorskip("nncf", reason="the [openvino] extra (NNCF) is not installed")
+    if fmt == "tflite":
+        pytest.importorskip("litert_torch", reason="the [tflite] extra is not installed")
+
+
+CASES = [
+    pytest.param(fmt, mode, name, id=f"{name}-{fmt}-{mode}", marks=pytest.mark.slow if fmt == "tflite" else ())
+    for fmt in ("onnx", "openvino", "tflite")
+    for mode in ("int8", "dynamic")
+    for name in ("mlp", "cnn")
+]
+
+
+@pytest.mark.parametrize(("fmt", "mode", "name"), CASES)
+def test_quantised_accuracy_on_digits_is_within_one_point(fmt, mode, name, models, digits, tmp_path):
+    _needs(fmt)
+    est = models[name]
+    out = tmp_path / f"m.{SUFFIX[fmt]}"
+    result = export(
+        est, out, format=fmt, X=digits.X_test, y=digits.y_test, calibration=digits.X_train, quantize=mode,
+        exporter="torchscript",
+    )  # fmt: skip
+    q = result.quantized
+    q_file = tmp_path / f"m.{mode}.{SUFFIX[fmt]}"
+    assert q["file"] == q_file.name and q_file.exists()
+    assert q["metric"] == "accuracy" and q["test_rows"] == len(digits.X_test)
+    assert q["float"] == pytest.approx(est.score(digits.X_test, digits.y_test), abs=1 / len(digits.X_test))
+    assert q["quantized"] >= q["float"] - 0.01, q
+    assert q["float_bytes"] == file_size(out) and q["quantized_bytes"] == file_size(q_file)
+    assert q["size_ratio"] < 0.4, q  # int8 weights: about a quarter of float32, plus scales and graph
+    side = json.loads((tmp_path / f"{q_file.name}.json").read_text())
+    assert side["quantization"] == q and side["classes"] == list(range(10))
+    assert f"{mode} {fmt} -> {q_file.name}: test accuracy" in result.summary()
+
+
+def test_onnx_int8_files_are_at_most_030_of_the_float_size(models, digits, tmp_path):
+    result = export(
+        models["mlp"], tmp_path / "m.onnx", X=digits.X_test, y=digits.y_test, calibration=digits.X_train,
+        quantize="int8", exporter="torchscript",
+    )  # fmt: skip
+    assert result.quantized["size_ratio"] <= 0.3, result.quantized
+
+
+def test_what_has_no_test_accuracy_is_refused_with_one_line(digits, tmp_path):
+    from deepatlas.models.autoencoder.autoencoder import Autoencoder
+
+    est = Autoencoder(code_size=4, epochs=1, seed=0).fit(digits.X_train)
+    with pytest.raises(InputError) as err:
+        export(est, tmp_path / "m.onnx", X=digits.X_test, y=digits.y_test, quantize="dynamic")
+    assert str(err.value) == (
+        "--quantize dynamic: Autoencoder's inference path is an encoder, which has no test accuracy to judge a "
+        "quantised file by; quantisation covers classifiers and regressors."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantize_needs_labels_and_int8_needs_calibration(models, digits, tmp_path):
+    with pytest.raises(InputError) as err:
+        export(models["mlp"], tmp_path / "m.onnx", X=digits.X_test, quantize="dynamic")
+    assert str(err.value).startswith("--quantize dynamic needs labelled test data")
+    with pytest.raises(InputError) as err:
+        export(models["mlp"], tmp_path / "m.onnx", X=digits.X_test, y=digits.y_test, quantize="int8")
+    assert str(err.value) == (
+        "--quantize int8 needs calibration inputs (the training split): export a run directory whose data "
+        "still load, or pass calibration=."
+    )
+    with pytest.raises(InputError) as err:
+        export(models["mlp"], tmp_path / "m.onnx", quantize="int4")
+    assert str(err.value) == "--quantize must be one of int8, dynamic. Got 'int4' instead."
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_quantises_a_run_with_its_training_split(cli, digits, tmp_path):
+    from deepatlas.models.mlp import MLPClassifier
+    from deepatlas.runs import train_run
+
+    run = tmp_path / "run"
+    train_run(MLPClassifier(hidden_sizes=(32,), epochs=10, seed=0), digits, run, data_spec="digits")
+    proc = cli("export", str(run), "--exporter", "torchscript", "--quantize", "int8")
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if "int8 onnx -> model.int8.onnx" in ln)
+    assert f"on {len(digits.X_test)} rows" in line and "x the float file's" in line
+    side = json.loads((run / "model.int8.onnx.json").read_text())
+    assert side["weights_sha256"] == json.loads((run / "model.onnx.json").read_text())["weights_sha256"]
+    assert np.isfinite(side["quantization"]["quantized"])
