@@ -66,9 +66,10 @@ def check_identities(ids: np.ndarray, what: str = "the test data") -> None:
     if len(labels) < 2:
         raise InputError(f"Verification on {what} needs at least 2 identities. Got {len(labels)} instead.")
     if counts.min() < 2:
+        lonely = labels[counts.argmin()]
+        lonely = lonely.item() if hasattr(lonely, "item") else lonely  # 3, not np.int64(3)
         raise InputError(
-            f"Verification on {what}: identity {labels[counts.argmin()]!r} has 1 image; at least 2 images "
-            "of every identity are needed."
+            f"Verification on {what}: identity {lonely!r} has 1 image; at least 2 images of every identity are needed."
         )
 
 
