@@ -13,7 +13,7 @@ The card index. Importing every model module imports torch and each family's sta
 ``deepatlas list`` reads ``_cards.json`` instead: one summary per name (description, family, tasks,
 export, variant) and the modules that register it, written from the live registry by
 ``python -m deepatlas.registry`` and used only while a hash of the registering packages'
-declarations (file names, ``register_model``/``register_exporter`` calls, class names) matches
+declarations (``register_model``/``register_exporter`` calls and the files holding them) matches
 the one it records. ``@register_model`` stays the single source of truth:
 a stale or missing index is ignored (the registry is loaded, as before), and
 ``tests/test_registry_index.py`` fails until the committed index matches the live registry. The same
@@ -200,12 +200,12 @@ _INDEX_FILE = Path(__file__).with_name("_cards.json")
 _ROOT = Path(__file__).parent
 
 
-_DECLARATIONS = re.compile(r"register_model\(|register_exporter\(|^\s*class \w+|def _export_module", re.M)
+_DECLARATIONS = re.compile(r"register_model\(|register_exporter\(|def _export_module")
 
 
 def _calls(text: str) -> list[str]:
     """Each registration-relevant declaration of a source file: the whole ``register_model(...)``
-    and ``register_exporter(...)`` calls (parentheses balanced), class names, ``_export_module``."""
+    and ``register_exporter(...)`` calls (parentheses balanced) and ``_export_module`` methods."""
     found = []
     for m in _DECLARATIONS.finditer(text):
         end = m.end()
@@ -219,15 +219,18 @@ def _calls(text: str) -> list[str]:
 
 
 def _sources_digest() -> str:
-    """A hash of what the card index depends on in the registering packages' sources: the file
-    names, every ``register_model``/``register_exporter`` call, class name and ``_export_module``
-    (not the rest of the code, so an ordinary edit of a model does not make the index stale)."""
+    """A hash of what the card index depends on in the registering packages' sources: every
+    ``register_model``/``register_exporter`` call and ``_export_module`` method, with the name of
+    the file that holds it (not the rest of the code, so that an ordinary edit of a model, or a new
+    helper module, does not make the index stale; what this misses, such as a renamed class or a
+    registration through a variable, ``tests/test_startup.py`` catches against the live registry)."""
     digest = hashlib.sha256()
     for pkg_name in _PACKAGES:
         folder = _ROOT.joinpath(*pkg_name.split(".")[1:])
         for f in sorted(folder.rglob("*.py")):
-            parts = [f.relative_to(_ROOT).as_posix(), *_calls(f.read_text(encoding="utf-8"))]
-            digest.update("\0".join(parts).encode() + b"\1")
+            calls = _calls(f.read_text(encoding="utf-8"))
+            if calls:
+                digest.update("\0".join([f.relative_to(_ROOT).as_posix(), *calls]).encode() + b"\1")
     return digest.hexdigest()[:20]
 
 
