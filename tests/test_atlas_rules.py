@@ -178,3 +178,32 @@ def test_readme_totals_are_read_from_the_committed_results():
     found = re.findall(r"(\d+) (supported|refuted|conditional|not testable|text error|pending)", line.group(1))
     assert {v: int(n) for n, v in found} == {k: v for k, v in _counts(full).items() if v}
     assert len(json.loads(full.read_text())["claims"]) == len(CLAIMS)
+
+
+def test_shared_fit_is_the_same_fit_across_workers(tmp_path):
+    """A fit shared between experiments (C.features, C.hierarchy, C.fixed-size) is filed under its
+    class, parameters, data and code; another process loads it and gets the same predictions."""
+    import numpy as np
+
+    from deepatlas.atlas import Context
+    from deepatlas.atlas.experiments import _common
+    from deepatlas.models.cnn import CNNClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 1, 12)).astype(np.float32)
+    y = (X[:, 0, :6].sum(axis=1) > 0).astype(int)
+    ctx = Context(CLAIMS["C.features"], True, (0,), tmp_path / "figures")
+
+    def make(seed=0):
+        return CNNClassifier(channels=(4,), epochs=2, seed=seed)
+
+    assert _common.fit_key(make(), X, y) == _common.fit_key(make(), X.copy(), y.copy())
+    assert _common.fit_key(make(), X, y) != _common.fit_key(make(seed=1), X, y)
+    assert _common.fit_key(make(), X, y) != _common.fit_key(make(), X[:, :, :11], y)
+    first = _common.shared_fit(ctx, make(), X, y)
+    assert _common.shared_fit(ctx, make(), X, y) is first  # this process: the same object
+    _common._FITS.clear()  # another worker: loaded from the report's cache folder
+    (entry,) = (tmp_path / "cache" / "fits").iterdir()
+    loaded = _common.shared_fit(ctx, make(), X, y)
+    assert loaded is not first and entry.name == _common.fit_key(make(), X, y)
+    np.testing.assert_array_equal(loaded.predict_proba(X), first.predict_proba(X))

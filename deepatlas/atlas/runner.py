@@ -246,7 +246,36 @@ RESULT_KEYS = (
     "summary",
     "numbers",
     "figure",
+    "seconds",
 )
+
+
+def _previous_seconds(cache: Path, cid: str) -> float:
+    """How long ``cid`` took the last time it ran into this folder (its cache entry, even a stale
+    one), to start the longest experiments first; 0 when unknown."""
+    try:
+        return float(read_json(cache / f"{cid}.json")["entry"].get("seconds") or 0.0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _load() -> list[float] | None:
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on: ``deepatlas report``'s default ``--jobs``."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
 
 
 def run_report(
@@ -301,6 +330,10 @@ def run_report(
         entries[cid] = {**base, "key": key}
         todo.append(cid)
 
+    # Longest first (as measured by the previous run into this folder, if any): with several
+    # workers the report then ends when its longest experiment does, not one experiment later.
+    todo.sort(key=lambda cid: -_previous_seconds(cache, cid))
+    load_before = _load()
     start = time.perf_counter()
     done = len(ids) - len(todo)
 
@@ -343,6 +376,10 @@ def run_report(
         "jobs": jobs,
         "seconds": round(elapsed, 1),
         "only": only,
+        # 1-, 5- and 15-minute load averages before and after the run: times are only comparable
+        # between runs on an equally loaded machine
+        "load_before": load_before,
+        "load_after": _load(),
     }
     write_json(out / "results.json", {"meta": meta, "claims": [{k: e.get(k) for k in RESULT_KEYS} for e in results]})
     write_html(out / "index.html", results, figures, meta)

@@ -9,8 +9,10 @@ from deepatlas.errors import InputError
 
 
 def cmd_report(args) -> int:
-    from deepatlas.atlas.runner import run_report
+    from deepatlas.atlas.runner import default_jobs, run_report
 
+    if args.jobs is None:
+        args.jobs = default_jobs()
     if args.jobs < 1:
         raise InputError(f"--jobs must be a positive int. Got {args.jobs} instead.")
     start = time.perf_counter()
@@ -32,9 +34,17 @@ def cmd_report(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="run the atlas of the survey's claims and write an HTML report (the main job)")
-    p.add_argument("--quick", action="store_true", help="small versions of every experiment (about 3 minutes)")
+    p.add_argument(
+        "--quick", action="store_true", help="small versions of every experiment (about a minute on 2 cores)"
+    )
     p.add_argument("--only", metavar="PATTERN", help="claim IDs to run, e.g. 'P.*' or 'G.unstable'")
     p.add_argument("--out", default="atlas-report", metavar="DIR", help="output folder (default atlas-report)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="experiments to run in parallel processes")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="experiments to run in parallel processes (default: one per CPU this process may use)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-experiment progress lines")
     p.set_defaults(func=cmd_report)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -31,3 +34,76 @@ def r(x: float, digits: int = 4) -> float:
 # minute, and the heaviest (HEAVY: minutes per run in the full report) one seed in each.
 MEDIUM = {"seeds": (0, 1, 2, 3, 4), "quick_seeds": (0,)}
 HEAVY = {"seeds": (0,), "quick_seeds": (0,)}
+# Once MEDIUM, now three quick seeds: each costs about half a second in quick mode (issue #30).
+CHEAP = {"seeds": (0, 1, 2, 3, 4), "quick_seeds": (0, 1, 2)}
+
+
+def _array_digest(digest, value) -> None:
+    if isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value)
+        digest.update(f"{arr.dtype}{arr.shape}".encode() + arr.tobytes())
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__}{len(value)}".encode())
+        for v in value:
+            _array_digest(digest, v)
+    else:
+        digest.update(repr(value).encode())
+
+
+_FITS: dict[str, object] = {}
+
+
+@functools.cache
+def _code_digest(module: str) -> str:
+    """The source of ``module`` and of every deepatlas module it imports, read once per process
+    (as the runner reads each experiment's code once, when the report starts)."""
+    from deepatlas.atlas.runner import module_closure
+
+    digest = hashlib.sha256()
+    for f in module_closure(module):
+        digest.update(f.encode() + Path(f).read_bytes())
+    return digest.hexdigest()
+
+
+def fit_key(model, X, y, **fit_kwargs) -> str:
+    """What :func:`shared_fit` files a fit under: the class, every parameter, the arrays, the code."""
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    digest.update(repr(sorted(model.get_params(deep=False).items())).encode())
+    for part in (X, y, sorted(fit_kwargs.items())):
+        _array_digest(digest, part)
+    digest.update(_code_digest(type(model).__module__).encode())
+    return digest.hexdigest()[:24]
+
+
+def shared_fit(ctx, model, X, y, **fit_kwargs):
+    """``model.fit(X, y, **fit_kwargs)``, or the identical fit that another experiment of the same
+    report already made (C.features, C.hierarchy and C.fixed-size all train the default CNN on
+    MNIST-1D): fits are seeded, so the saved one gives the same numbers. The key covers the class,
+    every parameter, the arrays, and the source of every deepatlas module the class's module
+    imports; the fit is kept in this process and saved (safetensors, :mod:`deepatlas.saving`) in
+    the report's ``cache/fits/`` for the other workers. Use it only where the experiment reads
+    what a saved model keeps (predictions, scores, weights), not the training history."""
+    import os
+    import shutil
+
+    from deepatlas.saving import load, save_model
+
+    key = fit_key(model, X, y, **fit_kwargs)
+    if key in _FITS:
+        return _FITS[key]
+    folder = Path(ctx.figures_dir).parent / "cache" / "fits" / key
+    if (folder / "config.json").exists():
+        try:
+            _FITS[key] = load(folder)
+            return _FITS[key]
+        except Exception:  # a damaged entry: fit again and replace it
+            shutil.rmtree(folder, ignore_errors=True)
+    model.fit(X, y, **fit_kwargs)
+    tmp = folder.with_name(f"{key}.tmp{os.getpid()}")
+    save_model(model, tmp)
+    try:
+        os.replace(tmp, folder)  # atomic: another worker sees the whole entry or none
+    except OSError:  # it saved the same fit first
+        shutil.rmtree(tmp, ignore_errors=True)
+    _FITS[key] = model
+    return model

@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from deepatlas.atlas import Result, Rule, experiment
-from deepatlas.atlas.experiments._common import MEDIUM, flat, r
+from deepatlas.atlas.experiments._common import CHEAP, MEDIUM, flat, r
 from deepatlas.data import load_dataset
 
 _DATA = "digits"
@@ -114,7 +114,7 @@ def a_unsupervised(ctx):
         refuted=0.0,
         condition="it beats PCA on one of reconstruction and features",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("ae",),
 )
 @_one_thread
@@ -176,7 +176,7 @@ def a_reduce(ctx):
         refuted=-1.0,
         condition="it repairs the data, short of one margin by under 1 dB",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("ae", "dae"),
 )
 @_one_thread
@@ -254,10 +254,16 @@ def a_limited(ctx):
     )
     var = float(np.mean((flat(ds.X_test) - flat(X).mean(axis=0)) ** 2))  # error of the mean image
     table = {}
+    small, big = sizes[0], sizes[-1]
+    shallow, deep = list(depths)[0], list(depths)[-1]
     for label, hidden in depths.items():
         for k in sizes:
+            if not ctx.draw and (label, k) != (deep, big):
+                continue  # a later seed: only the statistic's fit (its table is neither shown nor judged)
             ae = _ae(code_size=k, hidden_sizes=hidden, epochs=ctx.pick(25, 100), seed=ctx.seeds[0]).fit(X)
             table[f"{label} / {k}"] = r(-ae.score(ds.X_test) / var)  # share of test variance left unexplained
+    if not ctx.draw:
+        return Result(table[f"{deep} / {big}"], "a later seed: its value joins the verdict; the first seed is shown")
     pca = {k: r(_pca_mse(X, ds.X_test, k) / var) for k in sizes}  # the best linear code
     fig, ax = ctx.figure(figsize=(5, 3.2))
     for label in depths:
@@ -267,8 +273,6 @@ def a_limited(ctx):
     ax.set_xticks(sizes, [str(k) for k in sizes])
     ax.minorticks_off()
     ax.legend(fontsize=7)
-    small, big = sizes[0], sizes[-1]
-    shallow, deep = list(depths)[0], list(depths)[-1]
     best_small = min(table[f"{d} / {small}"] for d in depths)
     beyond_linear = pca[small] - best_small
     size_gain = table[f"{deep} / {small}"] - table[f"{deep} / {big}"]

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from deepatlas.atlas import Result, Rule, experiment
-from deepatlas.atlas.experiments._common import MEDIUM, flat, r
+from deepatlas.atlas.experiments._common import CHEAP, MEDIUM, flat, r
 from deepatlas.data import load_dataset
 from deepatlas.models.rbm.dbm import DBM
 from deepatlas.models.rbm.dbn import DBN, ConvDBN, DBNClassifier
@@ -158,7 +158,7 @@ def b_unsupervised(ctx):
         refuted=-0.15,
         condition="the smaller code loses some class information",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("rbm",),
 )
 def b_reduce(ctx):
@@ -240,7 +240,7 @@ def b_generate(ctx):
         verdict="text error",
         higher=True,
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("rbm", "dbn"),
 )
 def b_two_phase(ctx):
@@ -308,7 +308,7 @@ def _input_assumption(ctx, bernoulli_fit, gaussian_fit):
         refuted=-0.05,
         condition="only Bernoulli visible units need normalised input; a Gaussian layer takes raw values",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("rbm", "gaussian-rbm"),
 )
 def b_input_assumption(ctx):
@@ -445,7 +445,7 @@ def b_variants(ctx):
         verdict="text error",
         higher=True,
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("dbm", "dbn"),
 )
 def b_dbm_name(ctx):
@@ -575,7 +575,7 @@ def d_undirected(ctx):
         refuted=0.0,
         condition="each layer learns usable features, but accuracy falls with depth",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("dbn",),
 )
 def d_hierarchy(ctx):
@@ -665,7 +665,7 @@ def d_pretrain(ctx):
         refuted=-0.2,
         condition="samples resemble the data, short of one margin",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("dbn",),
 )
 def d_generate(ctx):
@@ -759,7 +759,7 @@ def d_slow(ctx):
         refuted=-0.05,
         condition="only Bernoulli visible units need normalised input; a Gaussian layer takes raw values",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("dbn",),
 )
 def d_input_assumption(ctx):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from deepatlas.atlas import Result, Rule, experiment
-from deepatlas.atlas.experiments._common import MEDIUM, n_params, r
+from deepatlas.atlas.experiments._common import CHEAP, MEDIUM, n_params, r
 from deepatlas.data.sequences import make_adding
 from deepatlas.models.rnn.recurrent import RNNRegressor
 
@@ -407,7 +407,7 @@ def r_slow(ctx):
         refuted=0.0,
         condition="the LSTM does better by a small margin",
     ),
-    **MEDIUM,
+    **CHEAP,
     requires=("rnn", "lstm"),
 )
 def l_long_range(ctx):
