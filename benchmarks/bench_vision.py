@@ -38,6 +38,7 @@ import torch
 
 from deepatlas.data import load_dataset
 from deepatlas.data.scenes import boxes_from_masks
+from deepatlas.models.vision.baselines import neighbourhoods
 from deepatlas.models.vision.metrics import coco_map, segmentation_scores
 from deepatlas.registry import create_model
 from deepatlas.training import Callback
@@ -144,17 +145,6 @@ def per_ms(fn, inputs, repeats=1):
         for x in inputs:
             fn(x)
     return 1000 * (time.perf_counter() - start) / (repeats * len(inputs))
-
-
-def neighbourhoods(X, k=9):
-    """``(n * H * W, k * k * C)``: each pixel's k x k neighbourhood (zero padded)."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    r = k // 2
-    pad = np.pad(X, ((0, 0), (0, 0), (r, r), (r, r)))
-    win = sliding_window_view(pad, (k, k), axis=(2, 3))  # (n, C, H, W, k, k)
-    n, c, h, w = X.shape
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * h * w, c * k * k)
 
 
 def main():

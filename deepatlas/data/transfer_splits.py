@@ -1,4 +1,4 @@
-"""Class halves of digits and MNIST-1D for the transfer-learning scenario (classes 0-4 -> 5-9).
+"""Class halves of digits, MNIST-1D and Fashion-MNIST for the transfer-learning scenario (classes 0-4 -> 5-9).
 
 Each half keeps the fixed train / validation / test splits of its parent dataset, restricted to
 its classes, and the original labels (``digits-5to9`` has labels 5..9).
@@ -45,3 +45,4 @@ def _halves(parent: str) -> None:
 
 _halves("digits")
 _halves("mnist1d")
+_halves("fashion-mnist")  # T-shirt, trouser, pullover, dress, coat -> sandal, shirt, sneaker, bag, ankle boot
