@@ -10,13 +10,12 @@ is difficult".
 from __future__ import annotations
 
 import time
-from functools import cache
 
 import numpy as np
 import torch
 
 from deepatlas.atlas import Result, Rule, experiment
-from deepatlas.atlas.experiments._common import CHEAP, MEDIUM, n_params, r
+from deepatlas.atlas.experiments._common import CHEAP, MEDIUM, n_params, r, shared_fit
 from deepatlas.data.sequences import make_adding
 from deepatlas.models.rnn.recurrent import RNNRegressor
 
@@ -36,13 +35,15 @@ def _mse(model, X, y) -> float:
     return float(np.mean((model.predict(X) - y) ** 2))
 
 
-@cache
-def _adding_fit(cell: str, T: int, n: int, epochs: int, seed: int):
-    """A recurrent regressor trained on the adding problem; cached, so claims sharing it pay once."""
+def _adding_fit(ctx, cell: str, T: int, n: int, epochs: int, seed: int):
+    """A recurrent regressor trained on the adding problem, and its test MSE; shared between the
+    claims that train it (R.long-range and L.long-range train the same grid; R.memory, R.vanishing
+    and L.gradients some of its networks), across the report's workers (:func:`shared_fit`)."""
     X, y, Xt, yt = _adding(T, n, seed)
     model = RNNRegressor(
         cell=cell, hidden_size=32, epochs=epochs, batch_size=32, lr=1e-2, early_stopping=False, seed=seed
-    ).fit(X, y)
+    )
+    model = shared_fit(ctx, model, X, y)
     return model, _mse(model, Xt, yt)
 
 
@@ -52,7 +53,7 @@ def _adding_grid(ctx):
     cells = ctx.pick(("rnn", "lstm"), ("rnn", "lstm", "gru"))
     n, epochs = ctx.pick(600, 1500), ctx.pick(10, 12)
     seed = ctx.seeds[0]
-    return lengths, {c: [r(_adding_fit(c, T, n, epochs, seed)[1]) for T in lengths] for c in cells}
+    return lengths, {c: [r(_adding_fit(ctx, c, T, n, epochs, seed)[1]) for T in lengths] for c in cells}
 
 
 def _grad_by_lag(model, T: int, seed: int) -> np.ndarray:
@@ -75,7 +76,7 @@ def _gradient_pair(ctx):
     seed = ctx.seeds[0]
     out = {}
     for cell in ("rnn", "lstm"):
-        model, mse = _adding_fit(cell, T, n, epochs, seed)
+        model, mse = _adding_fit(ctx, cell, T, n, epochs, seed)
         out[cell] = (_grad_by_lag(model, T, seed), mse)
     return T, out
 
@@ -171,7 +172,7 @@ def r_memory(ctx):
     seed = ctx.seeds[0]
     lengths = ctx.pick((5, 10), (3, 5, 10))  # short lags; long ones are R.long-range
     n, epochs = ctx.pick(600, 1500), ctx.pick(10, 12)
-    mses = [r(_adding_fit("rnn", T, n, epochs, seed)[1]) for T in lengths]
+    mses = [r(_adding_fit(ctx, "rnn", T, n, epochs, seed)[1]) for T in lengths]
     # A memoryless reader: the network sees only the last step (the output cannot depend on earlier steps).
     X, y, Xt, yt = _adding(lengths[-1], n, seed)
     last = RNNRegressor(hidden_size=32, epochs=epochs, batch_size=32, lr=1e-2, early_stopping=False, seed=seed)
