@@ -363,3 +363,44 @@ def test_cli_train_then_predict_images(name, tmp_path):
     else:
         with Image.open(tmp_path / "out" / "s0.png") as im:
             assert im.size == (32, 32) and im.mode == "RGB"
+
+
+# ---- non-convolutional baselines (bench_vision, atlas K.cnn-apps) and the CNN's image layout -------------
+def test_neighbourhoods_hold_each_pixel_at_their_centre():
+    from deepatlas.models.vision.baselines import neighbourhoods
+
+    X = np.arange(2 * 2 * 5 * 5, dtype=np.float32).reshape(2, 2, 5, 5)
+    F = neighbourhoods(X, k=3)
+    assert F.shape == (2 * 5 * 5, 2 * 9)
+    centre = F.reshape(2, 5, 5, 2, 3, 3)[..., 1, 1]  # (n, H, W, C)
+    np.testing.assert_array_equal(centre, X.transpose(0, 2, 3, 1))
+    assert F.reshape(2, 5, 5, 2, 3, 3)[0, 0, 0, 0, 0, 0] == 0  # zero padding outside the image
+
+
+def test_component_detector_boxes_separate_objects_exactly(small_scenes):
+    from deepatlas.models.vision.baselines import ComponentDetector, components
+
+    ds = small_scenes
+    truth = boxes_from_masks(ds.y_test)
+    # Ink is exactly where objects are, so where objects do not touch (52 of these 60 scenes) the
+    # components of the ink are the objects with exactly their boxes.
+    exact = sum(
+        sorted(map(tuple, components(x, 0.0).tolist())) == sorted(map(tuple, b.tolist()))
+        for x, (b, _) in zip(ds.X_test, truth)
+    )
+    assert exact == 52 and len(truth) == 60
+    det = ComponentDetector(seed=0).fit(ds.X_train, boxes_from_masks(ds.y_train))
+    preds = det.predict(ds.X_test)
+    assert all(len(b) == len(s) == len(lab) for b, s, lab in preds)
+    n_classes = int(ds.y_train[:, 0].max())
+    assert coco_map(truth, preds, n_classes)["map50"] == pytest.approx(0.806, abs=0.01)
+
+
+def test_cnn_image_weights_are_channels_last_and_save_contiguous(tmp_path):
+    ds = load_dataset("digits")
+    model = create_model("cnn", channels=(4,), epochs=1).fit(ds.X_train, ds.y_train)
+    conv = model.module_[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    save_model(model, tmp_path / "run")
+    again = load(tmp_path / "run")
+    np.testing.assert_array_equal(again.predict_proba(ds.X_test), model.predict_proba(ds.X_test))

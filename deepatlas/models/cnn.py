@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 from torch import nn
 
 from deepatlas._params import SPACE_BATCH, SPACE_DROPOUT, SPACE_LR
@@ -64,7 +65,13 @@ class _CNNMixin:
                 f"{type(self).__name__} takes (n, L), (n, C, L) or (n, C, H, W) inputs. Got sample shape {sample_shape} instead."
             )
         channels = (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
-        return conv_stack(sample_shape, channels, self.kernel_size, n_outputs, self.dropout, self.pool)
+        module = conv_stack(sample_shape, channels, self.kernel_size, n_outputs, self.dropout, self.pool)
+        if len(sample_shape) == 3:
+            # Image weights in channels-last (NHWC) order: oneDNN's CPU convolutions then run in
+            # that layout (1.5-1.7x fewer CPU seconds per Fashion-MNIST step, measured), and so do
+            # cuDNN's under mixed precision. Same network, same state dict (saved contiguous).
+            module = module.to(memory_format=torch.channels_last)
+        return module
 
     def _check_input(self, X):
         """2-D tables must match the training width; signals and images may be any size, since
@@ -141,8 +148,15 @@ class CNNClassifier(_CNNMixin, SupervisedClassifier):
     pool: bool = True
     """Halve the length (or height and width) after each block with a max pool of 2; False keeps the full
     resolution until the global average pool."""
-    epochs: int = 60
+    epochs: int = 8
+    """Passes over the training data. With the one-cycle schedule the rate anneals to zero at the last epoch,
+    so this sets the whole schedule. 8 epochs: Fashion-MNIST in docs/results-vision.md; digits 0.992 and MNIST-1D
+    0.977 test accuracy (seed 0) in 1.1 and 3.6 CPU s, against 0.994 and 0.974 in 2.6 and 14.4 CPU s with
+    the earlier default (60 epochs at a fixed rate, which early stopping ended after 22 and 31)."""
     batch_size: int = 64
+    scheduler: str | None = "onecycle"
+    """The classifier's default is the one-cycle schedule (Smith & Topin, 2019: warm-up to 10x ``lr``, then
+    annealing, stepped per batch); None keeps ``lr`` fixed, as the other families do by default."""
 
 
 @register_model(

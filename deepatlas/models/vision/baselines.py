@@ -50,7 +50,7 @@ class ComponentDetector:
     """Connected components of the thresholded image, each classified by a logistic regression on its
     crop (trained on the ground-truth objects' crops): boxes, the class probability as score, labels."""
 
-    def __init__(self, side: int = 12, threshold: float = 0.2, seed: int = 0):
+    def __init__(self, side: int = 12, threshold: float = 0.0, seed: int = 0):
         self.side, self.threshold, self.seed = side, threshold, seed
 
     def fit(self, X: np.ndarray, truth) -> ComponentDetector:
