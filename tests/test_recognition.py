@@ -250,3 +250,32 @@ def test_export_parity_and_serving(name, tmp_path):
         np.testing.assert_allclose([p["embedding"] for p in preds], est.transform(ds.X_test[:2]), atol=1e-4)
     else:
         np.testing.assert_allclose([p["keypoints"] for p in preds], est.predict(ds.X_test[:2]), atol=1e-3)
+
+
+# ---- the atlas experiment (pose and face parts of the CV-applications claim) ------------------------------
+def test_recognition_rule_can_give_every_verdict():
+    from deepatlas.atlas.experiments.apps_recognition import RULE
+    from deepatlas.atlas.rules import apply
+
+    assert RULE.verdicts() == ("supported", "conditional", "refuted")
+    assert apply(RULE, [0.2, 0.3, 0.1])[0] == "supported"
+    assert apply(RULE, [-0.1, -0.2, -0.05])[0] == "refuted"
+    assert apply(RULE, [0.02, 0.03, 0.01])[0] == "conditional"
+
+
+def test_recognition_experiment_quick_mode(tmp_path):
+    import time
+
+    from deepatlas.atlas import CLAIMS, Context
+    from deepatlas.atlas.experiments.apps_recognition import recognition
+
+    ctx = Context(CLAIMS["K.cv"], quick=True, seeds=(0,), figures_dir=tmp_path)
+    start = time.perf_counter()
+    result = recognition(ctx)
+    seconds = time.perf_counter() - start
+    numbers = result.numbers
+    assert set(numbers) >= {"pose_margin", "face_detection_margin", "open_set_verification_margin"}
+    margins = [numbers[k] for k in ("pose_margin", "face_detection_margin", "open_set_verification_margin")]
+    assert result.value == pytest.approx(min(margins), abs=1e-4)
+    assert 0 <= numbers["heatmap_pck"] <= 1 and (tmp_path / "K_cv.png").exists()
+    print(f"quick mode: {seconds:.1f} s", numbers)

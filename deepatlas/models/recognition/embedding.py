@@ -320,12 +320,14 @@ class Eigenfaces(OpenSetMixin, TransformerMixin, Estimator):
         X = check_features(X, type(self).__name__)
         flat = X.reshape(len(X), -1).astype(np.float64)
         k = min(self.n_components, *flat.shape)
-        pca = PCA(n_components=k, whiten=self.whiten, svd_solver="randomized", random_state=self.seed).fit(flat)
+        pca = PCA(n_components=k, whiten=False, svd_solver="auto", random_state=self.seed).fit(flat)
         self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = flat.shape[1]
+        var = pca.explained_variance_
+        keep = var > 1e-8 * var.sum()  # directions without variance (constant pixels) carry nothing to compare
         self.mean_ = pca.mean_.astype(np.float32)
-        self.divisor_ = (np.sqrt(pca.explained_variance_) if self.whiten else np.ones(k)).astype(np.float32)
-        self.components_ = pca.components_.astype(np.float32)
+        self.divisor_ = (np.sqrt(var[keep]) if self.whiten else np.ones(int(keep.sum()))).astype(np.float32)
+        self.components_ = pca.components_[keep].astype(np.float32)
         return self
 
     def transform(self, X) -> np.ndarray:
