@@ -12,7 +12,11 @@ Detection (COCO mAP@[.5:.95] and mAP@.5 from pycocotools, and inference time per
   overlap no object by more than IoU 0.1, labelled "background"), then run over every window of
   16, 20, 24 and 28 pixels at stride 4 of each test scene; windows whose best class is not the
   background are kept with that probability as their score, and greedy non-maximum suppression
-  at IoU 0.3 (per class) keeps the local best.
+  at IoU 0.3 (per class) keeps the local best;
+- connected components: the classical pipeline without learning of features, the ink's
+  8-connected regions as boxes, each classified by a logistic regression on its 12x12 crop
+  (``deepatlas.models.vision.baselines.ComponentDetector``; exact boxes wherever objects do not
+  touch, which the default scenes make likely).
 
 Segmentation (mean IoU over the classes present, background included, and pixel accuracy, from
 torchmetrics):
@@ -22,9 +26,12 @@ torchmetrics):
   ``LogisticRegression``, trained on a random 50,000 of the training pixels).
 
 torchvision's detectors and segmenters (``fcos_resnet50_fpn``, ``ssdlite320_mobilenet_v3_large``,
-``lraspp_mobilenet_v3_large``) are not run: the only torchvision wheel that installs beside this
-project's CPU torch 2.13.0 (0.28.0 from PyPI) is built against CUDA torch and fails to import
-(``operator torchvision::nms does not exist``; its ``_C.so`` needs ``libtorch_cuda.so``).
+``lraspp_mobilenet_v3_large``) are not run: the only torchvision wheel for this project's CPU torch
+2.13.0 (0.28.0, the one PyPI and the local mirror hold; it pins ``torch==2.13.0``) is built against
+CUDA torch and fails to import (``RuntimeError: operator torchvision::nms does not exist``; its
+``_C.so`` links ``libc10_cuda.so`` and ``libtorch_cuda.so``), and PyTorch's CPU wheel index
+(download.pytorch.org) is not reachable from here. Re-checked in a throwaway virtual
+environment (issue #19), with the same error.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import torch
 
 from deepatlas.data import load_dataset
 from deepatlas.data.scenes import boxes_from_masks
-from deepatlas.models.vision.baselines import neighbourhoods
+from deepatlas.models.vision.baselines import ComponentDetector, neighbourhoods
 from deepatlas.models.vision.metrics import coco_map, segmentation_scores
 from deepatlas.registry import create_model
 from deepatlas.training import Callback
@@ -183,6 +190,14 @@ def main():
         ms = per_ms(lambda x: sliding_window_detect(clf, x, n_classes), ds.X_test[:10])
         results["sliding_window"] = {**s, "fit_s": fit_s, "epochs": clf.n_epochs_, "ms_per_image": ms}
         print("sliding window", json.dumps(results["sliding_window"]), flush=True)
+
+        t = time.perf_counter()
+        classical = ComponentDetector().fit(ds.X_train, boxes_from_masks(ds.y_train))
+        fit_s = time.perf_counter() - t
+        s = coco_map(test_truth, classical.predict(ds.X_test), n_classes)
+        ms = per_ms(lambda x: classical.predict(x[None]), ds.X_test[:50])
+        results["components"] = {**s, "fit_s": fit_s, "ms_per_image": ms}
+        print("connected components", json.dumps(results["components"]), flush=True)
 
     if args.only in (None, "segmentation"):
         seg = create_model("segmenter", task="scenes", device="cpu", verbose=False)
