@@ -143,7 +143,7 @@ def figure_size(keypoints: np.ndarray) -> np.ndarray:
     description="seeded 64x64 stick figures (11 joints, random pose, scale, position, line width, clutter) "
     "with their keypoints",
 )
-def figures(n: int = 3000, clutter: bool = True, seed: int = 0) -> Dataset:
+def figures(n: int = 2000, clutter: bool = True, seed: int = 0) -> Dataset:
     """``n`` figures split 70/10/20; ``clutter=false`` draws them on a plain background."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 20:
         raise InputError(f"Dataset option 'n' of 'figures' must be an int >= 20. Got {n!r} instead.")

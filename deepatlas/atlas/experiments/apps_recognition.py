@@ -9,7 +9,7 @@ the same data:
   (``head="regression"``), test PCK@0.1 on ``figures`` (seeded stick figures);
 - face detection: the ``cnn`` against HOG features and a linear SVM (``hog-svm``), test accuracy
   on ``lfw-faces`` (real faces and non-faces);
-- open-set recognition: the ``embedding`` (ArcFace) against PCA "eigenfaces", verification AUC on
+- open-set recognition: the ``embedding`` (its default batch-hard triplet loss) against PCA "eigenfaces", verification AUC on
   identities never seen in training (``digits:open_set=7`` in quick mode, Fashion-MNIST's three
   last classes in full mode when its files are installed). Identity proxies, not faces: no face
   set with identities loads offline.

@@ -168,9 +168,9 @@ class EmbeddingCNN(OpenSetMixin, TransformerMixin, _CNNMixin, TorchEstimator):
     """A CNN embedding of images ``(n, C, H, W)`` trained on identities ``y``; ``transform`` gives
     L2-normalised embeddings."""
 
-    loss: str = "arcface"
-    """``arcface`` (additive angular margin softmax, Deng et al., 2019), ``triplet`` (batch-hard triplet
-    loss, Hermans et al., 2017) or ``softmax`` (the closed-set classifier baseline: its penultimate layer is
+    loss: str = "triplet"
+    """``triplet`` (batch-hard triplet loss, Hermans et al., 2017; it kept the most for identities never seen
+    in training: docs/results-recognition.md), ``arcface`` (additive angular margin softmax, Deng et al., 2019) or ``softmax`` (the closed-set classifier baseline: its penultimate layer is
     the embedding)."""
     embedding_dim: int = 64
     """Size of the embedding (``arcface`` and ``triplet``; ``softmax`` embeds in the last block's channels)."""
@@ -179,7 +179,7 @@ class EmbeddingCNN(OpenSetMixin, TransformerMixin, _CNNMixin, TorchEstimator):
     for ``arcface`` (default 0.5); None takes the default."""
     scale: float = 16.0
     """ArcFace's scale ``s`` of the cosine logits."""
-    channels: tuple = (32, 64, 128)
+    channels: tuple = (16, 32, 64)
     """Output channels of each ``Conv -> BatchNorm -> ReLU -> MaxPool`` block of the CNN, input side first."""
     kernel_size: int = 3
     """Size of every convolution kernel; the padding keeps the size."""
@@ -187,7 +187,7 @@ class EmbeddingCNN(OpenSetMixin, TransformerMixin, _CNNMixin, TorchEstimator):
     """Dropout rate on the pooled features before the embedding layer (0 turns it off)."""
     pool: bool = True
     """Halve the height and width after each block with a max pool of 2."""
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 128
     lr: float = 2e-3
     patience: int = 3

@@ -142,8 +142,8 @@ class KeypointEstimator(VisionEstimator):
     stem (``heatmap``), or the CNN's ``Conv-BN-ReLU-MaxPool`` blocks (``regression``)."""
     sigma: float = 2.0
     """Standard deviation, in pixels, of the Gaussian each joint's target heatmap holds."""
-    epochs: int = 30
-    batch_size: int = 32
+    epochs: int = 15
+    batch_size: int = 16
     lr: float = 2e-3
     patience: int = 6
 
