@@ -63,3 +63,33 @@ def test_k_nlp_counts_the_tasks_the_deep_model_leads_by_one_point(tmp_path, monk
     assert result.numbers["tasks"] == len(margins)
     assert result.numbers["tasks_led"] == round(share * len(margins))
     assert (tmp_path / "K_nlp.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("quick", "speech_gap", "ner_gap", "value"),
+    [(False, 0.3, 0.01, 0.01), (False, 0.004, 0.05, 0.004), (False, float("nan"), 0.05, None), (True, 0.3, None, 0.3)],
+)
+def test_k_rnn_apps_takes_the_smaller_lead_and_quick_measures_speech_only(
+    tmp_path, monkeypatch, quick, speech_gap, ner_gap, value
+):
+    import math
+
+    from deepatlas.atlas import CLAIMS, Context, all_experiments
+    from deepatlas.atlas.experiments import apps_language
+
+    def speech(ctx):
+        fig, _ = ctx.figure()
+        return speech_gap, "speech measured", {"lstm_cer": 0.1}, fig
+
+    ner_calls = []
+
+    def ner(ctx):
+        ner_calls.append(ctx.seed)
+        return ner_gap, "ner measured", {"ner_bilstm_f1": 0.9}
+
+    monkeypatch.setattr(apps_language, "speech_part", speech)
+    monkeypatch.setattr(apps_language, "ner_recurrence_part", ner)
+    result = apps_language.k_rnn_apps(Context(CLAIMS["K.rnn-apps"], quick, (0,), tmp_path))
+    assert len(ner_calls) == (0 if quick else 1)
+    assert math.isnan(result.value) if value is None else result.value == pytest.approx(value)
+    assert all_experiments()["K.rnn-apps"].rule.verdicts() == ("supported", "conditional", "refuted")

@@ -214,6 +214,30 @@ def test_ner_learns_unseen_names_and_saves(tmp_path):
         m.predict(["a b", ""])
 
 
+@pytest.mark.parametrize("encoder", ["window", "bilstm"])
+def test_ner_encoders_ignore_padding_and_the_window_reads_two_words_each_side(encoder):
+    from deepatlas.models.text.ner import NERNet
+
+    torch.manual_seed(0)
+    net = NERNet(30, 12, 5, word_dim=4, char_dim=3, char_size=4, char_encoder="cnn", hidden=6, dropout=0.0,
+                 word_dropout=0.0, crf=True, encoder=encoder).eval()  # fmt: skip
+    x = torch.randint(2, 12, (1, 7, 4))  # 7 tokens: a word id, then three character ids each
+    x[..., 0] = torch.randint(2, 30, (1, 7))
+    with torch.no_grad():
+        out = net(x)
+        padded = net(torch.cat([x, torch.zeros(1, 3, 4, dtype=x.dtype)], 1))
+        changed = x.clone()
+        changed[0, 6, 0] = 2 if x[0, 6, 0] != 2 else 3  # another word at the last position
+        moved = net(changed)
+    assert out.shape == (1, 7, 5)
+    torch.testing.assert_close(padded[:, :7], out, atol=1e-6, rtol=0)  # padding changes no real token's scores
+    reach = (moved - out).abs().amax(-1)[0] > 1e-7  # which tokens' scores the last word changes
+    if encoder == "window":
+        assert reach.tolist() == [False, False, False, False, True, True, True]  # positions 4-6 only
+    else:
+        assert reach.all()  # the backward LSTM carries it to the first token
+
+
 def test_ner_export_parity_and_the_sidecar_preprocessing_match_predict(tmp_path):
     from deepatlas.data.text import encode_with_preprocessing
     from deepatlas.export import export, read_sidecar

@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from deepatlas.atlas import Result, Rule, experiment
-from deepatlas.atlas.experiments._common import HEAVY, r
+from deepatlas.atlas.experiments._common import HEAVY, r, shared_fit
 from deepatlas.atlas.experiments.apps_seq2seq import qa_part, translation_part
+from deepatlas.atlas.experiments.apps_speech import speech_part
 
 LEAD = 0.01  # a task counts as led by the deep model when its margin is at least this
 
@@ -49,17 +50,27 @@ def language_model_part(ctx) -> tuple[float, str, dict]:
     return (ngram - lstm) / ngram, summary, {"lstm_bits_per_char": r(lstm), "ngram5_bits_per_char": r(ngram)}
 
 
-def ner_part(ctx) -> tuple[float, str, dict]:
+def _ner_fit(ctx, encoder: str):
+    """``(ner-synth data, test entity F1)`` of the tagger with ``encoder``; the BiLSTM-CRF fit is shared
+    by K.nlp and K.rnn-apps (:func:`shared_fit`)."""
     from seqeval.metrics import f1_score
 
     from deepatlas.data import load_dataset
-    from deepatlas.models.text.ner import NERTagger, logreg_tags
+    from deepatlas.models.text.ner import NERTagger
 
     ds = load_dataset(f"ner-synth:n={ctx.pick(400, 2000)},seed={ctx.seed}")
+    model = NERTagger(encoder=encoder, epochs=ctx.pick(4, 8), seed=ctx.seed, verbose=False)
+    model = shared_fit(ctx, model, ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    return ds, float(f1_score([list(t) for t in ds.y_test], [list(t) for t in model.predict(ds.X_test)]))
+
+
+def ner_part(ctx) -> tuple[float, str, dict]:
+    from seqeval.metrics import f1_score
+
+    from deepatlas.models.text.ner import logreg_tags
+
+    ds, ours = _ner_fit(ctx, "bilstm")
     gold = [list(t) for t in ds.y_test]
-    model = NERTagger(epochs=ctx.pick(4, 8), seed=ctx.seed, verbose=False)
-    model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
-    ours = float(f1_score(gold, [list(t) for t in model.predict(ds.X_test)]))
     theirs = float(f1_score(gold, logreg_tags(ds.X_train, ds.y_train, ds.X_test, seed=ctx.seed)))
     summary = f"NER on unseen names: BiLSTM-CRF entity F1 {ours:.3f}, token logistic regression {theirs:.3f}"
     return ours - theirs, summary, {"ner_f1": r(ours), "logreg_ner_f1": r(theirs)}
@@ -117,3 +128,37 @@ def k_nlp(ctx):
         {**numbers, "tasks": len(names), "tasks_led": len(led)},
         ctx.save(fig),
     )
+
+
+# ---- K.rnn-apps: recurrence in language processing and speech recognition -------------------------------------
+RNN_APPS_RULE = Rule(
+    "the smaller of the recurrent model's two leads over a non-recurrent network of the same loss and features: "
+    "entity F1 points in NER (BiLSTM-CRF vs window-CRF), CER points in speech (BiLSTM-CTC vs window-CTC)",
+    supported=0.02,
+    refuted=0.0,
+    condition="recurrence leads in both, by less than two points in one of them",
+)
+
+
+def ner_recurrence_part(ctx) -> tuple[float, str, dict]:
+    """The BiLSTM-CRF against the same tagger reading a five-word window (``encoder=window``)."""
+    _, recurrent = _ner_fit(ctx, "bilstm")
+    _, window = _ner_fit(ctx, "window")
+    summary = f"NER on unseen names: BiLSTM-CRF entity F1 {recurrent:.3f}, five-word window CRF {window:.3f}"
+    return recurrent - window, summary, {"ner_bilstm_f1": r(recurrent), "ner_window_f1": r(window)}
+
+
+@experiment("K.rnn-apps", rule=RNN_APPS_RULE, **HEAVY, requires=("speech-ctc", "ner"))
+def k_rnn_apps(ctx):
+    """Heavy: one seed in each mode; the quick report measures the speech part only (the NER part takes
+    minutes on two cores)."""
+    gap, summary, numbers, fig = speech_part(ctx)
+    numbers = {**numbers, "speech_cer_gap": r(gap)}
+    if not ctx.quick:
+        ner_gap, ner_summary, ner_numbers = ner_recurrence_part(ctx)
+        numbers.update(ner_numbers, ner_f1_gap=r(ner_gap))
+        summary = f"{ner_summary}. {summary}"
+        gap = float("nan") if np.isnan(gap) else min(gap, ner_gap)
+    else:
+        summary += " (Quick: the speech part only.)"
+    return Result(gap, summary, numbers, ctx.save(fig))

@@ -6,8 +6,8 @@ non-recurrent network of the same loss, features and decoding that sees a fixed 
 +-4 frames (+-80 ms) around each output step (two convolutions over time). The statistic is
 the character error rate of the window network minus the LSTM's.
 
-The NLP part of K.rnn-apps lives in another module. When that module has registered the claim
-first, this one does not replace it: :func:`speech_part` gives the numbers to combine.
+``apps_language`` registers K.rnn-apps with this part and the NER part (recurrent against
+window tagger); :func:`speech_part` gives this part's numbers.
 """
 
 from __future__ import annotations
@@ -16,16 +16,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from deepatlas.atlas import _EXPERIMENTS, Result, Rule, experiment
-from deepatlas.atlas.experiments._common import HEAVY, r
+from deepatlas.atlas.experiments._common import r
 from deepatlas.models.speech.ctc import SpeechCTC, transcript_metrics
-
-RULE = Rule(
-    "test CER of the non-recurrent window network minus the BiLSTM's (CTC, unseen voices, 20 dB)",
-    supported=0.05,
-    refuted=0.0,
-    condition="the recurrent transcriber is ahead by less than five points of CER",
-)
 
 UNLEARNED_CER = 0.8  # above this for both models, neither has learned to transcribe
 
@@ -80,12 +72,3 @@ def speech_part(ctx) -> tuple[float, str, dict, object]:
         gap = float("nan")
         summary += f" Neither reached a CER below {UNLEARNED_CER} at this budget, so the gap says nothing."
     return gap, summary, numbers, fig
-
-
-if "K.rnn-apps" not in _EXPERIMENTS:  # the NLP part's module may hold the claim already
-
-    @experiment("K.rnn-apps", rule=RULE, **HEAVY, requires=("speech-ctc",))
-    def k_rnn_apps_speech(ctx):
-        """Heavy: one seed in each mode (quick: 400 strings of 1-3 digits, 6 epochs)."""
-        gap, summary, numbers, fig = speech_part(ctx)
-        return Result(gap, summary, numbers, ctx.save(fig))

@@ -93,6 +93,9 @@ class CharFeatures(nn.Module):
         return torch.cat([f, b], 1) * real.any(1, keepdim=True)
 
 
+WINDOW = 5  # tokens the window encoder reads: the token and two on each side
+
+
 class NERNet(nn.Module):
     """(B, T, 1 + C) int64: word id, then character ids of each token (0-padded) -> (B, T, K) tag scores.
 
@@ -101,12 +104,16 @@ class NERNet(nn.Module):
     (exact for any padding, and exportable without packed sequences)."""
 
     def __init__(self, n_words, n_chars, n_tags, *, word_dim, char_dim, char_size, char_encoder, hidden, dropout,
-                 word_dropout, crf):  # fmt: skip
+                 word_dropout, crf, encoder="bilstm"):  # fmt: skip
         super().__init__()
         self.words = nn.Embedding(n_words, word_dim, padding_idx=PAD)
         self.chars = CharFeatures(n_chars, char_dim, char_size, char_encoder)
-        self.fwd = nn.LSTM(word_dim + self.chars.size, hidden, batch_first=True)
-        self.bwd = nn.LSTM(word_dim + self.chars.size, hidden, batch_first=True)
+        self.encoder = encoder
+        if encoder == "window":  # Collobert et al. (2011)'s window approach: no recurrence
+            self.window = nn.Conv1d(word_dim + self.chars.size, 2 * hidden, WINDOW, padding=WINDOW // 2)
+        else:
+            self.fwd = nn.LSTM(word_dim + self.chars.size, hidden, batch_first=True)
+            self.bwd = nn.LSTM(word_dim + self.chars.size, hidden, batch_first=True)
         self.drop = nn.Dropout(dropout)
         self.word_dropout = word_dropout
         self.out = nn.Linear(2 * hidden, n_tags)
@@ -120,7 +127,13 @@ class NERNet(nn.Module):
         lengths = (words != PAD).sum(1).clamp(min=1)
         B, T, C = chars.shape
         h = torch.cat([self.words(words), self.chars(chars.reshape(B * T, C)).view(B, T, -1)], 2)
-        h = bidirectional(self.fwd, self.bwd, self.drop(h), lengths)
+        if self.encoder == "window":
+            # padding tokens are zeroed, so a token next to the end reads the same zeros as the convolution's own
+            # padding: the output does not depend on how far a sentence was padded
+            h = self.drop(h) * (words != PAD).unsqueeze(-1).to(h.dtype)
+            h = torch.tanh(self.window(h.transpose(1, 2)).transpose(1, 2))
+        else:
+            h = bidirectional(self.fwd, self.bwd, self.drop(h), lengths)
         return self.out(self.drop(h))
 
 
@@ -192,8 +205,12 @@ class NERTagger(TokenInput, TorchEstimator):
     """Length of the learned vector of each character."""
     char_size: int = 64
     """Character features per token (CNN filters, or the BiLSTM's two directions together)."""
+    encoder: str = "bilstm"
+    """How each token reads its sentence: ``bilstm`` (two LSTMs, one per direction, over the whole sentence) or
+    ``window`` (no recurrence: a convolution over the token and two words on each side, the window approach of
+    Collobert et al., 2011, "Natural language processing (almost) from scratch"; the ablation)."""
     hidden: int = 128
-    """Units of the sentence LSTM in each direction."""
+    """Units of the sentence LSTM in each direction (``window``: the convolution has twice as many)."""
     dropout: float = 0.3
     """Dropout rate on the token features and on the BiLSTM's outputs."""
     word_dropout: float = 0.2
@@ -217,6 +234,7 @@ class NERTagger(TokenInput, TorchEstimator):
         **TorchEstimator._parameter_constraints,
         "output": Options(("crf", "softmax")),
         "char_encoder": Options(("cnn", "lstm")),
+        "encoder": Options(("bilstm", "window")),
         "word_dim": Interval(int, 1, None),
         "char_dim": Interval(int, 1, None),
         "char_size": Interval(int, 2, None),
@@ -295,6 +313,7 @@ class NERTagger(TokenInput, TorchEstimator):
             dropout=self.dropout,
             word_dropout=self.word_dropout,
             crf=self.output == "crf",
+            encoder=self.encoder,
         )
 
     def _loss(self, output, target):
