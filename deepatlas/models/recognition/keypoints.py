@@ -157,7 +157,7 @@ class KeypointEstimator(VisionEstimator):
     def _multiple(self) -> int:
         return 2 ** len(self._channels) if self.head == "heatmap" else 1
 
-    def _check_keypoints(self, y, n: int, size, what: str = "y") -> np.ndarray:
+    def _check_targets(self, y, n: int, size, what: str = "y") -> np.ndarray:
         name = type(self).__name__
         if y is None:
             raise InputError(f"{name} requires y (keypoints of shape (n, joints, 2)), but y is None.")
@@ -172,20 +172,9 @@ class KeypointEstimator(VisionEstimator):
         return y
 
     def _prepare_fit(self, X, y, validation_data) -> FitData:
-        X = self._check_images(X)
-        y = self._check_keypoints(y, len(X), X.shape[2:])
-        X_val = y_val = None
-        if validation_data is not None:
-            X_val = self._check_images(validation_data[0], "validation X")
-            if X_val.shape[1:] != X.shape[1:]:
-                raise InputError(
-                    f"validation X has shape {X_val.shape[1:]} per image, but the training X has {X.shape[1:]}."
-                )
-            y_val = self._check_keypoints(validation_data[1], len(X_val), X_val.shape[2:], "validation y")
-            if y_val.shape[1] != y.shape[1]:
-                raise InputError(f"validation y has {y_val.shape[1]} joints, but y has {y.shape[1]}.")
-        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
-        self.n_features_in_ = int(np.prod(self.input_shape_))
+        X, y, X_val, y_val = self._prepare_images(X, y, validation_data)
+        if y_val is not None and y_val.shape[1] != y.shape[1]:
+            raise InputError(f"validation y has {y_val.shape[1]} joints, but y has {y.shape[1]}.")
         self.n_joints_ = int(y.shape[1])
         return FitData(X, self._targets(y), X_val, None if y_val is None else self._targets(y_val), self.n_joints_)
 
@@ -237,7 +226,7 @@ class KeypointEstimator(VisionEstimator):
     def scores(self, X, y, alpha: float = ALPHA) -> dict:
         """``pck`` (PCK@alpha of the figure's size), ``per_joint`` PCK and ``mean_error`` in pixels."""
         pred = self.predict(X)
-        y = self._check_keypoints(y, len(pred), None)
+        y = self._check_targets(y, len(pred), None)
         if y.shape[1] != pred.shape[1]:
             raise InputError(f"y has {y.shape[1]} joints, but {type(self).__name__} predicts {pred.shape[1]}.")
         ok = pck(pred, y, alpha)

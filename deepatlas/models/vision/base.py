@@ -62,10 +62,15 @@ class VisionEstimator(TorchEstimator):
             )
         return X
 
+    def _check_targets(self, y, n: int, size, what: str) -> np.ndarray:
+        """The targets of ``n`` images of ``size``: the ``scenes`` masks here (the keypoint
+        estimator of the recognition family checks joint coordinates instead)."""
+        return check_targets(y, n, size, type(self).__name__)
+
     def _prepare_images(self, X, y, validation_data):
         """Checked images and masks (training and validation), with ``input_shape_`` set."""
         X = self._check_images(X)
-        y = check_targets(y, len(X), X.shape[2:], type(self).__name__)
+        y = self._check_targets(y, len(X), X.shape[2:], "y")
         X_val = y_val = None
         if validation_data is not None:
             X_val = self._check_images(validation_data[0], "validation X")
@@ -73,7 +78,7 @@ class VisionEstimator(TorchEstimator):
                 raise InputError(
                     f"validation X has shape {X_val.shape[1:]} per image, but the training X has {X.shape[1:]}."
                 )
-            y_val = check_targets(validation_data[1], len(X_val), X_val.shape[2:], type(self).__name__)
+            y_val = self._check_targets(validation_data[1], len(X_val), X_val.shape[2:], "validation y")
         self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
         return X, y, X_val, y_val
