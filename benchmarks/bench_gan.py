@@ -8,13 +8,18 @@ overhead of our two-player loop against a hand-written torch loop.
 
 Targets (issue #5): WGAN-GP on grid25 >= 24 of 25 modes with >= 70 % high-quality samples on
 every seed, on ring8 8 of 8 with >= 90 %; CGAN on digits >= 90 % of samples classified as their
-label. The vanilla GAN's numbers are reported whatever they are.
+label. Issue #27: WGAN-GP meets them with its default settings (as `deepatlas train wgan-gp --data
+ring8` runs it: `fit_dataset`, which takes the dataset's settings for parameters left at None),
+each run under 3 minutes on 2 cores: judged on the fit's CPU seconds (one torch thread, so CPU
+seconds are the wall time of a quiet machine; the wall time is printed too). The vanilla GAN's
+numbers are reported whatever they are.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -26,19 +31,16 @@ from deepatlas.data import load_dataset
 from deepatlas.models.gan import metrics as gm
 from deepatlas.registry import create_model
 
-# Training budgets per (model, data); everything else is the estimator's default.
+# Training budgets per (model, data); everything else is the estimator's default. WGAN-GP runs
+# with its defaults alone: its budget on ring8 and grid25 comes from the estimator (issue #27).
 MIXTURE_BUDGET = {
-    # WGAN-GP defaults (batch 256, lr 1e-3 decaying linearly to 0) with a longer schedule than the
-    # estimator's CPU-friendly 300 epochs: 1,200 met the ring8 target on 3 of 3 seeds (H100);
-    # grid25's share was still climbing at 1,200 (40-67 %) and passed 70 % by epoch 1,750 of 2,000.
-    ("wgan-gp", "ring8"): dict(epochs=1200),
-    ("wgan-gp", "grid25"): dict(epochs=2000),
     ("gan", "ring8"): dict(epochs=200, batch_size=256),
     ("gan", "grid25"): dict(epochs=200, batch_size=256),
     ("wgan", "ring8"): dict(epochs=200, batch_size=256),
     ("wgan", "grid25"): dict(epochs=200, batch_size=256),
 }
 TARGETS = {("wgan-gp", "ring8"): (8, 0.90), ("wgan-gp", "grid25"): (24, 0.70)}
+CPU_SECONDS_TARGET = 180.0  # per default WGAN-GP run (issue #27: under 3 minutes)
 DIGITS_MODELS = {
     "cgan": dict(),
     "gan": dict(hidden_sizes=(256, 256), latent_dim=32, batch_size=64, lr=2e-4, epochs=200),
@@ -80,36 +82,43 @@ class ModeTrace:
 
 def mixtures(models, datasets, seeds, overrides=None, device="auto", trace_every=0) -> bool:
     ok = True
-    print("| model | data | seed | modes captured | high-quality share | fit s |")
-    print("|---|---|---|---|---|---|")
+    print("| model | data | seed | modes captured | high-quality share | epochs | fit CPU s | fit wall s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in models:
         for data in datasets:
             ds = load_dataset(data)
             rows = []
             for seed in seeds:
-                params = {**MIXTURE_BUDGET[(name, data)], **(overrides or {})}
+                params = {**MIXTURE_BUDGET.get((name, data), {}), **(overrides or {})}
                 model = create_model(name, "generative", seed=seed, device=device, **params)
                 label = "".join(f" {k}={v}" for k, v in (overrides or {}).items())
                 cbs = [ModeTrace(model, ds, seed, trace_every, label)] if trace_every else []
-                start = time.perf_counter()
-                model.fit(ds.X_train, ds.y_train, callbacks=cbs)
-                fit_s = time.perf_counter() - start
+                start, cpu0 = time.perf_counter(), _cpu_seconds()
+                model.fit_dataset(ds, callbacks=cbs)  # as `deepatlas train` fits it
+                cpu_s, fit_s = _cpu_seconds() - cpu0, time.perf_counter() - start
                 stats = gm.mode_coverage(model.sample(2500, seed=1000 + seed), ds.meta["modes"], ds.meta["sigma"])
                 rows.append(stats)
                 print(
-                    f"| {name} | {data} | {seed} | {stats['modes_captured']}/{stats['n_modes']} | "
-                    f"{100 * stats['high_quality_share']:.1f} % | {fit_s:.0f} |",
+                    f"| {name}{label} | {data} | {seed} | {stats['modes_captured']}/{stats['n_modes']} | "
+                    f"{100 * stats['high_quality_share']:.1f} % | {model.n_epochs_} | {cpu_s:.0f} | {fit_s:.0f} |",
                     flush=True,
                 )
                 if (name, data) in TARGETS:
                     modes, share = TARGETS[(name, data)]
                     ok &= stats["modes_captured"] >= modes and stats["high_quality_share"] >= share
+                    ok &= cpu_s <= CPU_SECONDS_TARGET
             print(
                 f"| {name} | {data} | mean | {np.mean([r['modes_captured'] for r in rows]):.1f} | "
-                f"{100 * np.mean([r['high_quality_share'] for r in rows]):.1f} % | |",
+                f"{100 * np.mean([r['high_quality_share'] for r in rows]):.1f} % | | | |",
                 flush=True,
             )
     return ok
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def digits(models, seeds) -> bool:

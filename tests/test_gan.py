@@ -96,6 +96,28 @@ def test_wgan_gp_covers_the_ring():
     assert set(model.history_[-1]) == {"d_loss", "g_loss", "epoch"}
 
 
+def test_wgan_gp_budget_follows_the_data_unless_set(ring):
+    """``epochs=None`` (the default) is 1,200 on ring8 and 2,000 on grid25 through ``fit_dataset``
+    (what ``deepatlas train`` calls), 300 for a bare ``fit``; a value the user sets wins."""
+    seen = []
+
+    class BudgetOnly(Callback):
+        def on_train_begin(self, loop):
+            seen.append(loop.epochs)
+            loop.stop_training = True  # so no epoch runs
+
+    small = {"hidden_sizes": (8,), "batch_size": 1024}
+    grid = load_dataset("grid25:n=500")
+    WGANGP(**small).fit(ring.X_train, callbacks=[BudgetOnly()])
+    WGANGP(**small).fit_dataset(ring, callbacks=[BudgetOnly()])
+    model = WGANGP(**small).fit_dataset(grid, callbacks=[BudgetOnly()])
+    WGANGP(epochs=7, **small).fit_dataset(grid, callbacks=[BudgetOnly()])
+    assert seen == [300, 1200, 2000, 7]
+    assert model.epochs is None and not hasattr(model, "_data_key")
+    model.fit(ring.X_train, callbacks=[BudgetOnly()])  # the dataset's setting does not stick
+    assert seen[-1] == 300
+
+
 def test_wgan_clips_the_critic(ring):
     model = WGAN(epochs=1, clip_value=0.02, hidden_sizes=(16,)).fit(ring.X_train)
     weights = torch.cat([p.detach().flatten() for p in model.module_.discriminator.parameters()])
