@@ -114,7 +114,7 @@ def a_unsupervised(ctx):
         refuted=0.0,
         condition="it beats PCA on one of reconstruction and features",
     ),
-    **CHEAP,
+    **MEDIUM,
     requires=("ae",),
 )
 @_one_thread
