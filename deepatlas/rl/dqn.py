@@ -161,6 +161,21 @@ class DQN(Agent):
             exploration_final_eps=0.07,
             hidden_sizes=(256, 256),
         ),
+        # highway-env's own Stable-Baselines3 settings (its scripts/sb3_highway_dqn.py; the zoo has no
+        # highway entry), kept under the same flag.
+        "highway-fast-v0": dict(
+            n_timesteps=20_000,
+            lr=5e-4,
+            buffer_size=15_000,
+            learning_starts=200,
+            batch_size=32,
+            gamma=0.8,
+            train_freq=1,
+            gradient_steps=1,
+            target_update_interval=50,
+            exploration_fraction=0.7,
+            hidden_sizes=(256, 256),
+        ),
         "LunarLander-v3": dict(
             n_timesteps=100_000,
             lr=6.3e-4,

@@ -102,6 +102,18 @@ class PPO(OnPolicyAgent):
             lr=1e-3,
             clip_range=0.2,
         ),
+        # highway-env's own Stable-Baselines3 settings (its scripts/sb3_highway_ppo.py: 6 copies,
+        # n_steps = 64 * 12 // 6; the zoo has no highway entry), kept under the same flag.
+        "highway-fast-v0": dict(
+            n_timesteps=20_000,
+            n_envs=6,
+            n_steps=128,
+            batch_size=64,
+            n_epochs=10,
+            lr=5e-4,
+            gamma=0.8,
+            hidden_sizes=(256, 256),
+        ),
     }
 
     def _make_optimizer(self, params):
