@@ -263,6 +263,7 @@ def test_recognition_rule_can_give_every_verdict():
     assert apply(RULE, [0.02, 0.03, 0.01])[0] == "conditional"
 
 
+@pytest.mark.slow  # trains six small models (20 s on the loaded 2-core machine)
 def test_recognition_experiment_quick_mode(tmp_path):
     import time
 
