@@ -40,7 +40,9 @@ def test_report_files_and_verdicts(report):
     saved = json.loads((out / "results.json").read_text())
     meta, saved = saved["meta"], saved["claims"]
     assert meta["mode"] == "quick" and meta["date"] and meta["machine"]
+    assert meta["jobs"] == 1 and len(meta["load_before"]) == 3 and len(meta["load_after"]) == 3  # times need the load
     assert [e["id"] for e in saved] == [cid for cid in CLAIMS if cid.startswith("P.")]
+    assert all(e["seconds"] > 0 for e in saved)  # per claim: what the next run orders by (longest first)
     exps = all_experiments()
     for entry in saved:
         assert entry["verdict"] in VERDICTS
@@ -84,6 +86,28 @@ def test_rerun_uses_the_cache(report):
     again = run_report(out, quick=True, only=SPINE, progress=False)
     assert all(e["cached"] for e in again)
     assert [e["verdict"] for e in again] == [e["verdict"] for e in first]
+
+
+def test_longest_experiments_start_first(tmp_path, monkeypatch):
+    """The runner hands out experiments by the time they took last run into the same folder."""
+    from deepatlas._io import write_json
+    from deepatlas.atlas import runner
+
+    (tmp_path / "cache").mkdir()
+    for cid, seconds in (("P.fast", 0.5), ("P.init", 9.0), ("P.small", 2.0)):
+        write_json(tmp_path / "cache" / f"{cid}.json", {"key": "stale", "entry": {"seconds": seconds}})
+    started = []
+    monkeypatch.setattr(
+        runner,
+        "_run_one",
+        lambda cid, *a, **k: (
+            started.append(cid)
+            or {"verdict": "pending", "summary": "", "numbers": {}, "figure": None, "error": "not run", "seconds": 0.0}
+        ),
+    )
+    runner.run_report(tmp_path, quick=True, only="P.*", progress=False)
+    assert started[:3] == ["P.init", "P.small", "P.fast"]
+    assert runner.default_jobs() >= 1
 
 
 def test_claim_without_its_models_is_pending(tmp_path, monkeypatch):
