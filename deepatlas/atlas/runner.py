@@ -28,7 +28,10 @@ How to write an experiment with a rule
 
    By default (``each_seed=True``) the runner calls the function once per seed of the mode, with
    ``ctx.seed`` set; every model and split must take its seed from ``ctx.seed``. Only the first
-   seed's figure is saved and its summary and numbers shown; the verdict uses every seed's value.
+   seed's figure is saved and its summary and numbers shown; the verdict uses every seed's value,
+   so a later seed (``ctx.draw`` is False) may skip the fits that only feed the figure or the
+   summary (A.limited, K.transfer). Two experiments that train the same network share the fit
+   through ``experiments._common.shared_fit`` (keyed by class, parameters, data and code).
    An experiment whose statistic needs all seeds at once (a failure rate over restarts, a spread
    over resamplings) sets ``each_seed=False``, loops over ``ctx.seeds`` itself and returns a list
    of per-seed values (or one pooled value).

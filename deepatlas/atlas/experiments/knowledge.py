@@ -132,7 +132,10 @@ def k_transfer(ctx):
     src_ds, dst = load_dataset("mnist1d-0to4"), load_dataset("mnist1d-5to9")
     src = MLPClassifier(seed=ctx.seed).fit(src_ds.X_train, src_ds.y_train, validation_data=(src_ds.X_val, src_ds.y_val))
     rows = []
-    for frac in ctx.pick((0.05,), (0.02, 0.05, 0.1, 0.5)):
+    fractions = ctx.pick((0.05,), (0.02, 0.05, 0.1, 0.5))
+    # The statistic is the gain at the fewest labels; the other fractions draw the figure, which only
+    # the first seed shows: a later seed measures the first fraction alone.
+    for frac in fractions if ctx.draw else fractions[:1]:
         _, _, m = transfer(src, dst, freeze="features", labels_fraction=frac, params={"epochs": ctx.pick(60, 200)})
         rows.append((frac, m["transfer_test_accuracy"], m["scratch_test_accuracy"]))
     fig, ax = ctx.figure(figsize=(5, 3))
