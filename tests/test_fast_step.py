@@ -1,7 +1,7 @@
 """The hand-written MLP step (training/fast_mlp.py) against autograd, for every activation of the
 table and with dropout: one step from the same weights, the same batch and the same global seed
-must give the same loss, the same gradients and (on a CPU) the same dropout masks; and whole fits
-through the estimator must agree and repeat under a seed."""
+must give autograd's loss and gradients and draw nn.Dropout's very masks (on a CPU); the masks
+follow the seed; whole fits through the estimator agree with autograd's and repeat under a seed."""
 
 from __future__ import annotations
 
@@ -34,38 +34,45 @@ def _loops(activation: str, dropout: float, optimizer: str = "sgd"):
     return fast, slow
 
 
+def _batch():
+    return torch.randn(7, 12, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 3, 4, 0, 1])
+
+
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_one_step_equals_autograd(activation, dropout):
     fast, slow = _loops(activation, dropout)
-    x = torch.randn(7, 12, generator=torch.Generator().manual_seed(1))
-    y = torch.tensor([0, 1, 2, 3, 4, 0, 1])
+    x, y = _batch()
     torch.manual_seed(3)
     with torch.no_grad():
         loss_fast = fast.train_step(x, y)
     after_fast = torch.rand(())  # the global generator's next draw: both steps drew alike
     torch.manual_seed(3)
     slow.module.train()
-    loss_slow = slow.train_step(x, y)
+    loss_slow = slow.train_step(x, y)  # nn.Dropout's own masks
     after_slow = torch.rand(())
     torch.testing.assert_close(loss_fast, loss_slow, rtol=1e-6, atol=1e-6)
     assert after_fast == after_slow
     for (name, a), b in zip(fast.module.named_parameters(), slow.module.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6, msg=name)
+        assert a.grad.abs().sum() > 0, name
 
 
 def test_dropout_masks_follow_the_seed():
-    """Same seed, same masks (same gradients); another seed, other masks."""
+    """Masks of 0 and 1/keep at the rate keep; the same seed, the same masks; another, others."""
     grads = []
     for seed in (3, 3, 4):
         fast, _ = _loops("relu", 0.5)
-        x = torch.randn(7, 12, generator=torch.Generator().manual_seed(1))
         torch.manual_seed(seed)
         with torch.no_grad():
-            fast.train_step(x, torch.tensor([0, 1, 2, 3, 4, 0, 1]))
+            fast.train_step(*_batch())
         grads.append(fast.module[1].weight.grad.clone())
     assert torch.equal(grads[0], grads[1])
     assert not torch.equal(grads[0], grads[2])
+    torch.manual_seed(0)
+    big = FastMLPLoop.dropout_mask(400, 500, 0.7, torch.empty(()))
+    assert big.shape == (400, 500) and big.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    assert (big > 0).float().mean().item() == pytest.approx(0.7, abs=0.005)  # 200,000 draws: sd 0.001
 
 
 def test_plan_takes_the_stacks_and_refuses_others():
@@ -86,12 +93,12 @@ def test_default_classifier_takes_the_fast_step():
     assert not _use_fast_step(MLPClassifier(precision="bf16"), mlp_stack(64, (8,), 10))
 
 
-@pytest.mark.parametrize("activation", ["relu", "gelu", "tanh"])
-def test_fits_agree_with_autograd_and_repeat(activation):
-    """Whole fits with dropout and Adam (the direct fused kernel): the fast and autograd paths
-    end at the same weights, and the fast one repeats itself exactly under a seed."""
+@pytest.mark.parametrize("activation, dropout", [("relu", 0.3), ("gelu", 0.3), ("tanh", 0.0)])
+def test_fits_agree_with_autograd_and_repeat(activation, dropout):
+    """Whole fits with Adam: the fast and autograd paths end at the same weights (the same
+    dropout masks included), and the fast one repeats itself exactly under a seed."""
     ds = load_dataset("digits")
-    kw = dict(hidden_sizes=(32, 16), activation=activation, dropout=0.3, epochs=3, early_stopping=False, seed=5)
+    kw = dict(hidden_sizes=(32, 16), activation=activation, dropout=dropout, epochs=3, early_stopping=False, seed=5)
     fast = MLPClassifier(fast_step=True, **kw).fit(ds.X_train, ds.y_train)
     again = MLPClassifier(fast_step=True, **kw).fit(ds.X_train, ds.y_train)
     slow = MLPClassifier(fast_step=False, **kw).fit(ds.X_train, ds.y_train)

@@ -7,14 +7,20 @@ gradient is formed directly (softmax - one_hot) / B, and each layer's gradients 
 ``torch.mm(..., out=param.grad)`` into buffers allocated once. The activations' derivatives are
 the ATen backward kernels autograd itself calls (``threshold_backward``, ``tanh_backward``,
 ``gelu_backward``...), fed the same saved tensors. Dropout (Srivastava et al., 2014, "Dropout: a
-simple way to prevent neural networks from overfitting") draws its mask as ``nn.Dropout`` does on a
-CPU: a (B, features) Bernoulli(1 - p) tensor from torch's global generator, which the estimator
-seeds for the fit, scaled by 1/(1 - p); so the same seed gives the same masks, and on a CPU the very
-masks of the autograd path. The optimiser step calls the fused Adam/AdamW kernel directly on the
-optimiser's own state tensors (the same two kernels ``Adam.step()`` launches, without its per-call
-Python bookkeeping, which costs about as much as the step's arithmetic at this size); any other
-optimiser runs its ``step()``. The numbers equal autograd's up to float rounding (tests compare
-both paths for every activation, with and without dropout).
+simple way to prevent neural networks from overfitting") multiplies each hidden layer's output by a
+mask of 0 and 1/(1 - p) drawn as ``nn.Dropout`` draws it on a CPU: a (B, features) Bernoulli(1 - p)
+tensor from torch's global generator, which the estimator seeds for the fit (and checkpoints save),
+so the same seed gives the same masks, and on a CPU the very masks, and so the numbers, of the
+autograd path. That draw (``bernoulli_``) is now the largest cost of a small step: 0.7-0.8 ms for a
+200 x 100 mask on one thread of a loaded machine, against 0.13 ms for the layer's matrix product
+(numpy's SFC64 uniform draws take 0.12 ms, but give other masks: docs/results-performance.md).
+Other devices draw with ``bernoulli_`` on the device (``nn.Dropout`` there uses a fused kernel
+with its own stream: seeded, but not the same masks). The optimiser step calls the fused Adam/AdamW
+kernel directly on the optimiser's own state tensors (the same two kernels ``Adam.step()``
+launches, without its per-call Python bookkeeping, which costs about as much as the step's
+arithmetic at this size); any other optimiser runs its ``step()``. Given the same masks, the numbers
+equal autograd's up to float rounding (tests compare both paths for every activation, with and
+without dropout).
 """
 
 from __future__ import annotations
@@ -160,6 +166,13 @@ class FastMLPLoop(TrainingLoop):
         self._consts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._fused: tuple | None = None  # the direct fused-Adam call's tensor lists, once state exists
 
+    @staticmethod
+    def dropout_mask(features: int, batch: int, keep: float, like: torch.Tensor) -> torch.Tensor:
+        """``nn.Dropout``'s noise for a (B, features) input (Bernoulli(keep) / keep, from the global
+        generator), as a (features, B) view in ``like``'s dtype and device."""
+        noise = torch.empty((batch, features), dtype=like.dtype, device=like.device).bernoulli_(keep)
+        return noise.div_(keep).t()
+
     def run(self, *args, **kwargs):
         self.callbacks.insert(0, _SyncSteps())  # first, so that checkpoints see the true counts
         try:
@@ -257,12 +270,7 @@ class FastMLPLoop(TrainingLoop):
                 act, keep = hidden[i]
                 z = h if act.needs_input else None
                 h = act.forward(h)
-                mask = None
-                if keep < 1.0:
-                    # nn.Dropout's draw on a CPU: Bernoulli(keep) over (B, features), scaled by
-                    # 1/keep, from the global generator (seeded by the estimator for the fit).
-                    noise = torch.empty((batch, h.shape[0]), dtype=h.dtype, device=h.device).bernoulli_(keep)
-                    mask = noise.div_(keep).t()  # (out, B), a view
+                mask = self.dropout_mask(h.shape[0], batch, keep, h) if keep < 1.0 else None
                 saved.append((z, h, mask))
                 if mask is not None:
                     h = h * mask
