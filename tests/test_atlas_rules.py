@@ -207,3 +207,14 @@ def test_shared_fit_is_the_same_fit_across_workers(tmp_path):
     loaded = _common.shared_fit(ctx, make(), X, y)
     assert loaded is not first and entry.name == _common.fit_key(make(), X, y)
     np.testing.assert_array_equal(loaded.predict_proba(X), first.predict_proba(X))
+    # a lock left by a worker that died mid-fit does not hold the next one up
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    key = _common.fit_key(make(seed=2), X, y)
+    (tmp_path / "cache" / "fits" / f"{key}.lock").write_text(str(dead.pid))
+    _common.shared_fit(ctx, make(seed=2), X, y)
+    assert (tmp_path / "cache" / "fits" / key / "config.json").exists()
+    assert not (tmp_path / "cache" / "fits" / f"{key}.lock").exists()

@@ -81,8 +81,9 @@ def shared_fit(ctx, model, X, y, **fit_kwargs):
     MNIST-1D): fits are seeded, so the saved one gives the same numbers. The key covers the class,
     every parameter, the arrays, and the source of every deepatlas module the class's module
     imports; the fit is kept in this process and saved (safetensors, :mod:`deepatlas.saving`) in
-    the report's ``cache/fits/`` for the other workers. Use it only where the experiment reads
-    what a saved model keeps (predictions, scores, weights), not the training history."""
+    the report's ``cache/fits/`` for the other workers (a worker that asks for a fit another one
+    is making waits for it). Use it only where the experiment reads what a saved model keeps
+    (predictions, scores, weights), not the training history."""
     import os
     import shutil
 
@@ -92,18 +93,56 @@ def shared_fit(ctx, model, X, y, **fit_kwargs):
     if key in _FITS:
         return _FITS[key]
     folder = Path(ctx.figures_dir).parent / "cache" / "fits" / key
-    if (folder / "config.json").exists():
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = folder.with_name(f"{key}.lock")
+    own, start = False, time.perf_counter()
+    while time.perf_counter() - start < 3600:  # the worker that takes the lock fits; another one waits
+        if (folder / "config.json").exists():
+            try:
+                _FITS[key] = load(folder)
+                return _FITS[key]
+            except Exception:  # a damaged entry: fit again and replace it
+                shutil.rmtree(folder, ignore_errors=True)
         try:
-            _FITS[key] = load(folder)
-            return _FITS[key]
-        except Exception:  # a damaged entry: fit again and replace it
-            shutil.rmtree(folder, ignore_errors=True)
-    model.fit(X, y, **fit_kwargs)
-    tmp = folder.with_name(f"{key}.tmp{os.getpid()}")
-    save_model(model, tmp)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            own = True
+            break
+        except FileExistsError:
+            if not _holder_alive(lock):
+                lock.unlink(missing_ok=True)  # its worker died mid-fit
+            else:
+                time.sleep(0.2)
     try:
-        os.replace(tmp, folder)  # atomic: another worker sees the whole entry or none
-    except OSError:  # it saved the same fit first
-        shutil.rmtree(tmp, ignore_errors=True)
+        model.fit(X, y, **fit_kwargs)
+        tmp = folder.with_name(f"{key}.tmp{os.getpid()}")
+        save_model(model, tmp)
+        try:
+            os.replace(tmp, folder)  # atomic: another worker sees the whole entry or none
+        except OSError:  # it saved the same fit first
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if own:
+            lock.unlink(missing_ok=True)
     _FITS[key] = model
     return model
+
+
+def _holder_alive(lock: Path) -> bool:
+    """Whether the process that wrote ``lock`` still runs (an unreadable lock is being written)."""
+    import os
+
+    try:
+        pid = int(lock.read_text() or "0")
+    except (OSError, ValueError):
+        return True
+    if pid <= 0:
+        return True  # created, pid not written yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
