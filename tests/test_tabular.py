@@ -415,6 +415,20 @@ def test_a_predict_file_reports_every_problem_column(people_run, capsys):
         "in training, but holds 'old' (1 such value(s), first in row 2); column 'income' is numeric in training, "
         "but holds 'high' (2 such value(s), first in row 3)."
     )
+    rng = np.random.default_rng(0)  # a run without a table encoding (an .npz): its CSV input read as numbers
+    np.savez(tmp / "xy.npz", X=rng.normal(size=(30, 3)).astype(np.float32), y=np.arange(30) % 2)
+    assert (
+        main(
+            ["train", "perceptron", "--data", str(tmp / "xy.npz"), "--epochs", "2", "--out", str(tmp / "np"), "--quiet"]
+        )
+        == 0
+    )
+    (tmp / "bad3.csv").write_text("a,b,c\nx,1,2\n3,,inf\n")
+    code, _, err = _main(capsys, "predict", tmp / "np", "--input", tmp / "bad3.csv")
+    assert code == 2 and err.strip() == (
+        f"deepatlas predict: error: Data file {str(tmp / 'bad3.csv')!r}: feature column 'a' is not numeric (row 2 "
+        "has 'x'); column 'b' has a missing value in row 3; column 'c' has a non-finite value (inf) in row 3."
+    )
 
 
 # ---- inputs far outside the training data: API, CLI and server ------------------------------------

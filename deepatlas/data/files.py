@@ -223,23 +223,24 @@ def read_csv(path: Path, target: str | None = None, require_target: bool = True,
     features = [h for j, h in enumerate(header) if j != t]
     cols = [j for j in range(len(header)) if j != t]
     X = np.empty((len(body), len(cols)), dtype=np.float32)
+    problems: dict[int, str] = {}  # the first problem of every column: all reported at once
     for i, row in enumerate(body):
         for k, j in enumerate(cols):
             cell = row[j].strip()
             value = parse_number(cell)
+            if k in problems:
+                continue
             if value is None:
                 if cell == "" or cell.lower() in ("na", "nan", "null", "none"):
-                    raise InputError(
-                        f"Data file {str(path)!r}: column {header[j]!r} has a missing value in row {i + first}."
-                    )
-                raise InputError(
-                    f"Data file {str(path)!r}: feature column {header[j]!r} is not numeric (row {i + first} has {cell!r})."
-                )
-            if not math.isfinite(value):
-                raise InputError(
-                    f"Data file {str(path)!r}: column {header[j]!r} has a non-finite value ({cell}) in row {i + first}."
-                )
-            X[i, k] = value
+                    problems[k] = f"column {header[j]!r} has a missing value in row {i + first}"
+                else:
+                    problems[k] = f"feature column {header[j]!r} is not numeric (row {i + first} has {cell!r})"
+            elif not math.isfinite(value):
+                problems[k] = f"column {header[j]!r} has a non-finite value ({cell}) in row {i + first}"
+            else:
+                X[i, k] = value
+    if problems:
+        raise InputError(f"Data file {str(path)!r}: " + "; ".join(problems[k] for k in sorted(problems)) + ".")
     labels = None
     if t is not None:
         labels = np.array([row[t].strip() for row in body], dtype=object)
