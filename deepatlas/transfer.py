@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from deepatlas.errors import InputError
+from deepatlas.training import optim
 
 FREEZE = ("none", "features", "all-but-head")
 _BLOCK = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -57,10 +58,10 @@ def frozen_layers(module: nn.Sequential, freeze: str) -> list[int]:
 
 def _optimizer(name: str, groups: list[dict], lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+        return optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+        return optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    return optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
 
 
 def _transfer_class(cls: type) -> type:

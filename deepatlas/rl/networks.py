@@ -7,6 +7,7 @@ from torch import nn
 
 from deepatlas.models.layers import ACTIVATIONS as LAYER_ACTIVATIONS
 from deepatlas.models.layers import mlp_stack
+from deepatlas.training import optim
 
 # The agents' hidden layers take the shared table's two classic choices.
 ACTIVATIONS = {name: LAYER_ACTIVATIONS[name] for name in ("relu", "tanh")}
@@ -20,4 +21,4 @@ def mlp(n_in: int, hidden_sizes, n_out: int, activation: str = "relu") -> nn.Seq
 def adam(params, device: torch.device, **kwargs) -> torch.optim.Adam:
     """Adam, with the fused kernel where the device has one (CPU and CUDA)."""
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-    return torch.optim.Adam(params, **kwargs, **fused)
+    return optim.Adam(params, **kwargs, **fused)

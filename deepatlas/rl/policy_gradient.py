@@ -27,6 +27,7 @@ from deepatlas.registry import register_model
 from deepatlas.rl.base import Agent
 from deepatlas.rl.buffers import RolloutBuffer
 from deepatlas.rl.networks import ACTIVATIONS, adam, mlp
+from deepatlas.training import optim
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -237,7 +238,7 @@ class A2C(OnPolicyAgent):
     }
 
     def _make_optimizer(self, params):
-        return torch.optim.RMSprop(params, lr=self.lr, alpha=0.99, eps=1e-5)
+        return optim.RMSprop(params, lr=self.lr, alpha=0.99, eps=1e-5)
 
     def _update(self, obs, actions, old_log_probs, returns, advantages):
         log_prob, entropy, values = self.policy_.evaluate_actions(obs, actions)

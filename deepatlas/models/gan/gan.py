@@ -40,7 +40,7 @@ from deepatlas.estimator import Estimator
 from deepatlas.models.base import check_features
 from deepatlas.models.layers import mlp_stack
 from deepatlas.registry import register_model
-from deepatlas.training import Checkpoint, ProgressBar, TrainingLoop
+from deepatlas.training import Checkpoint, ProgressBar, TrainingLoop, optim
 from deepatlas.training.callbacks import Callback, restore_checkpoint
 
 
@@ -86,10 +86,10 @@ class Players(nn.Module):
 def make_player_optimizer(name: str, params, lr: float, betas: tuple, weight_decay: float) -> torch.optim.Optimizer:
     params = list(params)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        return optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+        return optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
 
 
 class PlayerOptimizers:

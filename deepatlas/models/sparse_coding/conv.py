@@ -43,6 +43,7 @@ from deepatlas.models.base import check_features
 from deepatlas.models.common import linear_probe
 from deepatlas.models.sparse_coding.solvers import soft_threshold
 from deepatlas.registry import register_model
+from deepatlas.training import optim
 
 _CHUNK = 1024  # signals coded at once
 
@@ -209,7 +210,7 @@ class ConvSparseCoding(TransformerMixin, Estimator):
         with seeded(self.seed):
             D = torch.randn(self.n_atoms, C, kh, kw).to(device)  # (K, C, kh, kw)
         D = (D / D.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).requires_grad_(True)
-        opt = torch.optim.Adam([D], lr=self.lr)
+        opt = optim.Adam([D], lr=self.lr)
         gen = make_generator(self.seed, "cpu")
         bs = min(self.batch_size, n)
         self.history_, start = [], time.perf_counter()
