@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", default="runs/bench-runtimes", help="where the trained runs go (reused)")
     parser.add_argument("--out", default="runs/bench-runtimes/runtimes.json")
+    parser.add_argument("--epochs", type=int, help="override the cards' default epochs (a loaded machine)")
+    parser.add_argument("--no-timing", action="store_true", help="accuracy and sizes only (one short timing round)")
     args = parser.parse_args()
     results = []
     for data in args.data:
@@ -54,10 +56,12 @@ def main() -> None:
             run = Path(args.runs) / f"{name}-{data}"
             start = time.perf_counter()
             if not (run / "model.safetensors").exists():
-                train_run(MODELS[name](seed=0), ds, run, data_spec=data)
+                params = {"seed": 0} if args.epochs is None else {"seed": 0, "epochs": args.epochs}
+                train_run(MODELS[name](**params), ds, run, data_spec=data)
             trained = time.perf_counter() - start
             est = load(run)
-            rows = benchmark_runtimes(est, ds.X_test, ds.y_test, ds.X_train, threads=args.threads, rounds=args.rounds)
+            short = {"rounds": 1, "calls": {1: 5, 64: 2}} if args.no_timing else {"rounds": args.rounds}
+            rows = benchmark_runtimes(est, ds.X_test, ds.y_test, ds.X_train, threads=args.threads, **short)
             entry = {"model": name, "data": data, "threads": args.threads, "train_s": trained, "rows": rows}
             entry["targets"] = targets(rows)
             results.append(entry)
