@@ -73,7 +73,8 @@ def cmd_serve(args) -> int:
     from deepatlas.serving.server import run_server
 
     what = args.source if args.part is None else f"{args.source} ({args.part})"
-    print(f"serving {what} with {args.backend} on http://{args.host}:{args.port}/v1/predict", flush=True)
+    backend = "litert" if str(args.source).lower().endswith(".tflite") else args.backend  # a .tflite runs in LiteRT
+    print(f"serving {what} with {backend} on http://{args.host}:{args.port}/v1/predict", flush=True)
     run_server(
         app,
         args.host,
@@ -91,7 +92,7 @@ def add_parser(sub) -> None:
     from deepatlas.serving.limits import MAX_BATCH, MAX_BODY_BYTES
 
     p = sub.add_parser("serve", help="serve a run or an ONNX file over HTTP (POST /v1/predict)")
-    p.add_argument("source", metavar="RUN|MODEL.onnx", help="run directory or exported .onnx file")
+    p.add_argument("source", metavar="RUN|MODEL.onnx", help="run directory, or an exported .onnx or .tflite file")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime", help="default onnxruntime")
