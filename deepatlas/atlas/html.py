@@ -103,6 +103,17 @@ def _other_mode(meta: dict) -> dict[str, dict]:
         return {}
 
 
+def _load_text(meta: dict) -> str:
+    """`` with 2 workers at load 31-38`` (the 1-minute load average before and after the run): a
+    time is only comparable with one measured at the same load."""
+    jobs, before, after = meta.get("jobs"), meta.get("load_before"), meta.get("load_after")
+    text = f" with {jobs} worker{'s' if jobs != 1 else ''}" if jobs else ""
+    if before and after:
+        low, high = sorted((before[0], after[0]))
+        text += f" at load {low:.0f}" + (f"–{high:.0f}" if round(high) != round(low) else "")
+    return text
+
+
 def write_html(path: Path, results: list[dict], figures: Path, meta: dict) -> None:
     mode = "quick" if meta.get("quick") else "full"
     other = _other_mode(meta)
@@ -140,7 +151,7 @@ def write_html(path: Path, results: list[dict], figures: Path, meta: dict) -> No
 <title>deepatlas — the survey's claims, measured</title><style>{CSS}</style></head>
 <body><h1>deepatlas: the survey's claims, measured</h1>
 <p class="sub">{len(results)} claims, each tested by a seeded experiment on the real estimators ({mode} mode,
-deepatlas {html.escape(str(meta.get("version")))}, experiments ran {meta.get("seconds")} s,
+deepatlas {html.escape(str(meta.get("version")))}, experiments ran {meta.get("seconds")} s{_load_text(meta)},
 {html.escape(str(meta.get("date")))}, on {html.escape(str(meta.get("machine")))}).
 Each verdict comes from a rule fixed before the run: the statistic is measured on every seed, and a claim is supported
 (or refuted) only when every seed clears that threshold; a seeds' range straddling a threshold is conditional.
