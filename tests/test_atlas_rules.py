@@ -137,7 +137,10 @@ def test_seed_budgets_are_declared_and_several_where_cheap():
         assert exp.seeds_for(True) and exp.seeds_for(False), cid
         assert set(exp.seeds_for(True)) <= set(exp.seeds_for(False)) or not exp.each_seed, cid
     several_quick = sum(len(e.seeds_for(True)) >= 3 for e in exps.values())
-    assert several_quick >= 30, several_quick
+    assert several_quick >= 39, several_quick
+    # five full seeds but for the application claims whose one run takes minutes (K.tuning, K.nlp, ...)
+    fewer_full = sorted(cid for cid, e in exps.items() if len(e.seeds_for(False)) < 5)
+    assert all(cid.startswith("K.") for cid in fewer_full), fewer_full
 
 
 def _readme_table() -> dict[str, int]:
