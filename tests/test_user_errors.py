@@ -911,6 +911,71 @@ CASES += [
 ]
 
 
+# --- continuous-control agents and the rl-apps environments (issue #24) ------------------------------
+_HIDDEN_PLUGIN: dict = {}
+
+
+def _without_highway_env(ctx: Ctx) -> list[str]:
+    """rl train on highway-fast-v0 as if highway-env were not installed (``import highway_env`` fails)."""
+    import gymnasium as gym
+
+    _HIDDEN_PLUGIN["module"] = sys.modules.get("highway_env")
+    _HIDDEN_PLUGIN["spec"] = gym.envs.registry.pop("highway-fast-v0", None)
+    sys.modules["highway_env"] = None
+    return ["rl", "train", "dqn", "--env", "highway-fast-v0", "--steps", "10", "--out", str(ctx.tmp / "r")]
+
+
+def _restore_highway_env(ctx: Ctx) -> None:
+    import gymnasium as gym
+
+    if _HIDDEN_PLUGIN.get("module") is None:
+        sys.modules.pop("highway_env", None)
+    else:
+        sys.modules["highway_env"] = _HIDDEN_PLUGIN["module"]
+    if _HIDDEN_PLUGIN.get("spec") is not None:
+        gym.envs.registry["highway-fast-v0"] = _HIDDEN_PLUGIN["spec"]
+    assert not (ctx.tmp / "r").exists()
+
+
+CASES += [
+    Case(
+        "rl-continuous-agent-discrete-env",
+        ("rl", "train", "sac", "--env", "CartPole-v1", "--steps", "10", "--out", "{tmp}/r"),
+        2,
+        ("SAC supports 1-D Box (continuous) action spaces", "'CartPole-v1' has Discrete(2)", "Use DQN, PPO"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "rl-discrete-agent-continuous-env",
+        ("rl", "train", "dqn", "--env", "Pendulum-v1", "--steps", "10", "--out", "{tmp}/r"),
+        2,
+        ("DQN supports Discrete action spaces", "'Pendulum-v1' has Box(", "Use SAC, TD3, DDPG"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "rl-env-extra-missing",
+        _without_highway_env,
+        2,
+        ("Environment 'highway-fast-v0' needs highway-env: pip install 'deepatlas[rl-apps]'",),
+        _restore_highway_env,
+    ),
+    Case(
+        "rl-image-observations-mlp-policy",
+        ("rl", "train", "td3", "--env", "CarRacing-v3", "--steps", "10", "--out", "{tmp}/r"),
+        2,
+        ("TD3 has an MLP policy for vector observations", "'CarRacing-v3' gives images", "(96, 96, 3)"),
+        _nothing_at("r"),
+    ),
+    Case(
+        "rl-preset-unknown-env",
+        ("rl", "train", "sac", "--env", "CartPole-v1", "--preset", "zoo", "--steps", "10", "--out", "{tmp}/r"),
+        2,
+        ("No zoo preset for SAC on 'CartPole-v1'", "presets exist for:", "Pendulum-v1"),
+        _nothing_at("r"),
+    ),
+]
+
+
 def _run_main(argv: Sequence[str], capsys) -> tuple[int, str]:
     """``main(argv)`` in this process: its exit status and stderr (with any traceback in it)."""
     try:

@@ -72,11 +72,13 @@ def plot_returns(history: list[dict], path, title: str, eval_mean: float | None 
 
 def cmd_train(args) -> int:
     require("rl", "deepatlas rl")
+    from sklearn.base import clone
+
     from deepatlas import __version__
     from deepatlas._io import check_writable, write_json
     from deepatlas.commands._args import params_from_set
     from deepatlas.registry import create_model
-    from deepatlas.rl.envs import checkpoint_problem, env_id_of, make_env
+    from deepatlas.rl.envs import checkpoint_problem, env_id_of, make_env, make_vec_env
     from deepatlas.runs import check_out_dir, claim_run_dir, removed_if_it_fails, run_settings, starts_afresh
     from deepatlas.saving import save_model
 
@@ -110,6 +112,11 @@ def cmd_train(args) -> int:
         steps = args.steps
     agent = create_model(args.algo, "rl", env=args.env, **params)
     agent._validate_params()  # every parameter checked before the run directory is claimed
+    probe = make_vec_env(args.env, 1)
+    try:  # an action or observation space the agent cannot take is refused before anything is written
+        clone(agent)._read_spaces(probe)
+    finally:
+        probe.close()
     settings = run_settings(agent, "rl", args.env, args.seed, total_timesteps=steps)
     fresh = starts_afresh(out, resume=args.resume, overwrite=args.overwrite)
     note = claim_run_dir(out, settings, resume=args.resume, overwrite=args.overwrite, budget="--steps")
