@@ -24,15 +24,25 @@ def digits():
     return load_dataset("digits")
 
 
+class _Models(dict):
+    """Each model is trained on first use (the default run needs only the MLP)."""
+
+    def __init__(self, digits):
+        super().__init__()
+        self.digits = digits
+
+    def __missing__(self, name):
+        from deepatlas.models.cnn import CNNClassifier
+        from deepatlas.models.mlp import MLPClassifier
+
+        est = MLPClassifier(epochs=20, seed=0) if name == "mlp" else CNNClassifier(seed=0)  # the CNN's defaults
+        self[name] = est.fit(self.digits.X_train, self.digits.y_train)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def models(digits):
-    from deepatlas.models.cnn import CNNClassifier
-    from deepatlas.models.mlp import MLPClassifier
-
-    return {
-        "mlp": MLPClassifier(epochs=20, seed=0).fit(digits.X_train, digits.y_train),
-        "cnn": CNNClassifier(epochs=8, seed=0).fit(digits.X_train, digits.y_train),
-    }
+    return _Models(digits)
 
 
 def _needs(fmt):
@@ -43,7 +53,9 @@ def _needs(fmt):
 
 
 CASES = [
-    pytest.param(fmt, mode, name, id=f"{name}-{fmt}-{mode}", marks=pytest.mark.slow if fmt == "tflite" else ())
+    pytest.param(
+        fmt, mode, name, id=f"{name}-{fmt}-{mode}", marks=pytest.mark.slow if fmt == "tflite" or name == "cnn" else ()
+    )
     for fmt in ("onnx", "openvino", "tflite")
     for mode in ("int8", "dynamic")
     for name in ("mlp", "cnn")
@@ -109,6 +121,7 @@ def test_quantize_needs_labels_and_int8_needs_calibration(models, digits, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a subprocess that trains and quantises: ~65 s on the loaded machine
 def test_cli_quantises_a_run_with_its_training_split(cli, digits, tmp_path):
     from deepatlas.models.mlp import MLPClassifier
     from deepatlas.runs import train_run

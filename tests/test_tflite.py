@@ -3,7 +3,7 @@
 
 The table below is built from the registry: every card with an exporter (tests/test_contract.py's
 EXPORTABLE, whose ONNX parity that module checks) crossed with the formats beyond ONNX. Converting
-to TFLite takes seconds a model, so the full table is slow; the MLP and CNN run by default.
+to TFLite takes seconds a model, so the full table is slow; the MLP classifier runs by default.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FORMATS = ("openvino", "tflite")  # ONNX: tests/test_contract.py::test_export_parity
 SUFFIX = {"openvino": "xml", "tflite": "tflite"}
-DEFAULT_RUN = {("mlp", "classification"), ("cnn", "classification")}  # the rest is @slow (a conversion takes seconds)
+DEFAULT_RUN = {("mlp", "classification")}  # the rest is @slow (a conversion takes seconds)
 PAIRS = [
     pytest.param(
         card,
