@@ -71,8 +71,13 @@ def run_settings(estimator, ds, data_spec: str, seed: int | None, **extra) -> di
         **extra,
     }
     pre = None if isinstance(ds, str) else ds.meta.get("preprocessor")
-    if pre is not None:  # a CSV's --drop/--categorical/--impute: --resume refuses others
-        settings["preprocessing"] = {"drop": pre.drop, "categorical": pre.categorical, "impute": pre.impute}
+    if pre is not None:  # a CSV's --drop/--categorical/--impute/--id: --resume refuses others
+        settings["preprocessing"] = {
+            "drop": pre.drop,
+            "categorical": pre.categorical,
+            "impute": pre.impute,
+            "id": pre.id_column,
+        }
     return json.loads(json.dumps(to_jsonable(settings)))
 
 
@@ -89,9 +94,10 @@ def _differences(old: dict, new: dict, *, more_epochs: bool) -> list[str]:
         if was != now and not (more_epochs and isinstance(was, int) and isinstance(now, int) and now > was):
             diffs.append(f"total_timesteps {was!r} (now {now!r})")
     old_pre, new_pre = old.get("preprocessing") or {}, new.get("preprocessing") or {}
-    for key in ("drop", "categorical", "impute"):  # a CSV's --drop/--categorical/--impute
-        if old_pre.get(key, _UNSET) != new_pre.get(key, _UNSET):
-            diffs.append(f"--{key} {old_pre.get(key, _UNSET)!r} (now {new_pre.get(key, _UNSET)!r})")
+    for key in ("drop", "categorical", "impute", "id"):  # a CSV's --drop/--categorical/--impute/--id
+        unset = None if key == "id" else _UNSET  # runs started before --id record none
+        if old_pre.get(key, unset) != new_pre.get(key, unset):
+            diffs.append(f"--{key} {old_pre.get(key, unset)!r} (now {new_pre.get(key, unset)!r})")
     old_params, new_params = old.get("params") or {}, new.get("params") or {}
     for key in sorted(set(old_params) | set(new_params)):
         was, now = old_params.get(key, _UNSET), new_params.get(key, _UNSET)

@@ -315,9 +315,13 @@ def test_resume_refuses_other_table_options(tmp_path):
     first = run_settings(MLPClassifier(), load_dataset(data, preprocess={"drop": ["id"]}), data, 0)
     again = run_settings(MLPClassifier(), load_dataset(data, preprocess={"drop": ["id"]}), data, 0)
     other = run_settings(MLPClassifier(), load_dataset(data, preprocess={"impute": "mean"}), data, 0)
-    assert first["preprocessing"] == {"drop": ["id"], "categorical": "auto", "impute": "median"}
+    assert first["preprocessing"] == {"drop": ["id"], "categorical": "auto", "impute": "median", "id": None}
     assert _differences(first, again, more_epochs=True) == []
     assert _differences(first, other, more_epochs=True) == ["--drop ['id'] (now [])", "--impute 'median' (now 'mean')"]
+    as_id = run_settings(MLPClassifier(), load_dataset(data, preprocess={"id_column": "id"}), data, 0)
+    assert _differences(first, as_id, more_epochs=True) == ["--drop ['id'] (now [])", "--id None (now 'id')"]
+    older = {**first, "preprocessing": {k: v for k, v in first["preprocessing"].items() if k != "id"}}
+    assert _differences(older, again, more_epochs=True) == []  # a run started before --id
 
 
 # ---- preprocessing options from the Python API, the same model as the CLI ------------------------
