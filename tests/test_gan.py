@@ -97,7 +97,7 @@ def test_wgan_gp_covers_the_ring():
 
 
 def test_wgan_gp_budget_follows_the_data_unless_set(ring):
-    """``epochs=None`` (the default) is 1,200 on ring8 and 2,000 on grid25 through ``fit_dataset``
+    """``epochs=None`` (the default) is 600 on ring8 and grid25 through ``fit_dataset``
     (what ``deepatlas train`` calls), 300 for a bare ``fit``; a value the user sets wins."""
     seen = []
 
@@ -112,7 +112,7 @@ def test_wgan_gp_budget_follows_the_data_unless_set(ring):
     WGANGP(**small).fit_dataset(ring, callbacks=[BudgetOnly()])
     model = WGANGP(**small).fit_dataset(grid, callbacks=[BudgetOnly()])
     WGANGP(epochs=7, **small).fit_dataset(grid, callbacks=[BudgetOnly()])
-    assert seen == [300, 1200, 2000, 7]
+    assert seen == [300, 600, 600, 7]
     assert model.epochs is None and not hasattr(model, "_data_key")
     model.fit(ring.X_train, callbacks=[BudgetOnly()])  # the dataset's setting does not stick
     assert seen[-1] == 300
