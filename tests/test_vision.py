@@ -404,3 +404,10 @@ def test_cnn_image_weights_are_channels_last_and_save_contiguous(tmp_path):
     save_model(model, tmp_path / "run")
     again = load(tmp_path / "run")
     np.testing.assert_array_equal(again.predict_proba(ds.X_test), model.predict_proba(ds.X_test))
+
+
+def test_fashion_halves_for_transfer():
+    need_fashion()
+    src, tgt = load_dataset("fashion-mnist-0to4"), load_dataset("fashion-mnist-5to9")
+    assert set(np.unique(src.y_train)) == {0, 1, 2, 3, 4} and set(np.unique(tgt.y_test)) == {5, 6, 7, 8, 9}
+    assert (len(src.X_train) + len(tgt.X_train), len(src.X_test), len(tgt.X_test)) == (54000, 5000, 5000)
