@@ -270,7 +270,7 @@ def test_recognition_experiment_quick_mode(tmp_path):
     from deepatlas.atlas import CLAIMS, Context
     from deepatlas.atlas.experiments.apps_recognition import recognition
 
-    ctx = Context(CLAIMS["K.cv"], quick=True, seeds=(0,), figures_dir=tmp_path)
+    ctx = Context(CLAIMS["K.cv-apps"], quick=True, seeds=(0,), figures_dir=tmp_path)
     start = time.perf_counter()
     result = recognition(ctx)
     seconds = time.perf_counter() - start
@@ -278,5 +278,5 @@ def test_recognition_experiment_quick_mode(tmp_path):
     assert set(numbers) >= {"pose_margin", "face_detection_margin", "open_set_verification_margin"}
     margins = [numbers[k] for k in ("pose_margin", "face_detection_margin", "open_set_verification_margin")]
     assert result.value == pytest.approx(min(margins), abs=1e-4)
-    assert 0 <= numbers["heatmap_pck"] <= 1 and (tmp_path / "K_cv.png").exists()
+    assert 0 <= numbers["heatmap_pck"] <= 1 and (tmp_path / "K_cv-apps.png").exists()
     print(f"quick mode: {seconds:.1f} s", numbers)

@@ -19,12 +19,9 @@ learning serves all of them, so the weakest application decides. Quick mode trai
 networks for a few epochs on small sets (seconds); the full mode trains the cards at their
 defaults (minutes).
 
-Claim ID: in this project ``K.cv`` is the cross-validation claim (``claims.py``), and
-``K.cnn-apps`` (classification, detection, segmentation) belongs to ``apps_vision.py``; the
-survey's CV-applications row shares the ID ``K.cv`` with cross-validation in CLAIMS.md. Until
-the claim list gives pose and face recognition an ID of their own, :func:`register` attaches
-this experiment to the ID the lead chooses (``register("K.<id>")``); nothing is registered on
-import, so no other claim's experiment is replaced.
+Claim ID: the survey's claim list gives the CV-applications row the ID ``K.cv``, which it also
+gives cross-validation; the project registers this experiment as ``K.cv-apps`` (``claims.py``).
+Its classification, detection and segmentation parts are ``K.cnn-apps`` (``apps_vision.py``).
 """
 
 from __future__ import annotations
@@ -122,3 +119,6 @@ def register(claim_id: str):
     return experiment(
         claim_id, rule=RULE, **HEAVY, requires=("keypoints", "cnn", "hog-svm", "embedding", "eigenfaces")
     )(recognition)
+
+
+register("K.cv-apps")
