@@ -411,3 +411,13 @@ def test_fashion_halves_for_transfer():
     src, tgt = load_dataset("fashion-mnist-0to4"), load_dataset("fashion-mnist-5to9")
     assert set(np.unique(src.y_train)) == {0, 1, 2, 3, 4} and set(np.unique(tgt.y_test)) == {5, 6, 7, 8, 9}
     assert (len(src.X_train) + len(tgt.X_train), len(src.X_test), len(tgt.X_test)) == (54000, 5000, 5000)
+
+
+@pytest.mark.slow
+def test_fashion_mnist_default_cnn_reaches_the_target():
+    """Issue #19's target with the defaults: >= 0.92 test accuracy (0.926 measured, seed 0; about
+    320 CPU s, so several minutes)."""
+    need_fashion()
+    ds = load_dataset("fashion-mnist")
+    model = create_model("cnn", seed=0).fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
+    assert model.score(ds.X_test, ds.y_test) >= 0.92
