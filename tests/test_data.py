@@ -147,3 +147,13 @@ def test_image_folder(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "square" / "odd.png")
     with pytest.raises(InputError, match=r"is 4x4, but earlier images are 9x7; resize them to one size\.$"):
         load_dataset(str(tmp_path))
+
+
+def test_split_of_a_small_set_stratifies_only_the_parts_that_can_hold_every_class():
+    from deepatlas.data.core import split
+
+    X, y = np.arange(48.0).reshape(24, 2), np.repeat(np.arange(4), 6)  # 4 classes of 6: validation gets 2 rows
+    X_tr, y_tr, X_va, y_va, X_te, y_te = split(X, y)
+    assert (len(X_tr), len(X_va), len(X_te)) == (17, 2, 5)
+    assert sorted(set(y_te)) == [0, 1, 2, 3]  # the 5-row test part is stratified: every class is in it
+    assert sorted(np.concatenate([X_tr, X_va, X_te]).ravel()) == list(np.arange(48.0))  # nothing lost or repeated

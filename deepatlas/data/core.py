@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -174,16 +175,19 @@ def split(
     the test part. Stratified on ``y`` for classification when every class has enough members."""
     from sklearn.model_selection import train_test_split
 
-    def _strat(labels):
+    def _strat(labels, fraction):
+        """``labels`` when a stratified cut of ``fraction`` can hold every class on both sides, else ``None``."""
         if not stratify or labels is None:
             return None
         _, counts = np.unique(labels, return_counts=True)
-        return labels if counts.min() >= 2 else None
+        part = math.ceil(fraction * len(labels))  # scikit-learn's size of the held-out side
+        enough = part >= len(counts) and len(labels) - part >= len(counts)
+        return labels if counts.min() >= 2 and enough else None
 
     idx = np.arange(len(X))
-    rest, test_idx = train_test_split(idx, test_size=test, random_state=seed, stratify=_strat(y))
+    rest, test_idx = train_test_split(idx, test_size=test, random_state=seed, stratify=_strat(y, test))
     y_rest = None if y is None else y[rest]
-    train_idx, val_idx = train_test_split(rest, test_size=val, random_state=seed, stratify=_strat(y_rest))
+    train_idx, val_idx = train_test_split(rest, test_size=val, random_state=seed, stratify=_strat(y_rest, val))
 
     def pick(a, i):
         return None if a is None else a[i]
