@@ -514,7 +514,7 @@ FAR_Z, FAR_SHARE = 10.0, 0.05
 """An input value is far from the training data at more than ``FAR_Z`` training standard
 deviations from the training mean; a warning comes when over ``FAR_SHARE`` of the values (of all
 of them, or of one named column) are."""
-FAR_ROWS = 10_000
+FAR_ROWS = 2_048
 """At most this many rows of a batch are judged (evenly spaced), so the check stays cheap."""
 
 
@@ -537,33 +537,42 @@ def far_from_training(X, mean, scale, names=None, columns=None) -> str | None:
     if isinstance(X, np.ndarray) and len(X) > FAR_ROWS:  # a large batch: judged on evenly spaced rows
         X = X[np.linspace(0, len(X) - 1, FAR_ROWS).astype(np.int64)]
     try:
-        flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-        mean = np.asarray(mean, dtype=np.float64).reshape(1, -1)
-        scale = np.asarray(scale, dtype=np.float64).reshape(1, -1)
+        flat = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+        mean = np.asarray(mean, dtype=np.float32).reshape(1, -1)
+        scale = np.asarray(scale, dtype=np.float32).reshape(1, -1)
     except (TypeError, ValueError):
         return None
     if not flat.size or flat.shape[1] != mean.shape[1] or scale.shape != mean.shape:
         return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.abs(flat - mean) / np.where(scale > 0, scale, 1.0)
-    z = np.nan_to_num(z, nan=0.0, posinf=np.finfo(np.float64).max)
+    scale = np.where(scale > 0, scale, 1.0)
+    # far means |x - mean| > FAR_Z * scale; NaN is never far, +-inf always (no division on the common path)
+    far_mask = np.abs(flat - mean) > FAR_Z * scale
+
+    def z_of(values, m, sd) -> np.ndarray:  # standard deviations from the mean, only for what is reported
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = np.abs(values.astype(np.float64) - m) / sd
+        return np.nan_to_num(z, nan=0.0, posinf=np.finfo(np.float64).max)
+
     if names is None or len(names) != flat.shape[1]:
-        share = float(np.mean(z > FAR_Z))
+        share = float(far_mask.mean())
         if share <= FAR_SHARE:
             return None
+        z_max = float(z_of(flat, mean.astype(np.float64), scale.astype(np.float64)).max())
         return (
             f"{share:.0%} of the input values lie more than {FAR_Z:g} training standard deviations from the "
-            f"training mean (up to {float(z.max()):.0f}); were they scaled as the training data was "
-            f"(range {float(flat.min()):.3g} to {float(flat.max()):.3g} here)?"
+            f"training mean (up to {z_max:.0f}); were they scaled as the training data was "
+            f"(range {float(np.nanmin(flat)):.3g} to {float(np.nanmax(flat)):.3g} here)?"
         )
+    shares = far_mask.mean(axis=0)
     far = []
     for j in range(flat.shape[1]) if columns is None else columns:
-        share = float(np.mean(z[:, j] > FAR_Z))
+        share = float(shares[j])
         if share > FAR_SHARE:
+            col, m, sd = flat[:, j], float(mean[0, j]), float(scale[0, j])
             far.append(
-                f"{names[j]!r} ({share:.0%} of its values, up to {float(z[:, j].max()):.0f} standard deviations; "
-                f"{float(flat[:, j].min()):.4g} to {float(flat[:, j].max()):.4g} here, training mean "
-                f"{float(mean[0, j]):.4g}, standard deviation {float(scale[0, j]):.4g})"
+                f"{names[j]!r} ({share:.0%} of its values, up to {float(z_of(col, m, sd).max()):.0f} standard "
+                f"deviations; {float(np.nanmin(col)):.4g} to {float(np.nanmax(col)):.4g} here, training mean "
+                f"{m:.4g}, standard deviation {sd:.4g})"
             )
     if not far:
         return None
