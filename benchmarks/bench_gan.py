@@ -195,7 +195,7 @@ def speed(repeats: int = 3, epochs: int = 10) -> None:
         start = time.perf_counter()
         model.fit(X)
         ours.append(time.perf_counter() - start)
-        peer.append(_hand_written_wgan_gp(Xs, epochs, 256, 5, 0.1, r))
+        peer.append(_hand_written_wgan_gp(Xs, epochs, 256, model.n_critic, 0.1, r))  # the same updates
     mo, mp = statistics.median(ours), statistics.median(peer)
     print(
         f"WGAN-GP on ring8, {epochs} epochs x {len(X) // 256 + 1} batches, batch 256, CPU, {torch.get_num_threads()} threads"
