@@ -37,9 +37,28 @@ def test_k_nlp_quick_is_supported(tmp_path):
 @pytest.mark.parametrize(
     ("quick", "margins", "share"),
     [
-        (False, {"translation": 0.9, "qa": 0.4, "language_model": -0.05, "ner": 0.04, "sentiment": -0.03}, 0.6),
-        (False, {"translation": 0.9, "qa": 0.4, "language_model": 0.02, "ner": 0.04, "sentiment": 0.01}, 1.0),
-        (False, {"translation": 0.009, "qa": 0.0, "language_model": -0.5, "ner": 0.2, "sentiment": -0.1}, 0.2),
+        (
+            False,
+            {
+                "translation": 0.9,
+                "qa": 0.4,
+                "language_model": -0.05,
+                "ner": 0.04,
+                "sentiment": -0.03,
+                "embeddings": -0.02,
+            },
+            0.5,
+        ),
+        (
+            False,
+            {"translation": 0.9, "qa": 0.4, "language_model": 0.02, "ner": 0.04, "sentiment": 0.01, "embeddings": 0.3},
+            1.0,
+        ),
+        (
+            False,
+            {"translation": 0.009, "qa": 0.0, "language_model": -0.5, "ner": 0.2, "sentiment": -0.1, "embeddings": 0.0},
+            1 / 6,
+        ),
         (True, {"translation": 0.9, "qa": -0.1}, 0.5),
     ],
 )
@@ -58,7 +77,7 @@ def test_k_nlp_counts_the_tasks_the_deep_model_leads_by_one_point(tmp_path, monk
 
     monkeypatch.setattr(apps_language, "PARTS", {name: part(name) for name in apps_language.PARTS})
     result = apps_language.k_nlp(Context(CLAIMS["K.nlp"], quick, (0,), tmp_path))
-    assert called == list(margins)  # quick measures translation and QA only; full all five, in order
+    assert called == list(margins)  # quick measures translation and QA only; full all six, in order
     assert result.value == pytest.approx(share)
     assert result.numbers["tasks"] == len(margins)
     assert result.numbers["tasks_led"] == round(share * len(margins))

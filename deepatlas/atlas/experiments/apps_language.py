@@ -1,4 +1,5 @@
-"""Atlas: ``K.nlp`` -- deep learning serves language models, NER, sentiment, translation and QA.
+"""Atlas: ``K.nlp`` -- deep learning serves language models, NER, sentiment, translation and QA
+(and, for issue #21, word embeddings).
 
 The claim names five tasks; each is measured against the classical method a practitioner would
 otherwise use, on data that loads offline:
@@ -11,6 +12,9 @@ otherwise use, on data that loads offline:
   margin = entity F1 difference (seqeval);
 - sentiment: the BiGRU with attention pooling (``text-classifier``) against TF-IDF of words and
   pairs + logistic regression, on the Amazon ``fine-foods`` reviews; margin = accuracy difference;
+- word embeddings: skip-gram word2vec against latent semantic analysis (TF-IDF -> SVD) of the same
+  reviews, each as features for the same logistic regression on ``fine-foods``; margin = accuracy
+  difference;
 - translation and question answering: :func:`~deepatlas.atlas.experiments.apps_seq2seq.translation_part`
   and :func:`~deepatlas.atlas.experiments.apps_seq2seq.qa_part`.
 
@@ -92,18 +96,54 @@ def sentiment_part(ctx) -> tuple[float, str, dict]:
     return ours - theirs, summary, {"sentiment_accuracy": r(ours), "tfidf_sentiment_accuracy": r(theirs)}
 
 
+def embedding_part(ctx) -> tuple[float, str, dict]:
+    """Word vectors learned by skip-gram (``word2vec``) against latent semantic analysis (TF-IDF ->
+    truncated SVD, Deerwester et al., 1990) of the same training reviews, both 100-dimensional; each
+    review becomes the mean of its word vectors (LSA: its projection), read by the same logistic
+    regression. Margin: the word2vec features' test accuracy minus LSA's."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from deepatlas.data import load_dataset
+    from deepatlas.data.text import tokenize
+    from deepatlas.models.text.word2vec import Word2Vec
+
+    ds = load_dataset(f"fine-foods:seed={ctx.seed}")
+    w2v = Word2Vec(dim=100, epochs=ctx.pick(2, 5), seed=ctx.seed, verbose=False).fit(list(ds.X_train))
+
+    def probe(train, test) -> float:
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=ctx.seed))
+        return float(clf.fit(train, ds.y_train).score(test, ds.y_test))
+
+    ours = probe(w2v.transform(list(ds.X_train)), w2v.transform(list(ds.X_test)))
+    lsa = make_pipeline(
+        TfidfVectorizer(tokenizer=lambda d: tokenize(d, lower=True), token_pattern=None, lowercase=False, min_df=5),
+        TruncatedSVD(100, random_state=ctx.seed),
+    ).fit(list(ds.X_train))
+    theirs = probe(lsa.transform(list(ds.X_train)), lsa.transform(list(ds.X_test)))
+    summary = f"word embeddings (fine-foods reviews, 100 dimensions, same probe): word2vec accuracy {ours:.3f}, LSA {theirs:.3f}"
+    return ours - theirs, summary, {"word2vec_probe_accuracy": r(ours), "lsa_probe_accuracy": r(theirs)}
+
+
 PARTS = {
     "translation": translation_part,
     "qa": qa_part,
     "language_model": language_model_part,
     "ner": ner_part,
     "sentiment": sentiment_part,
+    "embeddings": embedding_part,
 }
 QUICK_PARTS = ("translation", "qa")
 
 
 @experiment(
-    "K.nlp", rule=RULE, **HEAVY, requires=("seq2seq", "memnet", "lstm-reader", "charlm", "ner", "text-classifier")
+    "K.nlp",
+    rule=RULE,
+    **HEAVY,
+    requires=("seq2seq", "memnet", "lstm-reader", "charlm", "ner", "text-classifier", "word2vec"),
 )
 def k_nlp(ctx):
     """Heavy: one seed in each mode; the quick report measures translation and QA only."""
