@@ -52,7 +52,7 @@ def make_scheduler(
     ``cosine``: cosine annealing to 0 over ``epochs`` (Loshchilov & Hutter 2017, without restarts);
     ``step``: the rate times 0.1 after each third of the epochs; ``plateau``: the rate halved when
     the monitored score has not improved for 5 epochs; ``onecycle``: warm-up to 10x the rate over
-    the first 30 % of the steps, then annealing (Smith & Topsoe 2019), stepped after every batch.
+    the first 30 % of the steps, then annealing (Smith & Topin 2019, "Super-convergence"), stepped after every batch.
     """
     sched = torch.optim.lr_scheduler
     if name is None:
