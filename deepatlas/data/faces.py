@@ -8,7 +8,8 @@
   ``fashion-mnist``, a folder of images with one sub-folder per identity) becomes an open-set
   recognition task: ``name:open_set=7`` trains on the first 7 classes in sorted order and tests
   on every image of the others, identities never seen in training. These are identity proxies,
-  not faces: no face set with identities loads offline (``../shared/DATA-SOURCES.md``).
+  not faces: no face set with identities loads offline (scikit-learn's Olivetti and LFW-people
+  fetchers download, and no Debian or PyPI package ships one).
 """
 
 from __future__ import annotations

@@ -20,11 +20,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepatlas._validation import Boolean, Interval, Options
+from deepatlas._validation import Boolean, Interval
 from deepatlas.registry import register_model
 from deepatlas.rl.base import Agent, linear_schedule
 from deepatlas.rl.buffers import ReplayBuffer
 from deepatlas.rl.networks import ACTIVATIONS, adam, mlp
+from deepatlas.rl.offpolicy import REPLAY_CONSTRAINTS
 
 
 class DuelingHead(nn.Module):
@@ -100,13 +101,7 @@ class DQN(Agent):
     """Dueling head: a state value plus per-action advantages share the last hidden layer."""
 
     _parameter_constraints: ClassVar[dict] = {
-        "activation": Options(tuple(ACTIVATIONS)),
-        "buffer_size": Interval(int, 1, None),
-        "learning_starts": Interval(int, 0, None),
-        "batch_size": Interval(int, 1, None),
-        "tau": Interval(float, 0, 1, "right"),
-        "train_freq": Interval(int, 1, None),
-        "gradient_steps": Interval(int, -1, None),
+        **REPLAY_CONSTRAINTS,
         "target_update_interval": Interval(int, 1, None),
         "exploration_fraction": Interval(float, 0, 1, "both"),
         "exploration_initial_eps": Interval(float, 0, 1, "both"),

@@ -54,6 +54,18 @@ def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: tor
     return gauss - log_det
 
 
+# The replay-buffer agents' shared settings (DQN's too: deepatlas/rl/dqn.py).
+REPLAY_CONSTRAINTS: dict = {
+    "activation": Options(tuple(ACTIVATIONS)),
+    "buffer_size": Interval(int, 1, None),
+    "learning_starts": Interval(int, 0, None),
+    "batch_size": Interval(int, 1, None),
+    "tau": Interval(float, 0, 1, "right"),
+    "train_freq": Interval(int, 1, None),
+    "gradient_steps": Interval(int, -1, None),
+}
+
+
 class SquashedGaussianActor(nn.Module):
     """Observations (B, O) -> a Gaussian over (B, D) pre-squash actions; ``tanh`` squashes a sample
     into ``[-1, 1]^D`` (SAC's policy). One output layer gives the mean and the log standard
@@ -161,15 +173,7 @@ class OffPolicyContinuous(Agent):
     """Gradient steps per training phase; -1 takes one per environment step played since the last
     phase, 0 none."""
 
-    _parameter_constraints: ClassVar[dict] = {
-        "activation": Options(tuple(ACTIVATIONS)),
-        "buffer_size": Interval(int, 1, None),
-        "learning_starts": Interval(int, 0, None),
-        "batch_size": Interval(int, 1, None),
-        "tau": Interval(float, 0, 1, "right"),
-        "train_freq": Interval(int, 1, None),
-        "gradient_steps": Interval(int, -1, None),
-    }
+    _parameter_constraints: ClassVar[dict] = dict(REPLAY_CONSTRAINTS)
     _continuous_actions: ClassVar[bool] = True
     _discrete_actions: ClassVar[bool] = False
 
