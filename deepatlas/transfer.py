@@ -73,7 +73,7 @@ def _transfer_class(cls: type) -> type:
         _source_module: nn.Sequential
         _source_mean: np.ndarray
         _source_scale: np.ndarray
-        _freeze: str = "features"
+        _freeze: str = "none"
         _reuse_lr_factor: float = 1.0
 
         def _build_module(self, sample_shape, n_outputs):
@@ -133,7 +133,7 @@ def transfer(
     source,
     ds,
     *,
-    freeze: str = "features",
+    freeze: str = "none",
     labels_fraction: float = 1.0,
     reuse_lr_factor: float = 1.0,
     params: dict | None = None,

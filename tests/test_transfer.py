@@ -70,9 +70,13 @@ def test_fine_tuning_moves_reused_layers_at_the_lower_rate(mnist1d_source):
 def test_transfer_beats_scratch_with_5_percent_labels_on_mnist1d(mnist1d_source):
     """The built-in scenario on MNIST-1D: pre-trained on classes 0-4, 5 % of the labels of 5-9."""
     target, params = load_dataset("mnist1d-5to9"), {"epochs": 100, "patience": 20}
-    _, _, m = transfer(mnist1d_source, target, labels_fraction=0.05, params=params)  # default policy
-    # measured (freeze features, reuse factor 1): 0.479 vs 0.396 (seed 0), 0.560 vs 0.387 (seed 1)
+    _, _, m = transfer(mnist1d_source, target, freeze="features", labels_fraction=0.05, params=params)
+    # measured (freeze features, reuse factor 1): 0.479 vs 0.396 (seed 0), 0.560 vs 0.387 (seed 1).
+    # The default policy (none since issue #19's Fashion-MNIST cells) gains only +0.4 here from
+    # this 30-epoch source: the one cell of six where freezing wins (docs/results-tuning-transfer.md).
     assert m["transfer_test_accuracy"] >= m["scratch_test_accuracy"] + 0.05, m
+    _, _, default = transfer(mnist1d_source, target, labels_fraction=0.05, params={"epochs": 1})
+    assert default["freeze"] == "none" and default["frozen_layers"] == []
 
 
 def test_fine_tuning_on_digits_is_no_longer_far_below_scratch():
