@@ -27,7 +27,9 @@ def test_dates_are_seeded_iso_and_unambiguous():
     answer = {}
     for s, t in zip(src, tgt):
         assert answer.setdefault(s, t) == t, f"{s!r} reads as {answer[s]} and {t}"
-    assert len({k.split("\t")[1] for k in kinds}) == 4 and len({k.split("\t")[0] for k in kinds}) == 9
+    assert len({k.split("\t")[1] for k in kinds}) == 4 and len({k.split("\t")[0] for k in kinds}) == 11
+    lengths = [len(x) for x in src]
+    assert min(lengths) <= 8 and max(lengths) >= 65  # "14.3.21" to a weekday, day and year in words
     ds = load_dataset("dates:n=400")
     assert (len(ds.X_train), len(ds.X_val), len(ds.X_test), ds.task) == (288, 32, 80, "translation")
 
@@ -41,6 +43,45 @@ def test_dates_written_in_the_issue_examples():
     assert write_date(d, "full", "fr_FR") == "dimanche 14 mars 2021"
     assert write_date(d, "d.M.yy", "de_DE") == "14.3.21"
     assert write_date(d, "ordinal", "en_US") == "March 14th, 2021"
+
+
+def test_dates_in_words_are_seeded_and_parse_back_to_their_iso_label():
+    import datetime
+
+    from babel.dates import get_day_names, get_month_names
+    from num2words import num2words
+
+    from deepatlas.data.translation import write_date
+
+    d = datetime.date(2021, 3, 14)
+    assert write_date(d, "words", "fr_FR") == "dimanche quatorze mars deux mille vingt et un"
+    assert write_date(d, "words", "en_US") == "Sunday, the fourteenth of March, twenty twenty-one"
+    assert write_date(d, "words", "de_DE") == "Sonntag, der vierzehnte März zweitausendeinundzwanzig"
+    assert write_date(d, "day words", "es_ES") == "catorce de marzo de dos mil veintiuno"
+    assert (
+        write_date(datetime.date(1999, 5, 1), "day words", "fr_FR")
+        == "premier mai mille neuf cent quatre-vingt-dix-neuf"
+    )
+    src, tgt, kinds = date_pairs(4000, seed=3)
+    assert (src, tgt, kinds) == date_pairs(4000, seed=3)
+    words = [(s, t, k.split("\t")[1]) for s, t, k in zip(src, tgt, kinds) if "words" in k]
+    assert len(words) > 800
+    # A reader of its own: an optional weekday, the day, the month's name, the year; day and year are
+    # looked up in tables of the locale's spoken numbers (1-31, 1950-2049), so each text names one date.
+    for s, t, loc in words:
+        lang = loc[:2]
+        months = {v: k for k, v in get_month_names("wide", locale=loc).items()}
+        weekdays = "|".join(get_day_names("wide", locale=loc).values())
+        found = re.fullmatch(
+            rf"(?:(?:{weekdays}),? )?(?:the |der )?(.+?)(?: of| de)? ({'|'.join(months)}),? (?:de )?(.+)", s
+        )
+        assert found, s
+        to = "ordinal" if lang in ("en", "de") else "cardinal"
+        days = {num2words(i, lang=lang, to=to): i for i in range(1, 32)} | {"premier": 1, "primero": 1}
+        to = "year" if lang in ("en", "de") else "cardinal"
+        years = {num2words(y, lang=lang, to=to): y for y in range(1950, 2050)}
+        day, month, year = found.groups()
+        assert datetime.date(years[year], months[month], days[day]).isoformat() == t, s
 
 
 def test_numbers_in_words_to_digits_and_to_french():
@@ -137,6 +178,38 @@ def test_unknown_characters_are_counted_not_fatal(small_dates_model):
     assert out["unknown"] == [2, 0] and len(out["translations"]) == 2
     with pytest.raises(InputError, match=r"X must hold strings; X\[1\] is 3\."):
         est.predict(["a", 3])
+
+
+def test_exact_match_by_length_buckets_are_the_quarters_of_the_lengths():
+    from deepatlas.models.seq2seq.seq2seq import exact_match_by_length
+
+    lengths = [1, 2, 3, 4, 5, 6, 7, 8]
+    pred = ["a", "b", "c", "d", "e", "x", "g", "x"]
+    ref = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    got = exact_match_by_length(pred, ref, lengths)
+    assert [(b["min_length"], b["max_length"], b["n"]) for b in got] == [(1, 2, 2), (3, 4, 2), (5, 6, 2), (7, 8, 2)]
+    assert [b["exact_match"] for b in got] == [1.0, 1.0, 0.5, 0.5]
+    tied = exact_match_by_length(["a"] * 5, ["a", "a", "a", "a", "b"], [3, 3, 3, 3, 9])
+    assert [(b["min_length"], b["n"], b["exact_match"]) for b in tied] == [(3, 4, 1.0), (9, 1, 0.0)]
+    with pytest.raises(InputError, match="must have the same non-zero length; got 2, 2 and 1"):
+        exact_match_by_length(["a", "b"], ["a", "b"], [1])
+
+
+def test_evaluation_reports_exact_match_by_source_length(small_dates_model, tmp_path):
+    est, ds = small_dates_model
+    ev = est.dataset_evaluation(ds)
+    buckets = ev["length_buckets"]
+    assert sum(b["n"] for b in buckets) == len(ds.X_test) == ev["n_samples"]
+    lengths = sorted(len(s) for s in ds.X_test)
+    assert buckets[0]["min_length"] == lengths[0] and buckets[-1]["max_length"] == lengths[-1]
+    assert all(a["max_length"] < b["min_length"] for a, b in zip(buckets, buckets[1:]))
+    longest = [i for i, s in enumerate(ds.X_test) if len(s) > np.quantile(lengths, 0.75)]
+    hits = est.predict(ds.X_test[longest]) == ds.y_test[longest]
+    assert buckets[-1]["exact_match"] == pytest.approx(hits.mean())
+    assert est.dataset_metrics(ds)["test_exact_match_longest"] == buckets[-1]["exact_match"]
+    assert len(ev["metrics"]) == len(buckets) and list(ev["metrics"])[-1].endswith(f"characters (n={len(longest)})")
+    paths = est.write_run_plots(ds, tmp_path)
+    assert [p.name for p in paths] == ["exact_match_by_length.png", "attention.png"]
 
 
 def test_attention_maps_have_one_row_per_written_token(small_dates_model):

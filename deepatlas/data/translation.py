@@ -1,9 +1,11 @@
 """Parallel text for sequence-to-sequence models: source strings in ``X``, target strings in ``y``.
 
-- ``dates``: seeded dates written the way people write them, in four languages and a dozen formats
-  ("dimanche 14 mars 2021", "14.3.21", "March 14th, 2021"), to their ISO form ``2021-03-14``. The
-  month and day names come from the CLDR data of Babel; years lie in 1950-2049, so a two-digit year
-  has one reading (50-99: 19xx, 00-49: 20xx), and no format puts the month before the day where
+- ``dates``: seeded dates written the way people write them, in four languages and 14 formats
+  ("dimanche 14 mars 2021", "14.3.21", "March 14th, 2021", and spelled out in words, as on an
+  invitation or a cheque: "dimanche quatorze mars deux mille vingt et un"), to their ISO form
+  ``2021-03-14``. Inputs run from 6 to about 70 characters. The month and day names come from the
+  CLDR data of Babel and the numbers in words from num2words; years lie in 1950-2049, so a two-digit
+  year has one reading (50-99: 19xx, 00-49: 20xx), and no format puts the month before the day where
   another puts the day first with the same separators (no US short dates), so every input has one answer.
 - ``numbers``: whole numbers written in words in one language (num2words) to digits or to the words of
   another language.
@@ -39,6 +41,8 @@ _FORMATS = (
     ("ordinal", ("en_US",)),  # "March 14th, 2021"
     ("y/MM/dd", ("en_US",)),
     ("dd-MM-y", ("fr_FR", "es_ES")),
+    ("words", _LOCALES),  # "dimanche quatorze mars deux mille vingt et un"
+    ("day words", _LOCALES),  # the same without the weekday: "quatorze mars deux mille vingt et un"
 )
 
 
@@ -54,13 +58,42 @@ def _ordinal(day: int) -> str:
     return f"{day}{suffix}"
 
 
+def _in_words(date: _dt.date, locale: str, weekday: bool) -> str:
+    """The day and the year spelled out as people write them in ``locale`` (num2words), the weekday
+    and month names from Babel: "Sunday, the fourteenth of March, twenty twenty-one", "dimanche
+    quatorze mars deux mille vingt et un" (the first of the month: "premier"), "Sonntag, der
+    vierzehnte März zweitausendeinundzwanzig", "domingo, catorce de marzo de dos mil veintiuno"
+    (the first: "primero")."""
+    babel_dates = require("nlp", "The 'dates' dataset", "babel.dates")
+    num2words = require("nlp", "The 'dates' dataset", "num2words").num2words
+    lang = locale[:2]
+    month = babel_dates.format_date(date, "MMMM", locale=locale)
+    day = date.day
+    if lang == "en":
+        text = f"the {num2words(day, lang='en', to='ordinal')} of {month}, {num2words(date.year, lang='en', to='year')}"
+    elif lang == "fr":
+        spoken = "premier" if day == 1 else num2words(day, lang="fr")
+        text = f"{spoken} {month} {num2words(date.year, lang='fr')}"
+    elif lang == "de":
+        text = f"der {num2words(day, lang='de', to='ordinal')} {month} {num2words(date.year, lang='de', to='year')}"
+    else:
+        spoken = "primero" if day == 1 else num2words(day, lang="es")
+        text = f"{spoken} de {month} de {num2words(date.year, lang='es')}"
+    if not weekday:
+        return text
+    name = babel_dates.format_date(date, "EEEE", locale=locale)
+    return f"{name} {text}" if lang == "fr" else f"{name}, {text}"
+
+
 def write_date(date: _dt.date, kind: str, locale: str) -> str:
-    """``date`` written in ``locale`` in the format ``kind`` (a Babel width, a CLDR pattern, or
-    ``ordinal``)."""
+    """``date`` written in ``locale`` in the format ``kind`` (a Babel width, a CLDR pattern,
+    ``ordinal``, or ``words``/``day words``: day and year spelled out, with or without the weekday)."""
     babel_dates = require("nlp", "The 'dates' dataset", "babel.dates")
     if kind == "ordinal":
         month = babel_dates.format_date(date, "MMMM", locale=locale)
         return f"{month} {_ordinal(date.day)}, {date.year}"
+    if kind in ("words", "day words"):
+        return _in_words(date, locale, weekday=kind == "words")
     return babel_dates.format_date(date, kind, locale=locale)
 
 
@@ -99,7 +132,7 @@ def _make(name: str, src, tgt, seed: int, description: str, **meta) -> Dataset:
 @register_dataset(
     "dates",
     task="translation",
-    description="seeded human-written dates in 4 languages and 12 formats -> ISO 8601 (Babel)",
+    description="seeded human-written dates in 4 languages and 14 formats, some in words -> ISO 8601 (Babel, num2words)",
 )
 def dates(n: int = 10000, seed: int = 0) -> Dataset:
     _check_int("n", n, 20)

@@ -26,6 +26,27 @@ def attention_heatmaps(est, sources: list[str], found: dict, path):
     return save_figure(fig, path)
 
 
+def length_buckets_plot(buckets_by_model: dict[str, list[dict]], path, unit: str = "characters"):
+    """Exact match per source-length bucket (:func:`~deepatlas.models.seq2seq.seq2seq.exact_match_by_length`),
+    one group of bars per bucket and one bar per model, the count of each bucket under its label."""
+    fig, ax = new_figure(figsize=(6.4, 3.8))
+    models = list(buckets_by_model)
+    width = 0.8 / max(1, len(models))
+    first = buckets_by_model[models[0]]
+    for k, name in enumerate(models):
+        values = [b["exact_match"] for b in buckets_by_model[name]]
+        xs = np.arange(len(values)) + (k - (len(models) - 1) / 2) * width
+        bars = ax.bar(xs, values, width, label=name)
+        ax.bar_label(bars, [f"{v:.3f}" for v in values], fontsize=7, padding=2)
+    ax.set_xticks(range(len(first)), [f"{b['min_length']}-{b['max_length']}\n(n={b['n']})" for b in first], fontsize=8)
+    ax.set_xlabel(f"source length ({unit}), quarters of the test set")
+    ax.set_ylabel("exact match")
+    ax.set_ylim(0, 1.08)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("exact match by source length", fontsize=9)
+    return save_figure(fig, path)
+
+
 def hop_attention(stories: list[list[str]], questions: list[str], weights: np.ndarray, supports, path, title=""):
     """Per example: the attention of each hop (columns) over the story sentences (rows); the
     supporting facts the generator named are marked with '*'."""

@@ -316,17 +316,16 @@ class Seq2Seq(TokenInput, TorchEstimator):
 
     def dataset_metrics(self, ds) -> dict[str, float]:
         """``{val,test}_exact_match``, ``_bleu`` and ``_chrf`` (sacrebleu, corpus level), the exact
-        match of the test sources in the top quarter of lengths (``test_exact_match_longest``), and
+        match of the test sources in the top quarter of lengths (``test_exact_match_longest``: the
+        last of :meth:`length_buckets`), and
         for real text (not ``meta["synthetic"]``) ``test_dictionary_bleu``/``_chrf`` of a
         word-by-word dictionary built from the training pairs."""
         out: dict[str, float] = {}
         for name, X, y in (("val", ds.X_val, ds.y_val), ("test", ds.X_test, ds.y_test)):
             out.update(translation_metrics(self.predict(X), list(y), name))
             if name == "test":
-                lengths = np.array([len(tokenize(s, self.level)) for s in X])
-                longest = lengths >= np.quantile(lengths, 0.75)
-                pred = self.predict(np.asarray(X, dtype=object)[longest])
-                out["test_exact_match_longest"] = float(np.mean(pred == np.asarray(y, dtype=object)[longest]))
+                buckets = self.length_buckets(X, y)
+                out["test_exact_match_longest"] = buckets[-1]["exact_match"]
                 out["test_unknown_tokens"] = int(sum(self.encode_sources(X)[1]))
                 if not ds.meta.get("synthetic", True):  # real text: against a word-by-word dictionary
                     from deepatlas.data.translation import dictionary_translate
@@ -336,17 +335,55 @@ class Seq2Seq(TokenInput, TorchEstimator):
                     out.update({k: v for k, v in base.items() if not k.endswith("exact_match")})
         return out
 
-    def write_run_plots(self, ds, plots_dir) -> list:
-        """Attention heat maps of three test sources (the shortest, a middle one, the longest)."""
-        from deepatlas.models.seq2seq.plots import attention_heatmaps
+    def length_buckets(self, X, y) -> list[dict]:
+        """Exact match by source length: :func:`exact_match_by_length` of the translations of ``X``."""
+        sources = texts_of(X)
+        lengths = [len(tokenize(s, self.level)) for s in sources]
+        return exact_match_by_length(self.predict(sources), texts_of(y, "y"), lengths)
 
+    def dataset_evaluation(self, ds) -> dict:
+        """``evaluation.json``: the test exact match in each quarter of source lengths, so that the
+        attention models and the no-attention ablation can be compared on the longest inputs (where a
+        fixed-length encoding degrades, Bahdanau et al., 2015, fig. 2)."""
+        buckets = self.length_buckets(ds.X_test, ds.y_test)
+        unit = "characters" if self.level == "char" else "words"
+        metrics = {
+            f"exact_match, {b['min_length']}-{b['max_length']} {unit} (n={b['n']})": b["exact_match"] for b in buckets
+        }
+        return {
+            "split": "test",
+            "n_samples": len(ds.X_test),
+            "attention": self.attention,
+            "length_unit": unit,
+            "length_buckets": buckets,
+            "metrics": metrics,
+            "notes": [
+                "Buckets: the quarters of the test sources' lengths (a bucket holds the lengths above one "
+                "quartile up to and including the next; ties at a quartile make a bucket larger or smaller, and "
+                "empty ones are left out). The last bucket is test_exact_match_longest of metrics.json."
+            ],
+        }
+
+    def write_run_plots(self, ds, plots_dir) -> list:
+        """Exact match by source length (``exact_match_by_length.png``) and, with attention, the
+        attention heat maps of three test sources (the shortest, a middle one, the longest)."""
+        from deepatlas.models.seq2seq.plots import attention_heatmaps, length_buckets_plot
+
+        label = f"attention={self.attention}"
+        paths = [
+            length_buckets_plot(
+                {label: self.length_buckets(ds.X_test, ds.y_test)},
+                plots_dir / "exact_match_by_length.png",
+                unit="characters" if self.level == "char" else "words",
+            )
+        ]
+        if self.attention == "none":
+            return paths
         X = list(ds.X_test)
         order = np.argsort([len(s) for s in X], kind="stable")
         picks = [X[order[0]], X[order[len(order) // 2]], X[order[-1]]]
-        if self.attention == "none":
-            return []
         found = self.translate(picks, attention=True, beam_size=1)
-        return [attention_heatmaps(self, picks, found, plots_dir / "attention.png")]
+        return paths + [attention_heatmaps(self, picks, found, plots_dir / "attention.png")]
 
     # ---- persistence
     def _fitted_state(self):
@@ -374,3 +411,33 @@ def translation_metrics(predictions, references, prefix: str) -> dict[str, float
         f"{prefix}_bleu": float(sacrebleu.corpus_bleu(hyps, [refs]).score),
         f"{prefix}_chrf": float(sacrebleu.corpus_chrf(hyps, [refs]).score),
     }
+
+
+def exact_match_by_length(predictions, references, lengths, n_buckets: int = 4) -> list[dict]:
+    """Exact match in each of ``n_buckets`` length buckets cut at the quantiles of ``lengths``:
+    ``[{"min_length", "max_length", "n", "exact_match"}, ...]``, shortest first. A bucket holds the
+    lengths above one cut up to and including the next (the first: up to the lowest cut; the last:
+    above the top cut), so the last is the longest ``1 / n_buckets`` of the inputs or fewer where
+    lengths tie at the top cut; empty buckets are left out."""
+    lengths = np.asarray(lengths)
+    if not (len(predictions) == len(references) == len(lengths)) or len(lengths) == 0:
+        raise InputError(
+            f"predictions, references and lengths must have the same non-zero length; got "
+            f"{len(predictions)}, {len(references)} and {len(lengths)}."
+        )
+    hits = np.array([str(p) == str(r) for p, r in zip(predictions, references)])
+    cuts = np.quantile(lengths, np.arange(1, n_buckets) / n_buckets)
+    which = np.searchsorted(cuts, lengths, side="left")
+    out = []
+    for b in range(n_buckets):
+        inside = which == b
+        if inside.any():
+            out.append(
+                {
+                    "min_length": int(lengths[inside].min()),
+                    "max_length": int(lengths[inside].max()),
+                    "n": int(inside.sum()),
+                    "exact_match": float(hits[inside].mean()),
+                }
+            )
+    return out
