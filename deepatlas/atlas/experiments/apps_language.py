@@ -33,6 +33,7 @@ from deepatlas.atlas.experiments.apps_seq2seq import qa_part, translation_part
 from deepatlas.atlas.experiments.apps_speech import speech_part
 
 LEAD = 0.01  # a task counts as led by the deep model when its margin is at least this
+LM_CHARS = 120_000  # characters of pydoc-text's training part that both language models learn from
 
 RULE = Rule(
     "share of the claim's language tasks on which the deep model leads its classical baseline by >= 1 point",
@@ -48,7 +49,16 @@ def language_model_part(ctx) -> tuple[float, str, dict]:
 
     ds = load_dataset("pydoc-text")
     train, test = str(ds.X_train[0]), str(ds.X_test[0])
-    model = CharLM(epochs=ctx.pick(1, 2), seed=ctx.seed).fit(train, validation_data=(str(ds.X_val[0]),))
+    # Both models learn from the same LM_CHARS characters of the training text, a slice that moves with
+    # the seed (was: all 372,000 characters and 3 epochs on one seed, LSTM 2.39 bits/char against the
+    # 5-gram's 2.02); the test text is the whole test part.
+    start = (ctx.seed * LM_CHARS // 2) % (len(train) - LM_CHARS)
+    train = train[start : start + LM_CHARS]
+    # Shorter windows and batches than the card's defaults (64 x 32 against 128 x 64 characters) give
+    # the small budget more updates: about 175 in 3 epochs, where 2 default epochs of this slice gave about 30
+    # (measured, seed 1: 3.66 bits/char against the 5-gram's 2.26, an untrained LSTM).
+    model = CharLM(epochs=3, seq_len=64, batch_size=32, seed=ctx.seed)
+    model.fit(train, validation_data=(str(ds.X_val[0]),))
     lstm, ngram = model.bits_per_char(test), ngram_bits_per_char(train, test, order=5)
     summary = f"character LM on pydoc-text: LSTM {lstm:.3f} bits/char, Witten-Bell 5-gram {ngram:.3f}"
     return (ngram - lstm) / ngram, summary, {"lstm_bits_per_char": r(lstm), "ngram5_bits_per_char": r(ngram)}
@@ -85,7 +95,7 @@ def sentiment_part(ctx) -> tuple[float, str, dict]:
     from deepatlas.models.text.classifier import WordTextClassifier, tfidf_logreg_proba
 
     ds = load_dataset(f"fine-foods:seed={ctx.seed}")
-    model = WordTextClassifier(epochs=ctx.pick(2, 4), seed=ctx.seed, verbose=False)
+    model = WordTextClassifier(epochs=ctx.pick(2, 3), seed=ctx.seed, verbose=False)
     model.fit(ds.X_train, ds.y_train, validation_data=(ds.X_val, ds.y_val))
     ours = float(np.mean(model.predict(ds.X_test) == ds.y_test))
     proba, classes = tfidf_logreg_proba(ds.X_train, ds.y_train, ds.X_test, seed=ctx.seed)
@@ -149,7 +159,9 @@ def k_nlp(ctx):
     """Heavy: five seeds in the full report, one in the quick one; the quick report measures translation
     and QA only. The full report's per-seed budgets were cut to about a fifth so that five seeds cost
     what one did (436 s): translation 2,000 pairs and 12 epochs (was 8,000 and 30), QA 30 epochs (was
-    100), the character LM 2 epochs (was 3), sentiment 4 (was 8), word2vec 3 (was 5)."""
+    100), the character LMs 120,000 characters and 3 epochs of shorter windows (was 372,000 and 3 of
+    the card's windows), sentiment 3 epochs (was
+    8), word2vec 3 (was 5)."""
     names = QUICK_PARTS if ctx.quick else tuple(PARTS)
     margins, summaries, numbers = {}, [], {}
     for name in names:

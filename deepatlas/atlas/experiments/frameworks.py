@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from deepatlas.atlas import Result, Rule, experiment
-from deepatlas.atlas.experiments._common import MEDIUM, r
+from deepatlas.atlas.experiments._common import CHEAP, r
 
 RULE = Rule(
     "Keras 3 (PyTorch backend) test accuracy on digits as a share of deepatlas's, same MLP and budget "
@@ -76,7 +76,7 @@ def _data(seed: int):
     return X, y, Xt, ds.y_test, ((X - mean) / std).astype(np.float32), ((Xt - mean) / std).astype(np.float32)
 
 
-@experiment("K.frameworks", rule=RULE, **MEDIUM, requires=("mlp",))
+@experiment("K.frameworks", rule=RULE, **CHEAP, requires=("mlp",))
 def k_frameworks(ctx):
     keras = keras_on_torch()
     import torch
