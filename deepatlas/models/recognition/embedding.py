@@ -191,6 +191,11 @@ class EmbeddingCNN(OpenSetMixin, TransformerMixin, _CNNMixin, TorchEstimator):
     batch_size: int = 128
     lr: float = 2e-3
     patience: int = 3
+    scheduler: str | None = "cosine"
+    """The embedding's default is cosine annealing of ``lr`` to 0 over ``epochs`` (Loshchilov & Hutter, 2017,
+    SGDR): on Fashion-MNIST with 3 classes never seen in training (seed 0, 10 epochs) it gave verification AUC
+    0.915 against 0.898 at a fixed rate, whose validation loss was still falling at the last epoch
+    (docs/results-recognition.md); None keeps ``lr`` fixed."""
 
     _parameter_constraints: ClassVar[dict] = {
         "loss": Options(("arcface", "triplet", "softmax")),
