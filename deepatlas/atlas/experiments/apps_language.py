@@ -207,8 +207,9 @@ def ner_recurrence_part(ctx) -> tuple[float, str, dict]:
 
 @experiment("K.rnn-apps", rule=RNN_APPS_RULE, **HEAVY, requires=("speech-ctc", "ner"))
 def k_rnn_apps(ctx):
-    """Heavy: one seed in each mode; the quick report measures the speech part only (the NER part takes
-    minutes on two cores)."""
+    """Heavy: five seeds in the full report (speech at a smaller per-seed budget, see
+    :func:`~deepatlas.atlas.experiments.apps_speech.speech_part`; the BiLSTM-CRF fit is K.nlp's, shared),
+    one in the quick one, which measures the speech part only (the NER part takes a minute a seed)."""
     gap, summary, numbers, fig = speech_part(ctx)
     numbers = {**numbers, "speech_cer_gap": r(gap)}
     if not ctx.quick:
