@@ -29,11 +29,11 @@ from deepatlas.atlas.experiments._common import HEAVY, r
 
 # Full mode, per seed (five seeds). It never ran in full at the zoo's budgets (20,000 SAC steps,
 # 20,000 highway steps, 100,000 LunarLander steps, 20 and 100 evaluation episodes; one seed): each
-# seed now gets a fifth to a tenth of those steps and 10 evaluation episodes a task. Measured (1
+# seed now gets a seventh to a thirteenth of those steps and 10 evaluation episodes a task. Measured (1
 # thread, CPU s): SAC 12 ms a Pendulum step (6,000 steps: 82 s, returns -121 to -134 on 3 seeds,
-# docs/results-rl.md), DQN 25 ms a highway step, 2.5 ms a LunarLander step: about 50 + 50 + 50 CPU
+# docs/results-rl.md), DQN 25 ms a highway step, 2.5 ms a LunarLander step: about 36 + 38 + 38 CPU
 # s of training a seed, evaluation aside.
-FULL_STEPS = {"Pendulum-v1": 4_000, "highway-fast-v0": 2_000, "LunarLander-v3": 20_000}
+FULL_STEPS = {"Pendulum-v1": 3_000, "highway-fast-v0": 1_500, "LunarLander-v3": 15_000}
 
 RULE = Rule(
     "lowest heuristic-normalised score over the tasks, (agent - random) / (heuristic - random)",
