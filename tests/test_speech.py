@@ -128,6 +128,40 @@ def test_error_rates_of_the_reference_are_zero_and_of_a_known_mistake_exact():
 
 
 # ---- models ------------------------------------------------------------------------------------
+def test_the_subsampling_convolution_gives_ceil_of_frames_over_stride():
+    from deepatlas.models.speech.ctc import ConvSubsample, subsampled_steps
+
+    for stride in (2, 3, 4):
+        conv = ConvSubsample(5, 7, stride)
+        for T in (1, 2, 3, 4, 5, 9, 10, 101):
+            assert conv(torch.zeros(2, T, 5)).shape == (2, -(-T // stride), 7)
+            assert subsampled_steps(T, stride) == -(-T // stride)
+
+
+def test_a_strided_transcriber_emits_one_step_per_stride_frames_and_refuses_too_short_utterances():
+    from deepatlas.models.speech.ctc import SpeechCTC
+
+    t = np.arange(16000) / 16000
+    waves = [(0.3 * np.sin(2 * np.pi * (200 + 100 * i) * t[: 6000 + 2000 * i])).astype(np.float32) for i in range(4)]
+    tiny = {"hidden_size": 4, "n_mels": 8, "epochs": 1, "conv_channels": 6, "early_stopping": False}
+    model = SpeechCTC(stride=2, **tiny).fit(waves, ["1", "22", "3", "45"])
+    log_probs, steps = model._run(waves)
+    frames = np.array([1 + len(w) // 320 for w in waves])  # 20 ms hop, centred frames
+    assert list(steps) == list(-(-frames // 2)) and log_probs.shape == (4, -(-frames.max() // 2), 6)
+    assert model.predict_log_proba(waves[:1]).shape == (1, -(-frames[0] // 2), 6)
+    np.testing.assert_allclose(log_probs[0, steps[0] :, 0], 0.0)  # beyond a row's steps: blank for certain
+    assert len(model.predict(waves, decoder="beam")) == 4
+    # 0.1 s at a 20 ms hop is 6 frames, 2 steps at stride 4: "112" needs 4 (a blank between the ones)
+    short = [np.full(1600, 0.1, np.float32), waves[1]]
+    with pytest.raises(InputError) as err:
+        SpeechCTC(stride=4, **tiny).fit(short, ["112", "1"])
+    assert str(err.value) == (
+        "y[0] = '112' needs at least 4 CTC steps, but utterance 0 of X gives 2 (6 frames of 20 ms, stride 4); "
+        "use a longer recording, a smaller stride or a smaller hop_ms."
+    )
+    SpeechCTC(stride=1, **tiny).fit(short, ["112", "1"])  # 6 steps without the stride: enough
+
+
 @needs_espeak
 def test_a_short_keyword_run_beats_an_untrained_one(words):
     from deepatlas.models.speech.kws import SpeechCNN

@@ -1,6 +1,8 @@
 """Digit strings from audio: the project's bidirectional LSTM trained with CTC
 (:class:`deepatlas.models.rnn.ctc.CTCRecognizer`, Graves et al., 2006) reading log-mel frames,
-with SpecAugment (Park et al., 2019) on the training frames; greedy or prefix-beam decoding.
+with SpecAugment (Park et al., 2019) on the training frames; greedy or prefix-beam decoding. By
+default a strided convolution halves the frame rate before two bidirectional LSTM layers (one
+output step per 40 ms), which costs about what one layer at the full rate did.
 
 Each utterance's frames are computed on its own samples; a batch is padded with the frame of
 digital silence (what zeros appended to the waveform give), so the network needs no mask, runs
@@ -12,25 +14,53 @@ spectrogram frames).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
+from deepatlas._validation import Interval
+from deepatlas.errors import InputError
 from deepatlas.models.base import column_statistics
 from deepatlas.models.rnn.ctc import CTCNet, CTCRecognizer
 from deepatlas.models.speech.features import AudioMixin, as_waveforms, frames_of, pad_frames
 from deepatlas.registry import register_model
 
 
-class AugmentedCTCNet(CTCNet):
-    """:class:`CTCNet` with SpecAugment on its (standardised) input frames while training."""
+class ConvSubsample(nn.Module):
+    """(B, T, F) -> (B, ceil(T / stride), channels): a 1-D convolution over time of
+    ``2 * stride + 1`` frames at ``stride``, then ReLU. Fewer steps make the LSTM above it cheaper
+    per epoch (Amodei et al., 2016, "Deep Speech 2", strided convolutions before the recurrent
+    layers; Sak et al., 2015, "Fast and accurate recurrent neural network acoustic models for speech
+    recognition", lower frame rates for CTC)."""
 
-    def __init__(self, *args, augment, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.augment = augment
+    def __init__(self, n_features: int, channels: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv1d(n_features, channels, 2 * stride + 1, stride=stride, padding=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.augment(x))
+        return torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+
+
+def subsampled_steps(steps, stride: int):
+    """Output steps of :class:`ConvSubsample` for ``steps`` input frames: ``ceil(steps / stride)``."""
+    return -(-np.asarray(steps) // stride)
+
+
+class AugmentedCTCNet(CTCNet):
+    """:class:`CTCNet` with SpecAugment on its (standardised) input frames while training and,
+    with ``stride`` > 1, a :class:`ConvSubsample` of ``channels`` between them and the LSTM."""
+
+    def __init__(self, n_features: int, *args, augment, stride: int = 1, channels: int = 0, **kwargs):
+        super().__init__(channels if stride > 1 else n_features, *args, **kwargs)
+        self.augment = augment
+        self.stride = stride
+        self.subsample = ConvSubsample(n_features, channels, stride) if stride > 1 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.subsample(self.augment(x)))
 
 
 def transcript_metrics(predictions, references) -> dict[str, float]:
@@ -52,7 +82,7 @@ def transcript_metrics(predictions, references) -> dict[str, float]:
 @register_model(
     "speech-ctc",
     task="sequence",
-    description="lstm-ctc on log-mel frames with SpecAugment: digit strings from audio",
+    description="strided conv + lstm-ctc on log-mel frames with SpecAugment: digit strings from audio",
     smoke={"data": "spoken-digits:kind=strings,n=60", "params": {"hidden_size": 8, "epochs": 2, "n_mels": 16}},
 )
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -66,13 +96,24 @@ class SpeechCTC(AudioMixin, CTCRecognizer):
 
     hop_ms: int = 20
     n_mels: int = 32
-    hidden_size: int = 64  # one bidirectional layer of 64: 15 epochs fit in minutes on 2 cores
-    num_layers: int = 1
-    epochs: int = 15
+    hidden_size: int = 64
+    num_layers: int = 2  # two bidirectional layers of 64 over 40 ms steps (stride 2): docs/results-speech.md
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 3e-3
     patience: int = 5
     time_width: int = 4  # 80 ms at the 20 ms hop: a short digit is never wiped out
+    stride: int = 2
+    """Frames per LSTM step: with ``stride`` > 1 a strided convolution of ``conv_channels``
+    (:class:`ConvSubsample`) shortens the sequence the LSTM reads by this factor (1: frames go
+    straight to the LSTM)."""
+    conv_channels: int = 64
+    """Output channels of the subsampling convolution (unused when ``stride`` is 1)."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "stride": Interval(int, 1, 8),
+        "conv_channels": Interval(int, 1, None),
+    }
 
     def _frame_list(self, X) -> list[np.ndarray]:
         return frames_of(self._front_end(), as_waveforms(X, type(self).__name__))
@@ -82,9 +123,24 @@ class SpeechCTC(AudioMixin, CTCRecognizer):
         vframes = self._frame_list(validation_data[0]) if validation_data is not None else []
         T = max(len(f) for f in frames + vframes)
         silence = self._front_end().silence()
+        self._check_lengths(frames, y)
         self._real_frames = np.concatenate(frames)  # the statistics skip the padding
         val = None if validation_data is None else (pad_frames(vframes, T, silence), validation_data[1])
         return super()._prepare_fit(pad_frames(frames, T, silence), y, val)
+
+    def _check_lengths(self, frames, y) -> None:
+        """CTC needs an output step per character, and a blank between two equal ones: an utterance
+        shorter than that (after the ``stride``) cannot be aligned to its transcript."""
+        labels = self._check_y(y, len(frames))
+        steps = subsampled_steps([len(f) for f in frames], self.stride)
+        for i, (label, n) in enumerate(zip(labels, steps)):
+            needed = len(label) + sum(a == b for a, b in zip(label, label[1:]))
+            if needed > n:
+                raise InputError(
+                    f"y[{i}] = {label!r} needs at least {needed} CTC steps, but utterance {i} of X gives "
+                    f"{int(n)} ({len(frames[i])} frames of {self.hop_ms} ms, stride {self.stride}); "
+                    "use a longer recording, a smaller stride or a smaller hop_ms."
+                )
 
     def _fit_statistics(self, X):
         super()._fit_statistics(X)
@@ -95,10 +151,21 @@ class SpeechCTC(AudioMixin, CTCRecognizer):
     _net_class = AugmentedCTCNet
 
     def _net_kwargs(self) -> dict:
-        return {"augment": self._augment()}
+        return {"augment": self._augment(), "stride": self.stride, "channels": self.conv_channels}
 
     def _run(self, X, batch_size: int = 1024):
-        return super()._run(self._frame_list(X), batch_size)
+        log_probs, lengths = super()._run(self._frame_list(X), batch_size)
+        stride = getattr(self.module_, "stride", 1)  # another network (a subclass's) keeps every frame
+        if stride == 1:
+            return log_probs, lengths
+        frames = np.full(len(log_probs), log_probs.shape[1]) if lengths is None else lengths
+        steps = subsampled_steps(frames, stride)
+        T = int(steps.max())
+        out = log_probs[:, :T].copy()  # each row's steps beyond its own length: blank for certain
+        beyond = np.arange(T)[None, :] >= steps[:, None]
+        out[beyond] = -1e4
+        out[..., 0][beyond] = 0.0
+        return out, None if lengths is None else steps
 
     def _check_input(self, X):
         return super()._check_input(self._frame_list(X))
