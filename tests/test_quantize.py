@@ -135,3 +135,29 @@ def test_cli_quantises_a_run_with_its_training_split(cli, digits, tmp_path):
     side = json.loads((run / "model.int8.onnx.json").read_text())
     assert side["weights_sha256"] == json.loads((run / "model.onnx.json").read_text())["weights_sha256"]
     assert np.isfinite(side["quantization"]["quantized"])
+
+
+def test_tflite_int8_keeps_a_near_constant_feature_from_erasing_the_others(digits, tmp_path):
+    """Issue #26's collapse (Fashion-MNIST MLP: 0.29 int8 vs 0.87 float): a feature that is almost
+    always the same has a tiny standard deviation, so 1 / scale spans 2 to ~3,400 here and one int8
+    scale for that constant rounded every ordinary feature's to zero. The standardisation stays
+    float (deepatlas.export.tflite.static_recipe), and the int8 file keeps the float accuracy."""
+    _needs("tflite")
+    from deepatlas.export.tflite import LiteRTModel
+    from deepatlas.models.mlp import MLPClassifier
+
+    X_train, X_test = (X.reshape(len(X), -1).copy() for X in (digits.X_train, digits.X_test))
+    X_train[:, 0], X_test[:, 0] = 0.0, 0.0  # pixel 0 is always blank in digits...
+    X_train[0, 0] = 0.01  # ...but for one faint training row: scale 2.6e-4
+    est = MLPClassifier(hidden_sizes=(32,), epochs=20, seed=0).fit(X_train, digits.y_train)
+    assert 1 / est.scale_.min() > 3000 and 1 / np.median(est.scale_) < 10
+    result = export(
+        est, tmp_path / "m.tflite", format="tflite", X=X_test, y=digits.y_test, calibration=X_train,
+        quantize="int8", exporter="torchscript",
+    )  # fmt: skip
+    q = result.quantized
+    assert q["float"] > 0.9 and q["quantized"] >= q["float"] - 0.01, q
+    assert q["size_ratio"] <= 0.3, q
+    side = LiteRTModel(tmp_path / "m.int8.tflite").interpreter.get_tensor_details()
+    standardize = [d for d in side if "Standardize" in d["name"] and len(d["shape"]) == 2]
+    assert standardize and all(d["dtype"] == np.float32 for d in standardize), standardize

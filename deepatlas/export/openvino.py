@@ -35,7 +35,7 @@ class CompiledModel:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            self.model = core.read_model(str(model_path))
+            self.model = read(model_path)
             self.compiled = core.compile_model(self.model, device, config)
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -49,6 +49,20 @@ class CompiledModel:
     def save(self, xml_path: str | Path) -> None:
         ov = require_openvino()
         ov.save_model(self.model, str(xml_path), compress_to_fp16=False)
+
+
+def read(model_path: str | Path):
+    """An ``ov.Model`` from an ONNX file (through ``ov.convert_model``) or an IR ``.xml``.
+
+    ``convert_model`` runs OpenVINO's offline transformations, which fold the ONNX frontend's
+    shape sub-graphs (a convolution's bias arrives as ShapeOf/Broadcast/Concat/Reshape nodes);
+    ``Core.read_model`` keeps them. Same outputs, and an IR whose ``.xml`` is 30-40 % smaller, which
+    matters for the int8 file of a small model (digits CNN: 0.36x the float size -> 0.33x).
+    """
+    ov = require_openvino()
+    if Path(model_path).suffix.lower() == ".onnx":
+        return ov.convert_model(str(model_path))
+    return ov.Core().read_model(str(model_path))
 
 
 def version() -> str:

@@ -3,11 +3,12 @@
 Two modes, each through the format's own maintained tool:
 
 * ``dynamic``: int8 weights, activations quantised on the fly (ONNX: onnxruntime's
-  ``quantize_dynamic``) or kept in float (OpenVINO: NNCF's ``compress_weights`` INT8; TFLite:
-  ai-edge-quantizer's ``dynamic_wi8_afp32``). Needs no data.
+  ``quantize_dynamic``) or kept in float (OpenVINO: NNCF's ``compress_weights`` INT8_SYM; TFLite:
+  ai-edge-quantizer's dynamic recipe, per-tensor weights). Needs no data.
 * ``int8``: static post-training quantisation, int8 weights and activations whose ranges are
-  calibrated on training inputs (ONNX: ``quantize_static``, QDQ format, per-channel weights;
-  OpenVINO: ``nncf.quantize``; TFLite: ``static_wi8_ai8``).
+  calibrated on training inputs (ONNX: ``quantize_static``, QOperator format, per-channel weights;
+  OpenVINO: ``nncf.quantize``; TFLite: ai-edge-quantizer's static int8 recipe with the input
+  standardisation left in float, see :func:`deepatlas.export.tflite.static_recipe`).
 
 Each quantised file is judged on the test split beside its float twin in the same runtime:
 accuracy for a classifier, R^2 for a regressor, with both file sizes. Other inference paths (an
@@ -105,7 +106,7 @@ def quantize_onnx(float_path: Path, out: Path, mode: str, calibration: np.ndarra
         str(float_path),
         str(out),
         Reader(),
-        quant_format=q.QuantFormat.QDQ,
+        quant_format=q.QuantFormat.QOperator,  # QLinearConv/QLinearMatMul: no Q/DQ node pair per tensor
         per_channel=True,
         activation_type=q.QuantType.QInt8,
         weight_type=q.QuantType.QInt8,
@@ -126,9 +127,11 @@ def quantize_openvino(onnx_path: Path, out: Path, mode: str, calibration: np.nda
     import logging
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    model = ov.Core().read_model(str(onnx_path))
+    from deepatlas.export.openvino import read
+
+    model = read(onnx_path)
     if mode == "dynamic":
-        quantized = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        quantized = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
     else:
         dataset = nncf.Dataset(list(_batches(calibration, 1)))
         quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
@@ -142,6 +145,14 @@ def quantize_tflite(float_path: Path, out: Path, mode: str, calibration: np.ndar
 
 
 QUANTIZERS = {"onnx": quantize_onnx, "openvino": quantize_openvino, "tflite": quantize_tflite}
+SCHEMES = {  # what each (format, mode) does, recorded in the quantised file's sidecar
+    ("onnx", "int8"): "onnxruntime quantize_static, QOperator; int8 per-channel weights, int8 activations (MinMax)",
+    ("onnx", "dynamic"): "onnxruntime quantize_dynamic; int8 per-channel weights",
+    ("openvino", "int8"): "nncf.quantize; int8 weights and activations",
+    ("openvino", "dynamic"): "nncf.compress_weights INT8_SYM; int8 weights, float activations",
+    ("tflite", "int8"): "ai-edge-quantizer static; int8 per-tensor weights, int8 activations, standardisation in float",
+    ("tflite", "dynamic"): "ai-edge-quantizer dynamic; int8 weights (per-channel conv, per-tensor fully connected)",
+}
 
 
 # ---- running and scoring ---------------------------------------------------------------------------
@@ -222,6 +233,7 @@ def quantize_export(
     return {
         "mode": mode,
         "format": format,
+        "scheme": SCHEMES[(format, mode)],
         "file": out.name,
         "metric": metric,
         "float": float_score,
