@@ -16,6 +16,21 @@ import time
 SNRS = ("clean", 20, 10, 5, 0)
 
 
+def plot_curve(curve: dict, path: str) -> None:
+    """CER (greedy and beam) against test SNR; ``curve[str(snr)][decoder]["cer"]``."""
+    from deepatlas.plotting import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(5, 3.2))
+    xs = list(range(len(SNRS)))
+    for decoder in ("greedy", "beam"):
+        ax.plot(xs, [curve[str(s)][decoder]["cer"] for s in SNRS], marker="o", label=decoder)
+    ax.set_xticks(xs, [f"{s} dB" if s != "clean" else s for s in SNRS])
+    ax.set(xlabel="test SNR", ylabel="character error rate", title="speech-ctc, unseen voices")
+    ax.axhline(0.05, color="grey", ls=":", lw=1)
+    ax.legend()
+    save_figure(fig, path)
+
+
 def main() -> None:
     from deepatlas.data import literal, load_dataset
 
@@ -57,17 +72,7 @@ def main() -> None:
             }
             print(snr, out["curve"][str(snr)], flush=True)
         if args.plot:
-            from deepatlas.plotting import new_figure, save_figure
-
-            fig, ax = new_figure(figsize=(5, 3.2))
-            xs = list(range(len(SNRS)))
-            for decoder in ("greedy", "beam"):
-                ax.plot(xs, [out["curve"][str(s)][decoder]["cer"] for s in SNRS], marker="o", label=decoder)
-            ax.set_xticks(xs, [f"{s} dB" if s != "clean" else s for s in SNRS])
-            ax.set(xlabel="test SNR", ylabel="character error rate", title="speech-ctc, unseen voices")
-            ax.axhline(0.05, color="grey", ls=":", lw=1)
-            ax.legend()
-            save_figure(fig, args.plot)
+            plot_curve(out["curve"], args.plot)
     print(json.dumps(out))
     if args.out:
         from deepatlas._io import write_json
