@@ -109,6 +109,16 @@ def test_longest_experiments_start_first(tmp_path, monkeypatch):
     runner.run_report(tmp_path, quick=True, only="P.*", progress=False)
     assert started[:3] == ["P.init", "P.small", "P.fast"]
     assert runner.default_jobs() >= 1
+    # A full report with no previous time for a claim orders it by its declared full_seconds (an
+    # application claim never run in full must not start last), and by the longer of the two otherwise.
+    exps = runner.all_experiments()
+    monkeypatch.setattr(exps["P.fast"], "full_seconds", 5.0)
+    monkeypatch.setattr(exps["P.overfit"], "full_seconds", 50.0)
+    started.clear()
+    runner.run_report(tmp_path / "full", quick=False, only="P.*", progress=False)
+    assert started[0] == "P.overfit" and started.index("P.fast") < started.index("P.small"), started
+    assert all(e.full_seconds >= 0 for e in exps.values())
+    assert exps["K.cnn-apps"].full_seconds > exps["K.tuning"].full_seconds > 0
 
 
 def test_claim_without_its_models_is_pending(tmp_path, monkeypatch):

@@ -58,6 +58,7 @@ class Experiment:
     rule: Rule | None = None
     quick_seeds: tuple[int, ...] | None = None  # the quick report's seeds (default: the full ones)
     each_seed: bool = True  # the runner calls fn once per seed (ctx.seed); False: fn loops over ctx.seeds
+    full_seconds: float = 0.0  # expected full-report CPU seconds (all seeds), to order a first run; 0: unknown
 
     def seeds_for(self, quick: bool) -> tuple[int, ...]:
         return tuple(self.quick_seeds) if quick and self.quick_seeds is not None else tuple(self.seeds)
@@ -108,6 +109,7 @@ def experiment(
     quick_seeds: tuple[int, ...] | None = (0, 1, 2),
     each_seed: bool = True,
     requires: tuple[str, ...] = (),
+    full_seconds: float = 0.0,
 ):
     """Register ``fn(ctx) -> Result`` as the experiment for ``claim_id``, judged by ``rule``."""
     if claim_id not in CLAIMS:
@@ -124,6 +126,7 @@ def experiment(
             rule,
             None if quick_seeds is None else tuple(quick_seeds),
             each_seed,
+            float(full_seconds),
         )
         return fn
 

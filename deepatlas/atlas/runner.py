@@ -333,9 +333,14 @@ def run_report(
         entries[cid] = {**base, "key": key}
         todo.append(cid)
 
-    # Longest first (as measured by the previous run into this folder, if any): with several
-    # workers the report then ends when its longest experiment does, not one experiment later.
-    todo.sort(key=lambda cid: -_previous_seconds(cache, cid))
+    # Longest first (the longer of the time measured by the previous run into this folder and, in the
+    # full report, the experiment's declared full_seconds): with several workers the report then ends
+    # when its longest experiment does, not one experiment later (an application claim never run in
+    # full, or much grown since, would otherwise start last).
+    def expected(cid: str) -> float:
+        return max(_previous_seconds(cache, cid), 0.0 if quick else exps[cid].full_seconds)
+
+    todo.sort(key=lambda cid: -expected(cid))
     load_before = _load()
     start = time.perf_counter()
     done = len(ids) - len(todo)

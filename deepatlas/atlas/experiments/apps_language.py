@@ -156,6 +156,7 @@ QUICK_PARTS = ("translation", "qa")
     rule=RULE,
     **HEAVY,
     requires=("seq2seq", "memnet", "lstm-reader", "charlm", "ner", "text-classifier", "word2vec"),
+    full_seconds=550,
 )
 def k_nlp(ctx):
     """Heavy: five seeds in the full report, one in the quick one; the quick report measures translation
@@ -205,7 +206,7 @@ def ner_recurrence_part(ctx) -> tuple[float, str, dict]:
     return recurrent - window, summary, {"ner_bilstm_f1": r(recurrent), "ner_window_f1": r(window)}
 
 
-@experiment("K.rnn-apps", rule=RNN_APPS_RULE, **HEAVY, requires=("speech-ctc", "ner"))
+@experiment("K.rnn-apps", rule=RNN_APPS_RULE, **HEAVY, requires=("speech-ctc", "ner"), full_seconds=400)
 def k_rnn_apps(ctx):
     """Heavy: five seeds in the full report (speech at a smaller per-seed budget, see
     :func:`~deepatlas.atlas.experiments.apps_speech.speech_part`; the BiLSTM-CRF fit is K.nlp's, shared),

@@ -126,7 +126,11 @@ def recognition(ctx) -> Result:
 def register(claim_id: str):
     """Attach :func:`recognition` to ``claim_id`` (see the module's note on the claim ID)."""
     return experiment(
-        claim_id, rule=RULE, **HEAVY, requires=("keypoints", "cnn", "hog-svm", "embedding", "eigenfaces")
+        claim_id,
+        rule=RULE,
+        **HEAVY,
+        requires=("keypoints", "cnn", "hog-svm", "embedding", "eigenfaces"),
+        full_seconds=380,
     )(recognition)
 
 

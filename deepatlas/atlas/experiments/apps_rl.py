@@ -145,7 +145,7 @@ def tasks(ctx) -> list[dict]:
     return out
 
 
-@experiment("K.drl-apps", rule=RULE, **HEAVY, requires=("sac", "dqn"))
+@experiment("K.drl-apps", rule=RULE, **HEAVY, requires=("sac", "dqn"), full_seconds=700)
 def k_drl_apps(ctx):
     """Heavy: five seeds in the full report, one in the quick one (quick: Pendulum at 500 steps and a
     50-step highway run)."""

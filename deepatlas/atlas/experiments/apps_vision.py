@@ -117,7 +117,7 @@ def scene_parts(ctx) -> tuple[float, dict, float, dict]:
     return seg_margin, seg_scores, det_margin, det_scores
 
 
-@experiment("K.cnn-apps", rule=RULE, **CHEAP, requires=("cnn", "segmenter", "detector"))
+@experiment("K.cnn-apps", rule=RULE, **CHEAP, requires=("cnn", "segmenter", "detector"), full_seconds=1000)
 def k_cnn_apps(ctx):
     """Five seeds in the full report (smaller per-seed budgets than the cards' defaults, see FULL_ROWS), three
     in the quick one (digits classification only, about half a CPU second a seed)."""

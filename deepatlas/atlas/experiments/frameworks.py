@@ -76,7 +76,7 @@ def _data(seed: int):
     return X, y, Xt, ds.y_test, ((X - mean) / std).astype(np.float32), ((Xt - mean) / std).astype(np.float32)
 
 
-@experiment("K.frameworks", rule=RULE, **CHEAP, requires=("mlp",))
+@experiment("K.frameworks", rule=RULE, **CHEAP, requires=("mlp",), full_seconds=30)
 def k_frameworks(ctx):
     keras = keras_on_torch()
     import torch

@@ -62,6 +62,7 @@ def k_cv(ctx):
     ),
     **HEAVY,
     requires=("mlp",),
+    full_seconds=240,
 )
 def k_tuning(ctx):
     """Heavy: five seeds in the full report, one in the quick one. Full: 10 epochs and 16 trials a
