@@ -849,7 +849,7 @@ def d_recurrent(ctx):
     e_copy = previous_frame_error(Xte)
     numbers = {"mse_rtrbm": r(e_rt), "mse_frame_rbm": r(e_rbm), "mse_previous_frame": r(e_copy)}
     labels, values = ["previous frame", "per-frame RBM", "RTRBM"], [e_copy, e_rbm, e_rt]
-    if not ctx.quick:  # the LSTM needs ~1 min: full report only
+    if not ctx.quick and ctx.draw:  # the LSTM needs ~1 min: full report only, first seed (not in the statistic)
         from deepatlas.models.rbm.rtrbm import next_frame_windows
         from deepatlas.models.rnn.recurrent import RNNRegressor
 
