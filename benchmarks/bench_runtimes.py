@@ -47,13 +47,13 @@ def targets(rows: list[dict]) -> dict:
     return result
 
 
-def quant_table(run: Path) -> list[dict]:
+def quant_table(run: Path, modes=("int8", "dynamic")) -> list[dict]:
     """``deepatlas export RUN --exporter torchscript --format F --quantize M`` for every format and mode."""
     from deepatlas.export import export
 
     rows = []
     for fmt in ("onnx", "openvino", "tflite"):
-        for mode in ("int8", "dynamic"):
+        for mode in modes:
             q = export(run, format=fmt, quantize=mode, exporter="torchscript").quantized
             rows.append(q)
             print(
@@ -75,7 +75,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench-runtimes/runtimes.json")
     parser.add_argument("--epochs", type=int, help="override the cards' default epochs (a loaded machine)")
     parser.add_argument("--no-timing", action="store_true", help="accuracy and sizes only (one short timing round)")
-    parser.add_argument("--quant-table", action="store_true", help="every format x {int8, dynamic}; no timing")
+    parser.add_argument("--quant-table", action="store_true", help="every format x --modes; no timing")
+    parser.add_argument("--modes", nargs="+", default=["int8", "dynamic"], choices=["int8", "dynamic"])
     args = parser.parse_args()
     results = []
     for data in args.data:
@@ -88,7 +89,7 @@ def main() -> None:
                 train_run(MODELS[name](**params), ds, run, data_spec=data)
             trained = time.perf_counter() - start
             if args.quant_table:
-                results.append({"model": name, "data": data, "rows": quant_table(run)})
+                results.append({"model": name, "data": data, "rows": quant_table(run, args.modes)})
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.out).write_text(json.dumps(results, indent=1, default=float))
                 continue
