@@ -159,7 +159,12 @@ def test_a_strided_transcriber_emits_one_step_per_stride_frames_and_refuses_too_
         "y[0] = '112' needs at least 4 CTC steps, but utterance 0 of X gives 2 (6 frames of 20 ms, stride 4); "
         "use a longer recording, a smaller stride or a smaller hop_ms."
     )
-    SpeechCTC(stride=1, **tiny).fit(short, ["112", "1"])  # 6 steps without the stride: enough
+    unstrided = SpeechCTC(stride=1, **tiny).fit(short, ["112", "1"])  # 6 steps without the stride: enough
+    tensors, meta = unstrided._fitted_state()  # a run saved before `stride` existed loads with the default 2
+    restored = SpeechCTC(**tiny)
+    restored._restore_state({k: torch.as_tensor(v) for k, v in tensors.items()}, meta)
+    assert restored.stride == 1
+    np.testing.assert_allclose(restored.predict_log_proba(short), unstrided.predict_log_proba(short), atol=1e-6)
 
 
 @needs_espeak
