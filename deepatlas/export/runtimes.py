@@ -4,8 +4,9 @@ The same inference module (preprocessing inside, as exported) runs in torch eage
 ``torch.compile`` (Ansel et al. 2024, "PyTorch 2"), and as exported files in onnxruntime, OpenVINO
 and LiteRT, each in float and, for the three file formats, quantised to int8 (static, calibrated
 on the training split; :mod:`deepatlas.export.quantize`). For every (runtime, precision) it
-records the median latency of one call at batch 1 and batch 64 (calls alternated between runtimes
-in rounds, so that load on a shared machine hits all alike), the throughput at batch 64, the
+records the median latency of one call at batch 1 and batch 64 (runtimes alternated in rounds, so
+that load on a shared machine hits all alike; each call timed alone, so that a call the scheduler
+pauses lands in the tail rather than in the median), the throughput at batch 64, the
 test-split accuracy and the file size. A runtime that is not installed, or cannot run the model,
 gets a row that says why instead of numbers.
 """
@@ -129,14 +130,14 @@ def benchmark_runtimes(
         for fn in live.values():  # warm-up
             for b in BATCHES:
                 fn(inputs[b])
-        for _ in range(rounds):
-            for b in BATCHES:
+        for _ in range(rounds):  # each call timed alone: on a shared machine a call that the scheduler
+            for b in BATCHES:  # pauses lands in the tail, not in the median (a round's mean absorbs it)
                 for k, fn in live.items():
-                    X = inputs[b]
-                    start = time.perf_counter()
+                    X, samples = inputs[b], times[(k, b)]
                     for _ in range(calls[b]):
+                        start = time.perf_counter()
                         fn(X)
-                    times[(k, b)].append((time.perf_counter() - start) / calls[b])
+                        samples.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)
         tmp.cleanup()
