@@ -98,7 +98,7 @@ def test_wgan_gp_covers_the_ring():
 
 
 def test_wgan_gp_budget_follows_the_data_unless_set(ring):
-    """``epochs=None`` (the default) is 600 on ring8 and grid25 through ``fit_dataset``
+    """``epochs=None`` (the default) is 600 on ring8 and 700 on grid25 through ``fit_dataset``
     (what ``deepatlas train`` calls), 300 for a bare ``fit``; a value the user sets wins."""
     seen = []
 
@@ -113,7 +113,7 @@ def test_wgan_gp_budget_follows_the_data_unless_set(ring):
     WGANGP(**small).fit_dataset(ring, callbacks=[BudgetOnly()])
     model = WGANGP(**small).fit_dataset(grid, callbacks=[BudgetOnly()])
     WGANGP(epochs=7, **small).fit_dataset(grid, callbacks=[BudgetOnly()])
-    assert seen == [300, 600, 600, 7]
+    assert seen == [300, 600, 700, 7]
     assert model.epochs is None and not hasattr(model, "_data_key")
     model.fit(ring.X_train, callbacks=[BudgetOnly()])  # the dataset's setting does not stick
     assert seen[-1] == 300
