@@ -7,20 +7,27 @@ gradient is formed directly (softmax - one_hot) / B, and each layer's gradients 
 ``torch.mm(..., out=param.grad)`` into buffers allocated once. The activations' derivatives are
 the ATen backward kernels autograd itself calls (``threshold_backward``, ``tanh_backward``,
 ``gelu_backward``...), fed the same saved tensors. Dropout (Srivastava et al., 2014, "Dropout: a
-simple way to prevent neural networks from overfitting") multiplies each hidden layer's output by a
-mask of 0 and 1/(1 - p) drawn as ``nn.Dropout`` draws it on a CPU: a (B, features) Bernoulli(1 - p)
-tensor from torch's global generator, which the estimator seeds for the fit (and checkpoints save),
-so the same seed gives the same masks, and on a CPU the very masks, and so the numbers, of the
-autograd path. That draw (``bernoulli_``) is now the largest cost of a small step: 0.7-0.8 ms for a
-200 x 100 mask on one thread of a loaded machine, against 0.13 ms for the layer's matrix product
-(numpy's SFC64 uniform draws take 0.12 ms, but give other masks: docs/results-performance.md).
-Other devices draw with ``bernoulli_`` on the device (``nn.Dropout`` there uses a fused kernel
-with its own stream: seeded, but not the same masks). The optimiser step calls the fused Adam/AdamW
+simple way to prevent neural networks from overfitting") keeps each hidden unit with probability
+keep = 1 - p and scales what it keeps by 1/keep, as ``nn.Dropout`` does, but draws its masks in
+bulk: once per epoch (in chunks of at most ~1M values per layer for large data), 64 random bits at
+a time from torch's global generator (``random_`` over the full int64 range), each word read as
+four 16-bit numbers compared with ``round(keep * 65536)``, into a 0/1 float mask of (features,
+rows) reused from epoch to epoch; a step takes the next (features, B) columns. ``nn.Dropout``'s
+own draw (``bernoulli_``, one (B, features) tensor per step) cost more than the layer's matrix
+product (~0.3 ms against ~0.03 ms for 200 x 100 on one thread); the bulk draw spends 16 bits, a quarter of one 64-bit
+generator call, per value: a few percent of the step. The estimator seeds the global
+generator for the fit and checkpoints save it at every epoch end, where the masks are drawn afresh,
+so the same seed gives the same numbers and a resumed fit continues exactly; the masks are not
+``nn.Dropout``'s (the keep rate is ``round(keep * 65536) / 65536``, within 1e-5 of keep), so a
+fit with dropout ends elsewhere than the autograd path's, at the same accuracy up to seed-to-seed
+spread (docs/results-performance.md). The 1/keep costs nothing: it is the ``alpha`` of the next
+layer's matrix products (forward, weight gradient, input gradient), and for ReLU the backward
+pass's mask is the saved masked output's own zeros (``threshold_backward``). The optimiser step calls the fused Adam/AdamW
 kernel directly on the optimiser's own state tensors (the same two kernels ``Adam.step()``
 launches, without its per-call Python bookkeeping, which costs about as much as the step's
 arithmetic at this size); any other optimiser runs its ``step()``. Given the same masks, the numbers
-equal autograd's up to float rounding (tests compare both paths for every activation, with and
-without dropout).
+equal autograd's up to float rounding (tests compare one step of both paths for every activation,
+with and without dropout, the autograd one given the fast step's masks).
 """
 
 from __future__ import annotations
@@ -36,24 +43,29 @@ from deepatlas.training import optim
 from deepatlas.training.loop import TrainingLoop
 
 aten = torch.ops.aten
+_MASK_VALUES = 1 << 20  # the most mask values one bulk draw makes per hidden layer (4 MB in float32)
 
 
 @dataclass(frozen=True)
 class _Activation:
     """An activation in the step's terms: ``forward(z)`` may overwrite ``z``; ``backward(g, z, a)``
     is autograd's derivative kernel given the output gradient, the input (only when ``needs_input``,
-    else None) and the output."""
+    else None) and the output. With dropout, ``a`` is the masked output: every kernel gives the right
+    derivative where the unit was kept, and the gradient is zeroed where it was dropped."""
 
     forward: Callable[[torch.Tensor], torch.Tensor]
     backward: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor]
     needs_input: bool = False
+    zero_passes_no_gradient: bool = False  # backward gives 0 wherever the (masked) output is 0: ReLU
 
 
 def _activation(module: nn.Module) -> _Activation | None:
     """The step's version of ``module`` (the types of ``models/layers.py``'s table), or None."""
     kind = type(module)
     if kind is nn.ReLU:
-        return _Activation(lambda z: z.clamp_(min=0), lambda g, z, a: aten.threshold_backward(g, a, 0))
+        return _Activation(
+            lambda z: z.clamp_(min=0), lambda g, z, a: aten.threshold_backward(g, a, 0), zero_passes_no_gradient=True
+        )
     if kind is nn.LeakyReLU and module.negative_slope > 0:  # the output's sign is the input's
         s = module.negative_slope
         return _Activation(
@@ -133,10 +145,11 @@ class _SyncSteps:
     """Callback: keeps the optimiser's state current for checkpoints and for later fits."""
 
     def on_train_begin(self, loop) -> None:
-        pass
+        loop.new_masks()
 
     def on_epoch_end(self, loop, epoch, logs) -> None:
         loop.sync_steps()
+        loop.new_masks()  # every epoch draws its own: a run resumed from this epoch's checkpoint repeats them
 
     def on_train_end(self, loop) -> None:
         loop.sync_steps()
@@ -163,21 +176,61 @@ class FastMLPLoop(TrainingLoop):
         ]
         # Per hidden layer: the activation, and the dropout's keep probability (1: no dropout).
         self._hidden = [(act, 1.0 - p) for act, p in zip(plan.activations, plan.dropouts)]
+        # Per layer: 1/keep of the dropout before it (1 for the first layer and after no dropout),
+        # applied as the alpha of the layer's products; the masks themselves are 0/1.
+        self._scale = [1.0] + [1.0 / keep for _, keep in self._hidden]
+        self._dropout = any(keep < 1.0 for _, keep in self._hidden)
+        self._zero = torch.zeros((1, 1), dtype=plan.linears[0].weight.dtype, device=plan.linears[0].weight.device)
         self._consts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._fused: tuple | None = None  # the direct fused-Adam call's tensor lists, once state exists
+        self._rows = 0  # training rows per epoch (set by run): the width of one bulk draw of masks
+        self._masks: list[torch.Tensor | None] = []  # per hidden layer: 0/1 masks of (features, columns)
+        self._masks_width = self._cursor = 0  # the masks' columns; the next unused one
 
     @staticmethod
-    def dropout_mask(features: int, batch: int, keep: float, like: torch.Tensor) -> torch.Tensor:
-        """``nn.Dropout``'s noise for a (B, features) input (Bernoulli(keep) / keep, from the global
-        generator), as a (features, B) view in ``like``'s dtype and device."""
-        noise = torch.empty((batch, features), dtype=like.dtype, device=like.device).bernoulli_(keep)
-        return noise.div_(keep).t()
+    def dropout_mask(features: int, columns: int, keep: float, out: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """Fill ``out``, (features, columns), with 1 (kept, probability ``round(keep * 65536) / 65536``)
+        and 0 from torch's global generator: ``words`` (at least features * columns / 4 int64, on
+        ``out``'s device) takes 64 random bits each (``random_`` over the full int64 range), read as
+        four 16-bit numbers, each compared with the threshold. Both buffers are reused from draw to
+        draw. The caller scales what is kept by 1/keep."""
+        n = features * columns
+        bits = words.random_(-(2**63), None).view(torch.int16)[:n].view(features, columns)  # uniform 16-bit
+        threshold = min(round(keep * 65536), 65535) - 32768  # P(bits < threshold) = (threshold + 32768) / 65536
+        return torch.lt(bits, threshold, out=out)
 
-    def run(self, *args, **kwargs):
+    def new_masks(self) -> None:
+        """Drop the undrawn rest of the masks: the next step draws a fresh block."""
+        self._cursor = self._masks_width
+
+    def _next_masks(self, batch: int, like: torch.Tensor) -> list[torch.Tensor | None]:
+        """Each hidden layer's (features, batch) mask for this step (None where no dropout), as the
+        next columns of the block drawn for the epoch (or for a chunk of it)."""
+        if self._cursor + batch > self._masks_width:
+            widest = max(lin.out_features for lin in self.linears[:-1])
+            steps = max(1, min(-(-max(self._rows, batch) // batch), _MASK_VALUES // (widest * batch)))
+            width = steps * batch
+            if width != self._masks_width or not self._masks:  # buffers, once per fit (or batch size)
+                self._masks = [
+                    torch.empty((lin.out_features, width), dtype=like.dtype, device=like.device) if keep < 1 else None
+                    for lin, (_, keep) in zip(self.linears, self._hidden)
+                ]
+                self._words = torch.empty(((widest * width + 3) // 4,), dtype=torch.int64, device=like.device)
+                self._masks_width = width
+            for m, (_, keep) in zip(self._masks, self._hidden):
+                if m is not None:
+                    self.dropout_mask(m.shape[0], width, keep, m, self._words)
+            self._cursor = 0
+        c = self._cursor
+        self._cursor = c + batch
+        return [None if m is None else m[:, c : c + batch] for m in self._masks]
+
+    def run(self, X, *args, **kwargs):
+        self._rows = len(X)
         self.callbacks.insert(0, _SyncSteps())  # first, so that checkpoints see the true counts
         try:
             with torch.no_grad():  # one no-grad scope for the whole fit instead of one per step
-                return super().run(*args, **kwargs)
+                return super().run(X, *args, **kwargs)
         finally:
             self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, _SyncSteps)]
 
@@ -242,13 +295,15 @@ class FastMLPLoop(TrainingLoop):
             grad_scale=None, found_inf=None,
         )  # fmt: skip
 
-    def _constants(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per batch size: a row of -1 (subtracts the one-hot target in one scatter) and a
-        vector of 1/B (the bias gradient as one matrix-vector product, already averaged)."""
+    def _constants(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per batch size: a row of -1 (subtracts the one-hot target in one scatter), a vector of
+        1/B (the bias gradient as one matrix-vector product, already averaged) and one of -1/B
+        (the loss as one dot product)."""
         if batch not in self._consts:
             self._consts[batch] = (
                 torch.full((1, batch), -1.0, dtype=like.dtype, device=like.device),
                 torch.full((batch,), 1.0 / batch, dtype=like.dtype, device=like.device),
+                torch.full((batch,), -1.0 / batch, dtype=like.dtype, device=like.device),
             )
         return self._consts[batch]
 
@@ -258,40 +313,43 @@ class FastMLPLoop(TrainingLoop):
         # over the first axis of a (10, 200) tensor it takes ~5 us. The products need no copies
         # either way (MKL reads transposed operands as they are).
         batch = xb.shape[0]
-        x = xb.reshape(batch, -1)  # (B, in)
+        x = xb if xb.dim() == 2 else xb.reshape(batch, -1)  # (B, in)
         h = x.t()  # (in, B), a view
         acts_t = [x]  # each layer's input as (B, features), for the weight gradients
-        saved = []  # per hidden layer: (activation input or None, activation output, dropout mask or None)
-        layers, hidden = self._layers, self._hidden
+        saved = []  # per hidden layer: (activation input or None, masked activation output, mask or None)
+        layers, hidden, scale = self._layers, self._hidden, self._scale
+        masks = self._next_masks(batch, h) if self._dropout else None
         last = len(layers) - 1
         for i, (W, _, b_col, _, _) in enumerate(layers):
-            h = torch.addmm(b_col, W, h)  # (out, B)
+            h = torch.addmm(b_col, W, h, alpha=scale[i])  # (out, B); alpha: 1/keep of the dropout before
             if i < last:
-                act, keep = hidden[i]
+                act = hidden[i][0]
                 z = h if act.needs_input else None
                 h = act.forward(h)
-                mask = self.dropout_mask(h.shape[0], batch, keep, h) if keep < 1.0 else None
-                saved.append((z, h, mask))
+                mask = None if masks is None else masks[i]
                 if mask is not None:
-                    h = h * mask
+                    h.mul_(mask)  # 0/1; the 1/keep is the next layer's alpha
+                saved.append((z, h, mask))
                 acts_t.append(h.t())
         logp = F.log_softmax(h, dim=0)  # (classes, B)
         y_row = yb[None, :]  # (1, B)
-        loss = logp.gather(0, y_row).mean().neg_()
-        minus_one, mean_vec = self._constants(batch, h)
+        minus_one, mean_vec, minus_mean_vec = self._constants(batch, h)
+        loss = logp.gather(0, y_row).view(-1).dot(minus_mean_vec)  # -mean log p(y)
         grad = logp.exp_()  # softmax, in place: (classes, B)
         grad.scatter_add_(0, y_row, minus_one)  # softmax - one_hot; the 1/B comes below
         inv_b = 1.0 / batch
         for i in range(last, -1, -1):
             _, Wt, _, gW, gb = layers[i]
-            # dW = grad @ act^T / B and db = grad @ (1/B): the average folded into the products.
-            torch.addmm(gW, grad, acts_t[i], beta=0, alpha=inv_b, out=gW)
+            # dW = grad @ act^T / B and db = grad @ (1/B): the average (and 1/keep) folded into the products.
+            torch.addmm(gW, grad, acts_t[i], beta=0, alpha=inv_b * scale[i], out=gW)
             torch.mv(grad, mean_vec, out=gb)
             if i:
-                grad = Wt.mm(grad)  # the gradient at layer i's input: the previous layer's output
+                # the gradient at layer i's input, the previous layer's (masked, scaled) output
+                grad = Wt.mm(grad) if scale[i] == 1.0 else torch.addmm(self._zero, Wt, grad, beta=0, alpha=scale[i])
+                act = hidden[i - 1][0]
                 z, a, mask = saved[i - 1]
-                if mask is not None:
+                if mask is not None and not act.zero_passes_no_gradient:
                     grad.mul_(mask)
-                grad = hidden[i - 1][0].backward(grad, z, a)
+                grad = act.backward(grad, z, a)
         self._optimizer_step()
         return loss
