@@ -163,3 +163,30 @@ def test_tflite_int8_keeps_a_near_constant_feature_from_erasing_the_others(digit
         d for d in side if "Standardize" in d["name"] and len(d["shape"]) == 2 and not d["name"].endswith("_quantized")
     ]
     assert standardize and all(d["dtype"] == np.float32 for d in standardize), standardize
+
+
+@pytest.mark.slow  # torch.compile compiles the module for two batch sizes: ~20 s on quiet cores
+def test_benchmark_runtimes_rows_for_every_runtime_and_precision(models, digits):
+    from deepatlas.export.runtimes import benchmark_runtimes, table
+
+    rows = benchmark_runtimes(
+        models["mlp"], digits.X_test, digits.y_test, digits.X_train, threads=1, rounds=1, calls={1: 3, 64: 1},
+        formats=("onnx",),
+    )  # fmt: skip
+    keys = [(r["runtime"], r["precision"]) for r in rows]
+    assert keys == [
+        ("torch eager", "float32"),
+        ("torch.compile", "float32"),
+        ("onnxruntime", "float32"),
+        ("onnxruntime", "int8"),
+    ]
+    done = {k: r for k, r in zip(keys, rows) if r["note"] is None}
+    assert ("torch eager", "float32") in done and ("onnxruntime", "int8") in done
+    eager = done[("torch eager", "float32")]
+    assert eager["speedup_b1_vs_eager"] == 1.0 and eager["bytes"] is None
+    for r in done.values():
+        assert r["batch_1_ms"] > 0 and r["rows_per_s"] == pytest.approx(64e3 / r["batch_64_ms"])
+        assert r["accuracy"] == pytest.approx(eager["accuracy"], abs=0.01)
+    f, q = done[("onnxruntime", "float32")], done[("onnxruntime", "int8")]
+    assert q["bytes"] <= 0.3 * f["bytes"]
+    assert len(table(rows).splitlines()) == 2 + len(rows)
