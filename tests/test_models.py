@@ -37,9 +37,9 @@ def _fit_score(model, name):
             0.68,  # the MNIST-1D paper's MLP
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="the default MLP sits at the target, not above it: seeds 0-4 give 0.672, 0.647, 0.708, "
-                "0.678, 0.696 (mean 0.680) with the fast step's bulk dropout masks and 0.697, 0.684, 0.677, "
-                "0.649, 0.684 (mean 0.678) with nn.Dropout's; seed 0 now lands at 0.672 (docs/results-performance.md)",
+                reason="the default MLP sits at the target, not above it: over seeds 0-7 the mean is 0.676 with "
+                "the fast step's bulk dropout masks (0.647-0.708) and 0.676 with nn.Dropout's (0.649-0.697); seed 0 "
+                "now lands at 0.672 (docs/results-performance.md, docs/results-defaults.md)",
             ),
         ),
         ("perceptron", "blobs", 0.99),
