@@ -31,17 +31,10 @@ def _fit_score(model, name):
         ("mlp", "digits", 0.97),
         ("cnn", "digits", 0.98),
         ("cnn", "mnist1d", 0.94),  # the MNIST-1D paper's CNN
-        pytest.param(
-            "mlp",
-            "mnist1d",
-            0.68,  # the MNIST-1D paper's MLP
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the default MLP sits at the target, not above it: over seeds 0-7 the mean is 0.676 with "
-                "the fast step's bulk dropout masks (0.647-0.708) and 0.676 with nn.Dropout's (0.649-0.697); seed 0 "
-                "now lands at 0.672 (docs/results-performance.md, docs/results-defaults.md)",
-            ),
-        ),
+        # The MNIST-1D paper's MLP reaches about 0.68; the default MLP's mean over seeds 0-7 is 0.676
+        # (0.647-0.708; seed 0 0.672) with the fast step's bulk dropout masks, 0.676 with nn.Dropout's
+        # (docs/results-defaults.md: met on about half the seeds). Seed 0 must stay in that band.
+        ("mlp", "mnist1d", 0.66),
         ("perceptron", "blobs", 0.99),
     ],
 )
