@@ -212,6 +212,27 @@ def test_evaluation_reports_exact_match_by_source_length(small_dates_model, tmp_
     assert [p.name for p in paths] == ["exact_match_by_length.png", "attention.png"]
 
 
+def test_attention_none_written_as_none_on_the_command_line_is_the_ablation(tmp_path):
+    """``--set attention=none`` reads as Python's None: the same no-attention network as ``"none"``."""
+    from deepatlas.commands._args import params_from_set
+
+    params = params_from_set(["attention=none"])
+    assert params == {"attention": None}
+    ds = load_dataset("dates:n=200")
+    small = {"hidden_size": 8, "embedding_size": 4, "epochs": 1, "device": "cpu", "seed": 0}
+    off = Seq2Seq(**params, **small).fit(ds.X_train, ds.y_train)
+    named = Seq2Seq(attention="none", **small).fit(ds.X_train, ds.y_train)
+    assert off.attention is None and off.attention_kind == "none" and off.get_params()["attention"] is None
+    assert off.module_.attention == "none" and not hasattr(off.module_, "key")
+    a, b = off.module_.state_dict(), named.module_.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert list(off.predict(ds.X_test)) == list(named.predict(ds.X_test))
+    assert off.dataset_evaluation(ds)["attention"] == "none"
+    assert [p.name for p in off.write_run_plots(ds, tmp_path)] == ["exact_match_by_length.png"]
+    with pytest.raises(InputError, match=r"attention.*None or one of 'additive', 'multiplicative', 'none'.*'nothing'"):
+        Seq2Seq(attention="nothing", **small).fit(ds.X_train, ds.y_train)
+
+
 def test_attention_maps_have_one_row_per_written_token(small_dates_model):
     est, _ = small_dates_model
     out = est.translate(["14.3.21"], attention=True)

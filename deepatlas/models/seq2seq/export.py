@@ -110,7 +110,7 @@ def seq2seq_spec(est, part=None) -> ExportSpec:
         "level": est.level,
         "specials": {"pad": PAD, "unk": 1, "bos": BOS, "eos": EOS},
         "max_output_length": est._output_limit(),
-        "attention": est.attention,
+        "attention": est.attention_kind,
         "cell": est.cell,
     }
     if part == "translate":

@@ -2,7 +2,7 @@
 
 Reads a source string character by character (or word by word) with a bidirectional GRU or LSTM
 and writes the target one token at a time, attending over the source (Bahdanau et al., 2015;
-Luong et al., 2015), or not at all (``attention="none"``, Cho et al., 2014; Sutskever, Vinyals &
+Luong et al., 2015), or not at all (``attention="none"`` or ``None``, Cho et al., 2014; Sutskever, Vinyals &
 Le, 2014, "Sequence to sequence learning with neural networks"). Trained with teacher forcing
 (Williams & Zipser, 1989); decoded greedily or with beam search and length normalisation. The
 network and the decoders live in :mod:`deepatlas.models.seq2seq.network`.
@@ -113,9 +113,10 @@ class Seq2Seq(TokenInput, TorchEstimator):
 
     cell: str = "gru"
     """The recurrence of encoder and decoder: ``gru`` or ``lstm``."""
-    attention: str = "additive"
+    attention: str | None = "additive"
     """How the decoder reads the source: ``additive`` (Bahdanau), ``multiplicative`` (Luong's general score,
-    with input feeding) or ``none`` (the encoder's final states only: the ablation)."""
+    with input feeding) or ``none`` (the encoder's final states only: the ablation). ``None`` means ``none``, as
+    scikit-learn's ``None`` turns a part off, so ``--set attention=none`` works on the command line."""
     hidden_size: int = 128
     """Units of the decoder and of each encoder direction."""
     embedding_size: int = 32
@@ -148,7 +149,7 @@ class Seq2Seq(TokenInput, TorchEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "cell": Options(("gru", "lstm")),
-        "attention": Options(("additive", "multiplicative", "none")),
+        "attention": NoneOr(Options(("additive", "multiplicative", "none"))),
         "hidden_size": Interval(int, 1, None),
         "embedding_size": Interval(int, 1, None),
         "bidirectional": Boolean(),
@@ -167,6 +168,11 @@ class Seq2Seq(TokenInput, TorchEstimator):
     # stops) and keeps rising on real text, where whole sentences are rarely all right.
     _monitor: ClassVar[tuple[str, str]] = ("val_token_accuracy", "max")
     _val_metrics: ClassVar[dict] = {"val_token_accuracy": _token_accuracy, "val_sequence_accuracy": _sequences_correct}
+
+    @property
+    def attention_kind(self) -> str:
+        """``attention`` as one of ``additive``, ``multiplicative``, ``none`` (``None`` read as ``none``)."""
+        return "none" if self.attention is None else self.attention
 
     # ---- data -> ids
     def _ids(self, texts: list[str], vocab_index: dict, width: int, *, eos: bool = False):
@@ -231,7 +237,7 @@ class Seq2Seq(TokenInput, TorchEstimator):
             embedding_size=self.embedding_size,
             hidden_size=self.hidden_size,
             cell=self.cell,
-            attention=self.attention,
+            attention=self.attention_kind,
             bidirectional=self.bidirectional,
             dropout=self.dropout,
             src_len=self.src_len_,
@@ -353,7 +359,7 @@ class Seq2Seq(TokenInput, TorchEstimator):
         return {
             "split": "test",
             "n_samples": len(ds.X_test),
-            "attention": self.attention,
+            "attention": self.attention_kind,
             "length_unit": unit,
             "length_buckets": buckets,
             "metrics": metrics,
@@ -369,7 +375,7 @@ class Seq2Seq(TokenInput, TorchEstimator):
         attention heat maps of three test sources (the shortest, a middle one, the longest)."""
         from deepatlas.models.seq2seq.plots import attention_heatmaps, length_buckets_plot
 
-        label = f"attention={self.attention}"
+        label = f"attention={self.attention_kind}"
         paths = [
             length_buckets_plot(
                 {label: self.length_buckets(ds.X_test, ds.y_test)},
@@ -377,7 +383,7 @@ class Seq2Seq(TokenInput, TorchEstimator):
                 unit="characters" if self.level == "char" else "words",
             )
         ]
-        if self.attention == "none":
+        if self.attention_kind == "none":
             return paths
         X = list(ds.X_test)
         order = np.argsort([len(s) for s in X], kind="stable")
