@@ -195,6 +195,28 @@ def test_exact_match_by_length_buckets_are_the_quarters_of_the_lengths():
         exact_match_by_length(["a", "b"], ["a", "b"], [1])
 
 
+def test_paired_comparison_counts_errors_and_gives_the_exact_mcnemar_p():
+    from deepatlas.models.seq2seq.seq2seq import paired_comparison
+
+    # 20 examples: A wrong on 1, B wrong on 10; 9 only A right, 0 only B right (both wrong on 1)
+    a = [True] * 19 + [False]
+    b = [True] * 10 + [False] * 10
+    got = paired_comparison(a, b)
+    assert (got["n"], got["errors_a"], got["errors_b"], got["only_a_right"], got["only_b_right"]) == (20, 1, 10, 9, 0)
+    assert got["error_reduction"] == pytest.approx(0.9)
+    assert got["mcnemar_p"] == pytest.approx(2 * 0.5**9)  # two-sided exact binomial, 9 of 9 discordant
+    # 8 against 2 discordant: p = 2 * P(X <= 2 | n=10) = 112 / 1024, not significant
+    a = [True] * 8 + [False] * 2 + [True] * 5
+    b = [False] * 8 + [True] * 2 + [True] * 5
+    got = paired_comparison(a, b)
+    assert got["mcnemar_p"] == pytest.approx(112 / 1024) and got["error_reduction"] == pytest.approx(0.75)
+    same = paired_comparison([True, False], [True, False])
+    assert same["mcnemar_p"] == 1.0 and same["error_reduction"] == 0.0
+    assert paired_comparison([True], [True])["error_reduction"] is None
+    with pytest.raises(InputError, match=r"same non-zero length; got shapes \(2,\) and \(1,\)"):
+        paired_comparison([True, True], [True])
+
+
 def test_evaluation_reports_exact_match_by_source_length(small_dates_model, tmp_path):
     est, ds = small_dates_model
     ev = est.dataset_evaluation(ds)

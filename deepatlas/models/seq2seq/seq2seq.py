@@ -447,3 +447,29 @@ def exact_match_by_length(predictions, references, lengths, n_buckets: int = 4) 
                 }
             )
     return out
+
+
+def paired_comparison(correct_a, correct_b) -> dict:
+    """Two models scored on the same examples (``correct_a[i]``, ``correct_b[i]``: was example ``i``
+    right): each one's errors, the share of B's errors that A removes (``error_reduction``:
+    ``1 - errors_a / errors_b``, ``None`` when B makes none) and the exact McNemar test (McNemar, 1947),
+    the two-sided binomial test of the discordant examples, ``only_a_right`` of
+    ``only_a_right + only_b_right`` at one half (``mcnemar_p``; 1.0 when none is discordant)."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise InputError(
+            f"correct_a and correct_b must be 1-D with the same non-zero length; got shapes {a.shape} and {b.shape}."
+        )
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    errors_a, errors_b = int((~a).sum()), int((~b).sum())
+    return {
+        "n": int(a.size),
+        "errors_a": errors_a,
+        "errors_b": errors_b,
+        "error_reduction": 1 - errors_a / errors_b if errors_b else None,
+        "only_a_right": only_a,
+        "only_b_right": only_b,
+        "mcnemar_p": float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0,
+    }
