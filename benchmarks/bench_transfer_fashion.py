@@ -50,7 +50,7 @@ def source_model(path: Path, src):
     cpu = time.process_time()
     model = CNNClassifier(verbose=False).fit(src.X_train, src.y_train, validation_data=(src.X_val, src.y_val))
     seconds = time.process_time() - cpu
-    save_model(model, path, extra_config={"data": "fashion-mnist-0to4", "fit_cpu_seconds": seconds})
+    save_model(model, path, extra_config={"data": "fashion-mnist-0to4"})
     return model, seconds
 
 
