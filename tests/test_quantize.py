@@ -78,7 +78,22 @@ def test_quantised_accuracy_on_digits_is_within_one_point(fmt, mode, name, model
     assert q["float"] == pytest.approx(est.score(digits.X_test, digits.y_test), abs=1 / len(digits.X_test))
     assert q["quantized"] >= q["float"] - 0.01, q
     assert q["float_bytes"] == file_size(out) and q["quantized_bytes"] == file_size(q_file)
-    assert q["size_ratio"] < 0.4, q  # int8 weights: about a quarter of float32, plus scales and graph
+    # int8 weights: a quarter of float32, plus scales and the graph; issue #26's target is 0.3x. Not met by the
+    # OpenVINO int8 IR of the CNN (94 k weights): its XML (FakeQuantize, dequantisation layers) is fixed overhead.
+    assert q["size_ratio"] <= (0.31 if (fmt, mode, name) == ("openvino", "int8", "cnn") else 0.3), q
+    assert q["rows_per_call"] == 64  # scored as a service calls it (dynamic quantisation depends on the batch)
+    if fmt == "openvino":  # IRs written without NNCF's rt_info or indentation (deepatlas.export.openvino.save)
+        from deepatlas.export.quantize import runner
+        from deepatlas.export.runtimes import serving_call
+
+        for xml in (out, q_file):
+            text = xml.read_text()
+            assert "<rt_info" not in text and "\n\t" not in text, xml
+        # the runtime table's timed call (a preset input tensor) computes what the scoring runner does
+        X = np.ascontiguousarray(digits.X_test[:1])
+        expected = runner("openvino", q_file, ["logits", "probabilities"], threads=1)(X)
+        got = serving_call("openvino", q_file, 1, threads=1)(X)
+        assert [np.asarray(v).tolist() for v in got] == [v.tolist() for v in expected.values()]
     side = json.loads((tmp_path / f"{q_file.name}.json").read_text())
     assert side["quantization"] == q and side["classes"] == list(range(10))
     assert f"{mode} {fmt} -> {q_file.name}: test accuracy" in result.summary()

@@ -104,6 +104,8 @@ def _batch_of(example, n: int):
 
 def write_tflite(spec: ExportSpec, path: str | Path, batches: tuple[int, ...] = BATCHES) -> str:
     """Convert ``spec`` to ``path`` (one signature per batch size); returns the converter's name."""
+    import torch
+
     litert_torch = require_converter()
     module = copy.deepcopy(spec.module).cpu().eval()
     example = spec.example_input.detach().cpu()
@@ -112,7 +114,9 @@ def write_tflite(spec: ExportSpec, path: str | Path, batches: tuple[int, ...] = 
         builder = builder.signature(SIGNATURE.format(b), module, (_batch_of(example, b),))
     try:
         with silenced():
-            edge = builder.convert()
+            # Token ids (int64) keep 64-bit types: downcast to int32, a scatter of them fails to lower
+            # (the LSTM reader's left-alignment: 'stablehlo.scatter' op inferred type(s) i64 ... incompatible).
+            edge = builder.convert(enable_x64=example.dtype == torch.int64)
             edge.export(str(path))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -177,10 +181,52 @@ def _quantized(X: np.ndarray, detail: dict) -> np.ndarray:
     """Float inputs -> the integer type of a fully quantised file's input (``q = x / scale + zero``)."""
     dtype = np.dtype(detail["dtype"])
     scale, zero = detail.get("quantization", (0.0, 0))
-    if X.dtype == dtype or not np.issubdtype(dtype, np.integer) or not scale:
+    if X.dtype == dtype or not np.issubdtype(dtype, np.integer):
         return X
+    if not scale:  # token ids into a file whose ids are int32 (litert-torch downcasts int64 unless enable_x64)
+        return X.astype(dtype) if np.issubdtype(X.dtype, np.integer) else X
     info = np.iinfo(dtype)
     return np.clip(np.round(X / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def encoder(detail: dict):
+    """:func:`_quantized` for one input, its parameters worked out once (the same numbers, bit for bit):
+    a serving loop's per-call cost. numpy's ``clip``, ``issubdtype`` and the temporaries made
+    ``_quantized`` 8 us of a 20 us call of the Fashion-MNIST MLP's int8 file."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if dtype.kind not in "iu" or not scale:
+        return lambda X: _quantized(X, detail)
+    info = np.iinfo(dtype)
+    scale32, zero32, low, high = (np.float32(v) for v in (scale, zero, info.min, info.max))
+
+    def encode(X: np.ndarray) -> np.ndarray:
+        if X.dtype == dtype:
+            return X
+        q = np.divide(X, scale32)
+        np.rint(q, out=q)
+        q += zero32
+        np.maximum(q, low, out=q)
+        np.minimum(q, high, out=q)
+        return q.astype(dtype)
+
+    return encode
+
+
+def decoder(detail: dict):
+    """:func:`_dequantized` for one output, worked out once (the same numbers, bit for bit)."""
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.dtype(detail["dtype"]).kind not in "iu" or not scale:
+        return lambda values: values
+    scale32, zero32 = np.float32(scale), np.float32(zero)
+
+    def decode(values: np.ndarray) -> np.ndarray:
+        x = values.astype(np.float32)
+        x -= zero32
+        x *= scale32
+        return x
+
+    return decode
 
 
 def _dequantized(values, detail: dict) -> np.ndarray:
