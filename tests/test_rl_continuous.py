@@ -107,7 +107,8 @@ def test_sac_default_entropy_target_is_minus_the_action_dimension():
     fixed = _built(SAC, ent_coef=0.2)
     before = fixed.temperature_().item()
     fixed.train_step(*_batch(fixed))
-    assert fixed.temperature_().item() == pytest.approx(0.2) == before and fixed._alpha_opt is None
+    assert fixed.temperature_().item() == pytest.approx(0.2) == before
+    assert not fixed.temperature_.log_alpha.requires_grad
 
 
 # ---- TD3: target smoothing and delayed updates -------------------------------------------------------
@@ -121,8 +122,8 @@ def test_td3_target_is_the_smoothed_minimum_of_twin_critics():
     with torch.no_grad():
         # Noise of std 100 is clipped to exactly +-0.3, then the action to [-1, 1].
         smoothed = (agent.actor_target_(next_obs) + 0.3 * noise.sign()).clamp(-1, 1)
-        q1 = agent.critic_target_.qs[0](torch.cat([next_obs, smoothed], 1)).squeeze(1)
-        q2 = agent.critic_target_.qs[1](torch.cat([next_obs, smoothed], 1)).squeeze(1)
+        q1 = agent.critic_target_.single(0, next_obs, smoothed)
+        q2 = agent.critic_target_.single(1, next_obs, smoothed)
         want = rewards + agent.gamma * (1 - dones) * torch.minimum(q1, q2)
     torch.testing.assert_close(got, want)
     agent.set_params(target_policy_noise=0.0)
@@ -152,7 +153,7 @@ def test_td3_delays_the_actor_and_target_updates():
 
 def test_ddpg_is_td3_without_twin_critics_smoothing_or_delay():
     agent = _built(DDPG)
-    assert len(agent.critic_.qs) == 1 and agent.policy_delay == 1 and agent.target_policy_noise == 0
+    assert agent.critic_.n == 1 and agent.policy_delay == 1 and agent.target_policy_noise == 0
     actor0 = _params(agent.actor_)
     _, actor_loss = agent.train_step(*_batch(agent))
     assert actor_loss is not None

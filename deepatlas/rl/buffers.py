@@ -11,26 +11,40 @@ class ReplayBuffer:
     """A circular store of transitions in NumPy arrays (off-policy agents).
 
     Rows go in one vector step at a time; :meth:`sample` draws ``n`` batches at once and moves them
-    to the device in one copy, since the buffer does not change during a training phase.
+    to the device in one copy, since the buffer does not change during a training phase. With
+    float actions (the continuous agents) the five fields are column blocks of one float32 array
+    (``obs | actions | reward | next_obs | done``), so that a sample is one gather of whole rows
+    (one ``np.take`` and one tensor) instead of five.
     """
 
     def __init__(self, capacity: int, obs_dim: int, action_dtype=np.int64, action_dim: int = 1) -> None:
         self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        shape = (capacity,) if action_dtype == np.int64 else (capacity, action_dim)
-        self.actions = np.zeros(shape, action_dtype)
-        self.rewards = np.zeros(capacity, np.float32)
-        self.dones = np.zeros(capacity, np.float32)  # 1 only where the episode truly terminated
         self.pos = 0
         self.full = False
+        self._packed = None
+        if action_dtype == np.int64:
+            self.obs = np.zeros((capacity, obs_dim), np.float32)
+            self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+            self.actions = np.zeros((capacity,), action_dtype)
+            self.rewards = np.zeros(capacity, np.float32)
+            self.dones = np.zeros(capacity, np.float32)  # 1 only where the episode truly terminated
+            return
+        o, d = obs_dim, action_dim
+        self._packed = np.zeros((capacity, 2 * o + d + 2), np.float32)
+        self._cols = (slice(0, o), slice(o, o + d), o + d, slice(o + d + 1, 2 * o + d + 1), 2 * o + d + 1)
+        p = self._packed
+        self.obs, self.actions, self.rewards = p[:, :o], p[:, o : o + d], p[:, o + d]
+        self.next_obs, self.dones = p[:, o + d + 1 : 2 * o + d + 1], p[:, 2 * o + d + 1]
 
     def __len__(self) -> int:
         return self.capacity if self.full else self.pos
 
     def add(self, obs, actions, rewards, next_obs, terminated) -> None:
         n = len(obs)
-        idx = (self.pos + np.arange(n)) % self.capacity
+        if self.pos + n <= self.capacity:  # the common case: one slice, no index array
+            idx = slice(self.pos, self.pos + n)
+        else:
+            idx = (self.pos + np.arange(n)) % self.capacity
         self.obs[idx] = obs
         self.next_obs[idx] = next_obs
         self.actions[idx] = actions
@@ -64,6 +78,9 @@ class ReplayBuffer:
     def sample(self, n_batches: int, batch_size: int, rng: np.random.Generator, device) -> tuple:
         """``n_batches`` uniform batches as tensors of shape (n_batches, batch_size, ...)."""
         idx = rng.integers(0, len(self), size=(n_batches, batch_size))
+        if self._packed is not None:
+            rows = torch.from_numpy(np.take(self._packed, idx, axis=0)).to(device, non_blocking=True)
+            return tuple(rows[..., c] for c in self._cols)
 
         def t(a):
             return torch.from_numpy(a[idx]).to(device, non_blocking=True)

@@ -5,7 +5,7 @@ One file, ``checkpoint.safetensors``, written by the training loop's writer
 one, so a kill during the save keeps the previous checkpoint). Its tensors:
 
 * ``net.<name>.*``: every network (a DQN's target network too), ``optim.*``: the optimiser
-  (``<name>.*`` for the others of an agent with several: SAC's ``critic_optim``, ``alpha_optim``);
+  (``<name>.*`` for the others of an agent with several: SAC's and TD3's ``critic_optim``);
 * ``best.<name>.*``: the best-evaluated weights so far (``eval_freq``);
 * ``train.*``: the algorithm's store (a replay buffer's rows, a rollout so far, REINFORCE's episodes);
 * ``loop.*``: the observations in hand and each copy's running return and length;

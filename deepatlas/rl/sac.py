@@ -9,6 +9,8 @@ One update, as in Stable-Baselines3 (so the zoo's settings carry over): the temp
 (``loss = -log_alpha * (log pi(a|s) + target_entropy)``), then both critics toward
 ``r + gamma (1 - done) (min_i Q'_i(s', a') - alpha log pi(a'|s'))`` with ``a' ~ pi(.|s')``, then the
 actor (``alpha log pi(a|s) - min_i Q_i(s, a)``), then the target critics by Polyak averaging.
+Every term uses the temperature from before the step, so its Adam step is taken with the actor's
+(one backward pass, one fused step; the numbers are those of the order above).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import nn
 
 from deepatlas._validation import AnyOf, Interval, Options
 from deepatlas.registry import register_model
-from deepatlas.rl.networks import adam
+from deepatlas.rl.networks import AdamStep, adam
 from deepatlas.rl.offpolicy import SMOKE, Critics, OffPolicyContinuous, SquashedGaussianActor, polyak
 
 
@@ -119,9 +121,12 @@ class SAC(OffPolicyContinuous):
         learned = self.ent_coef == "auto"
         self.temperature_ = Temperature(1.0 if learned else self.ent_coef).to(device)
         self.temperature_.requires_grad_(learned)
-        self._opt = adam(self.actor_.parameters(), device, lr=self.lr)
+        # One optimiser for the actor and the temperature (their losses share no parameter, see
+        # train_step): one Adam step where Stable-Baselines3 takes two.
+        params = [*self.actor_.parameters(), *(self.temperature_.parameters() if learned else ())]
+        self._opt = adam(params, device, lr=self.lr)
         self._critic_opt = adam(self.critic_.parameters(), device, lr=self.lr)
-        self._alpha_opt = adam(self.temperature_.parameters(), device, lr=self.lr) if learned else None
+        self._actor_step, self._critic_step = AdamStep(self._opt), AdamStep(self._critic_opt)
         self._n_updates = 0
 
     def _networks(self):
@@ -131,10 +136,7 @@ class SAC(OffPolicyContinuous):
         return {**self._networks(), "critic_target": self.critic_target_, "temperature": self.temperature_}
 
     def _optimizers(self):
-        opts = {"optim": self._opt, "critic_optim": self._critic_opt}
-        if self._alpha_opt is not None:
-            opts["alpha_optim"] = self._alpha_opt
-        return opts
+        return {"optim": self._opt, "critic_optim": self._critic_opt}
 
     def _counters(self):
         return {"n_updates": self._n_updates}
@@ -143,7 +145,7 @@ class SAC(OffPolicyContinuous):
         self._n_updates = int(meta["n_updates"])
 
     def _explore(self, obs_t):
-        return self.actor_.sample(obs_t, self._gen)[0].cpu().numpy()
+        return self.actor_.sample(obs_t, self._gen, with_log_prob=False)[0].cpu().numpy()
 
     def _update(self, batches, n_steps):
         obs, actions, rewards, next_obs, dones = batches  # (S, B, O), (S, B, D), (S, B), (S, B, O), (S, B)
@@ -156,29 +158,30 @@ class SAC(OffPolicyContinuous):
     def train_step(self, obs, actions, rewards, next_obs, dones) -> torch.Tensor:
         """One SAC update on a batch; returns (critic loss, actor loss, alpha used, entropy estimate)."""
         pi_actions, log_prob = self.actor_.sample(obs, self._gen)  # (B, D), (B,)
-        alpha = self.temperature_().detach()  # this step uses the value before its own change
-        if self._alpha_opt is not None:
-            alpha_loss = -(self.temperature_.log_alpha * (log_prob.detach() + self.target_entropy_)).mean()
-            self._alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self._alpha_opt.step()
+        log_alpha = self.temperature_.log_alpha
+        alpha = log_alpha.detach().exp()  # this step uses the value before its own change
         with torch.no_grad():
             next_actions, next_log_prob = self.actor_.sample(next_obs, self._gen)
             next_q = self.critic_target_(next_obs, next_actions).min(dim=0).values - alpha * next_log_prob
             target = rewards + self.gamma * (1.0 - dones) * next_q  # (B,)
         q = self.critic_(obs, actions)  # (2, B)
         critic_loss = 0.5 * ((q - target) ** 2).mean(dim=1).sum()
-        self._critic_opt.zero_grad(set_to_none=True)
+        self._critic_step.zero_grad()
         critic_loss.backward()
-        self._critic_opt.step()
-        # The actor climbs the (just updated) critics; their gradients are not kept.
-        self.critic_.requires_grad_(False)
-        q_pi = self.critic_(obs, pi_actions).min(dim=0).values
-        self.critic_.requires_grad_(True)
+        self._critic_step()
+        # The actor climbs the (just updated) critics; their gradients are not formed.
+        q_pi = self.critic_(obs, pi_actions, frozen=True).min(dim=0).values
         actor_loss = (alpha * log_prob - q_pi).mean()
-        self._opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self._opt.step()
+        loss = actor_loss
+        if self.ent_coef == "auto":
+            # The temperature's loss shares no parameter with the actor's (alpha is detached in
+            # one, log pi in the other), so one backward pass and one Adam step (one optimiser
+            # over both, each parameter with its own moments) give each its own update; alpha
+            # is read before this step changes it, as above.
+            loss = actor_loss - (log_alpha * (log_prob.detach() + self.target_entropy_)).mean()
+        self._actor_step.zero_grad()
+        loss.backward()
+        self._actor_step()
         self._n_updates += 1
         if self._n_updates % self.target_update_interval == 0:
             polyak(self.critic_target_, self.critic_, self.tau)

@@ -20,7 +20,7 @@ import torch
 
 from deepatlas._validation import Interval
 from deepatlas.registry import register_model
-from deepatlas.rl.networks import adam
+from deepatlas.rl.networks import AdamStep, adam
 from deepatlas.rl.offpolicy import SMOKE, Critics, DeterministicActor, OffPolicyContinuous, polyak
 
 # rl-baselines3-zoo's settings (td3.yml and ddpg.yml share them for these tasks).
@@ -116,6 +116,7 @@ class TD3(OffPolicyContinuous):
             target.requires_grad_(False)
         self._opt = adam(self.actor_.parameters(), device, lr=self.lr)
         self._critic_opt = adam(self.critic_.parameters(), device, lr=self.lr)
+        self._actor_step, self._critic_step = AdamStep(self._opt), AdamStep(self._critic_opt)
         self._n_updates = 0
 
     def _networks(self):
@@ -171,17 +172,16 @@ class TD3(OffPolicyContinuous):
         target = self.target_q(rewards, next_obs, dones)
         q = self.critic_(obs, actions)  # (n, B)
         critic_loss = ((q - target) ** 2).mean(dim=1).sum()
-        self._critic_opt.zero_grad(set_to_none=True)
+        self._critic_step.zero_grad()
         critic_loss.backward()
-        self._critic_opt.step()
+        self._critic_step()
         if self._n_updates % self.policy_delay:
             return critic_loss.detach(), None
-        self.critic_.requires_grad_(False)
-        actor_loss = -self.critic_.first(obs, self.actor_(obs)).mean()
-        self.critic_.requires_grad_(True)
-        self._opt.zero_grad(set_to_none=True)
+        # The actor climbs the first (just updated) critic; the critic's gradients are not formed.
+        actor_loss = -self.critic_.single(0, obs, self.actor_(obs), frozen=True).mean()
+        self._actor_step.zero_grad()
         actor_loss.backward()
-        self._opt.step()
+        self._actor_step()
         polyak(self.critic_target_, self.critic_, self.tau)
         polyak(self.actor_target_, self.actor_, self.tau)
         return critic_loss.detach(), actor_loss.detach()
