@@ -89,13 +89,14 @@ def serving_call(fmt: str, path: str | Path, batch: int, threads: int | None = N
 
         compiled = CompiledModel(path, threads=threads).compiled
         request = compiled.create_infer_request()
-        shape = [batch, *[d.get_length() for d in list(compiled.input(0).get_partial_shape())[1:]]]
-        buffer = np.zeros(shape, compiled.input(0).get_element_type().to_dtype())
-        request.set_input_tensor(ov.Tensor(buffer, shared_memory=True))
-        n_out = len(compiled.outputs)
+        dtype, n_out = compiled.input(0).get_element_type().to_dtype(), len(compiled.outputs)
+        preset: list[np.ndarray] = []  # the input buffer, made for the first call's shape (a time axis may vary)
 
         def run_openvino(X):
-            buffer[...] = X
+            if not preset or preset[0].shape != X.shape:
+                preset[:] = [np.empty(X.shape, dtype)]
+                request.set_input_tensor(ov.Tensor(preset[0], shared_memory=True))
+            preset[0][...] = X
             request.infer()
             return [request.get_output_tensor(i).data for i in range(n_out)]
 
