@@ -282,6 +282,13 @@ CASES += [
         _nothing_at("run/model.onnx", "run/model.onnx.json"),
     ),
     Case(
+        "export-openvino-out-not-xml",
+        ("export", "{run}", "--format", "openvino", "--out", "{tmp}/model"),
+        2,
+        ("--out", "NAME.xml", "found no suffix"),
+        _nothing_at("model", "model.bin", "model.onnx", "run/model.onnx"),
+    ),
+    Case(
         "export-out-under-file",
         _with(_file("taken"), "export", "{run}", "--out", "{tmp}/taken/model.onnx"),
         2,

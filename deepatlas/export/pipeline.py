@@ -232,6 +232,12 @@ def export(
     if format == "openvino":
         from deepatlas.export.openvino import require_openvino
 
+        if out is not None and Path(out).suffix != ".xml":  # OpenVINO writes NAME.xml + NAME.bin only
+            found = repr(Path(out).suffix) if Path(out).suffix else "no suffix"
+            raise InputError(
+                f"--out {str(out)!r}: an OpenVINO IR is written as NAME.xml with NAME.bin beside it; "
+                f"expected a file name ending in .xml, found {found}."
+            )
         require_openvino()
     if format == "tflite":
         from deepatlas.export.tflite import require_converter
