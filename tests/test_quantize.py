@@ -205,3 +205,32 @@ def test_benchmark_runtimes_rows_for_every_runtime_and_precision(models, digits)
     f, q = done[("onnxruntime", "float32")], done[("onnxruntime", "int8")]
     assert q["bytes"] <= 0.3 * f["bytes"]
     assert len(table(rows).splitlines()) == 2 + len(rows)
+
+
+def test_openvino_int8_keeps_the_standardisation_float_with_the_default_exporter(models, digits, tmp_path):
+    """The dynamo exporter's op names carry no module path: the standardisation is found by its place
+    (the element-wise ops between the input and the first layer with weights), so no FakeQuantize
+    sits on the raw input or inside the standardisation."""
+    import xml.etree.ElementTree as ET
+
+    _needs("openvino")
+    export(
+        models["mlp"], tmp_path / "m.xml", format="openvino", X=digits.X_test, y=digits.y_test,
+        calibration=digits.X_train, quantize="int8",
+    )  # fmt: skip
+    root = ET.parse(tmp_path / "m.int8.xml").getroot()
+    kinds = {layer.get("id"): layer.get("type") for layer in root.iter("layer")}
+    feeds: dict[str, list[str]] = {}
+    for edge in root.iter("edge"):
+        feeds.setdefault(edge.get("from-layer"), []).append(edge.get("to-layer"))
+    # walk from the input through the element-wise ops: the first FakeQuantize must come after all of them
+    front = [i for i, kind in kinds.items() if kind == "Parameter"]
+    seen = []
+    while front:
+        layer = front.pop()
+        for nxt in feeds.get(layer, []):
+            seen.append(kinds[nxt])
+            if kinds[nxt] in ("Reshape", "Multiply", "Add", "Subtract", "Divide", "Convert"):
+                front.append(nxt)
+    assert "Multiply" in seen or "Add" in seen, seen  # the standardisation is there, in float
+    assert seen[-1] == "FakeQuantize" and seen.count("FakeQuantize") == 1, seen  # one, before the MatMul

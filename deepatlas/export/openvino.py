@@ -135,7 +135,27 @@ def standardisation_ops(model) -> list[str]:
             continue
         keep[op.get_friendly_name()] = op
         stack.extend(value.get_node() for value in op.input_values())
+    # The dynamo exporter's names carry no module path ("node_div", "Multiply_11146"): take, too, the
+    # element-wise prefix of each input, the ops between it and the first layer with weights.
+    front = [
+        value.get_node()
+        for param in model.get_parameters()
+        for out in param.outputs()
+        for value in out.get_target_inputs()
+    ]
+    while front:
+        op = front.pop()
+        if op.get_type_name() not in _ELEMENTWISE or op.get_friendly_name() in keep:
+            continue
+        keep[op.get_friendly_name()] = op
+        front.extend(target.get_node() for out in op.outputs() for target in out.get_target_inputs())
     return sorted(keep)
+
+
+# Ops a standardisation (and the reshapes around it) is made of; the walk from the inputs stops at any other.
+_ELEMENTWISE = frozenset(
+    {"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Convert", "Multiply", "Add", "Subtract", "Divide"}
+)
 
 
 def version() -> str:
