@@ -24,7 +24,7 @@ from deepatlas._validation import Boolean, Interval
 from deepatlas.registry import register_model
 from deepatlas.rl.base import Agent, linear_schedule
 from deepatlas.rl.buffers import ReplayBuffer
-from deepatlas.rl.networks import ACTIVATIONS, adam, mlp
+from deepatlas.rl.networks import ACTIVATIONS, AdamStep, adam, mlp
 from deepatlas.rl.offpolicy import REPLAY_CONSTRAINTS
 
 
@@ -200,6 +200,7 @@ class DQN(Agent):
         self.target_net_.load_state_dict(self.q_net_.state_dict())
         self.target_net_.requires_grad_(False)
         self._opt = adam(self.q_net_.parameters(), device, lr=self.lr)
+        self._adam_step = AdamStep(self._opt)
         capacity = min(self.buffer_size, max(getattr(self, "total_timesteps_", 1), 1))
         self._buffer = ReplayBuffer(capacity, self.obs_dim_)
         self._since_train = 0
@@ -291,9 +292,9 @@ class DQN(Agent):
                 target = targets[s]
             q = self.q_net_(obs[s]).gather(1, actions[s].unsqueeze(1)).squeeze(1)  # (B,)
             loss = F.smooth_l1_loss(q, target)
-            self._opt.zero_grad(set_to_none=True)
+            self._adam_step.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
-            self._opt.step()
+            self._adam_step()
             losses[s] = loss.detach()
         return {"loss": float(losses.mean()), "exploration_rate": self.exploration_rate(), "gradient_steps": n_steps}
