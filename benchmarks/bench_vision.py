@@ -255,6 +255,8 @@ def train_torchvision(model, step, n: int, budget: float, lr: float, batch: int 
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             steps += 1
+            if steps % 10 == 0:  # progress in the log, for runs stopped before their end
+                print(f"  step {steps}: {time.process_time() - start:.0f} CPU s, loss {float(loss):.3f}", flush=True)
             if time.process_time() - start >= budget:
                 break
         epochs += 1
