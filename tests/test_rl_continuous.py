@@ -264,3 +264,50 @@ def test_pendulum_is_solved_with_defaults_within_20000_steps(cls, seed):
     torch.set_num_threads(1)
     agent = cls("Pendulum-v1", seed=seed, device="cpu").learn(20_000)
     assert agent.evaluate(20)["mean_reward"] >= -200.0
+
+
+# ---- the speed-ups keep the arithmetic ----------------------------------------------------------------
+def test_stacked_critics_equal_separate_networks():
+    from deepatlas.rl.networks import mlp
+    from deepatlas.rl.offpolicy import Critics
+
+    torch.manual_seed(0)
+    critics = Critics(3, 2, (16, 8), "relu", 2)
+    torch.manual_seed(0)  # the same draws build the same two nn.Linear stacks
+    nets = [mlp(5, (16, 8), 1, "relu") for _ in range(2)]
+    obs, actions = torch.randn(7, 3), torch.rand(7, 2) * 2 - 1
+    want = torch.stack([net(torch.cat([obs, actions], 1)).squeeze(1) for net in nets])
+    torch.testing.assert_close(critics(obs, actions), want)
+    torch.testing.assert_close(critics.single(1, obs, actions), want[1])
+    assert critics(obs, actions, frozen=True).requires_grad is False
+
+
+def test_direct_adam_step_equals_optimizer_step_and_follows_a_loaded_state():
+    from deepatlas.rl.networks import AdamStep, adam
+
+    def run(direct: bool, n: int = 4, load_at: int = 2):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 3)
+        opt = adam(net.parameters(), torch.device("cpu"), lr=0.01)
+        step = AdamStep(opt)
+        x = torch.randn(16, 4)
+        for i in range(n):
+            if i == load_at:  # as a resumed checkpoint does: the state is replaced
+                opt.load_state_dict(opt.state_dict())
+            loss = net(x).pow(2).mean()
+            if direct:
+                step.zero_grad()
+                loss.backward()
+                step()
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return [p.detach() for p in net.parameters()], opt.state_dict()
+
+    (p_direct, s_direct), (p_opt, s_opt) = run(True), run(False)
+    for a, b in zip(p_direct, p_opt):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for k in s_opt["state"]:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(s_direct["state"][k][name], s_opt["state"][k][name], rtol=0, atol=0)
