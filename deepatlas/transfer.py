@@ -30,6 +30,7 @@ The same network, freshly initialised, is trained on the same labelled subset fo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -183,8 +184,10 @@ def transfer(
 
     metrics: dict = {"freeze": freeze, "labels_fraction": labels_fraction, "n_train_labels": int(len(keep))}
     metrics["reuse_lr_factor"] = float(reuse_lr_factor)
+    # train accuracy on the labelled rows the models were fitted on, not on the whole training split
+    labelled = dataclasses.replace(ds, X_train=X, y_train=y)
     for name, est in (("transfer", tuned), ("scratch", scratch)):
-        for k, v in supervised_metrics(est, ds).items():
+        for k, v in supervised_metrics(est, labelled).items():
             metrics[f"{name}_{k}"] = v
         metrics[f"{name}_epochs"] = est.n_epochs_
         metrics[f"{name}_fit_seconds"] = est.fit_seconds_

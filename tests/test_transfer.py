@@ -77,6 +77,10 @@ def test_transfer_beats_scratch_with_5_percent_labels_on_mnist1d(mnist1d_source)
     assert m["transfer_test_accuracy"] >= m["scratch_test_accuracy"] + 0.05, m
     _, _, default = transfer(mnist1d_source, target, labels_fraction=0.05, params={"epochs": 1})
     assert default["freeze"] == "none" and default["frozen_layers"] == []
+    # train accuracy is scored on the labelled rows the models were fitted on (5 %), not on the whole split
+    keep = label_subset(target.y_train, 0.05, 0)
+    assert m["n_train_labels"] == len(keep) < len(target.y_train) // 10
+    assert m["scratch_train_accuracy"] > m["scratch_test_accuracy"] + 0.2, m  # it fits its few labels
 
 
 def test_fine_tuning_on_digits_is_no_longer_far_below_scratch():
