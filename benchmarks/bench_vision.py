@@ -256,7 +256,10 @@ def train_torchvision(model, step, n: int, budget: float, lr: float, batch: int 
             opt.step()
             steps += 1
             if steps % 10 == 0:  # progress in the log, for runs stopped before their end
-                print(f"  step {steps}: {time.process_time() - start:.0f} CPU s, loss {float(loss):.3f}", flush=True)
+                print(
+                    f"  step {steps}: {time.process_time() - start:.0f} CPU s, loss {float(loss.detach()):.3f}",
+                    flush=True,
+                )
             if time.process_time() - start >= budget:
                 break
         epochs += 1
