@@ -280,6 +280,11 @@ def test_stacked_critics_equal_separate_networks():
     torch.testing.assert_close(critics(obs, actions), want)
     torch.testing.assert_close(critics.single(1, obs, actions), want[1])
     assert critics(obs, actions, frozen=True).requires_grad is False
+    # a run saved with one nn.Linear stack per critic (before the stacking) loads into the same numbers
+    old = {f"qs.{i}.{k}": v for i, net in enumerate(nets) for k, v in net.state_dict().items()}
+    loaded = Critics(3, 2, (16, 8), "relu", 2)
+    loaded.load_state_dict(old)
+    torch.testing.assert_close(loaded(obs, actions), want)
 
 
 def test_direct_adam_step_equals_optimizer_step_and_follows_a_loaded_state():

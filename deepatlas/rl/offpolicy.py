@@ -128,6 +128,23 @@ class Critics(nn.Module):
             for i in range(len(linears[0]))
         )  # layer i: (n, 1, out)
         self.act = ACTIVATIONS[activation]()
+        self._register_load_state_dict_pre_hook(self._from_separate_networks)
+
+    @staticmethod
+    def _from_separate_networks(state_dict, prefix, *args) -> None:
+        """Runs saved before the critics were stacked hold ``qs.<critic>.<position>.weight/bias``
+        (one ``nn.Linear`` stack per critic): stack them into this layout, so those runs still load."""
+        old = [k for k in state_dict if k.startswith(prefix + "qs.")]
+        if not old:
+            return
+        split = [k[len(prefix) + 3 :].split(".") for k in old]  # [critic, position, weight|bias]
+        critics = sorted({int(c) for c, _, _ in split})
+        positions = sorted({int(p) for _, p, _ in split})  # the Linear layers' places in each stack
+        for i, pos in enumerate(positions):
+            w = [state_dict.pop(f"{prefix}qs.{c}.{pos}.weight") for c in critics]
+            b = [state_dict.pop(f"{prefix}qs.{c}.{pos}.bias") for c in critics]
+            state_dict[f"{prefix}weights.{i}"] = torch.stack([t.t() for t in w]).contiguous()
+            state_dict[f"{prefix}biases.{i}"] = torch.stack([t[None] for t in b])
 
     def _q(self, x: torch.Tensor, weights, biases) -> torch.Tensor:
         """(m, B, O + D) -> (m, B) through the critics whose layers are given."""
