@@ -51,9 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DeepAtlasError as exc:
-        # Under torchrun every rank meets the same user error; one of them says it.
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(f"deepatlas {args.command}: error: {exc}", file=sys.stderr)
+        line = f"deepatlas {args.command}: error: {exc}"
+        # Under ``--nproc`` every rank meets the same user error: each leaves its line in a file
+        # and the launcher says one. Under a bare torchrun, rank 0 says it.
+        if _rank_error_file() is not None:
+            from deepatlas._io import atomic_write_text
+
+            atomic_write_text(_rank_error_file(), line + "\n")
+        elif int(os.environ.get("RANK", "0")) == 0:
+            print(line, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"deepatlas {args.command}: interrupted", file=sys.stderr)
@@ -67,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"deepatlas {args.command}: error: {lost}", file=sys.stderr)
         return 1
+
+
+def _rank_error_file() -> str | None:
+    if "DEEPATLAS_RANK_ERRORS" not in os.environ:  # not a rank of ``--nproc``: no torch import
+        return None
+    from deepatlas.training.distributed import user_error_file
+
+    return user_error_file()
 
 
 def _peer_failure(exc: Exception) -> str | None:

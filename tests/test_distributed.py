@@ -100,3 +100,17 @@ def test_user_error_in_the_ranks_is_one_line(cli, tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "deepatlas train: error: MLPClassifier needs at least 2 classes in y; got 1 class (np.int64(1))."
     ]
+
+
+def test_a_rank_leaves_its_user_error_for_the_launcher(tmp_path, monkeypatch, capsys):
+    """Under ``--nproc`` a rank does not print its user error (torchrun may kill rank 0 before it
+    prints, when another rank exits first): it leaves the line in the launcher's folder."""
+    from deepatlas.cli import main
+
+    monkeypatch.setenv("DEEPATLAS_RANK_ERRORS", str(tmp_path))
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "no-such-model", "--data", "digits", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == ""
+    line = (tmp_path / "rank1.txt").read_text()
+    assert line.startswith("deepatlas train: error: ") and line.endswith("\n") and line.count("\n") == 1
+    assert not (tmp_path / "run").exists()

@@ -130,21 +130,45 @@ def peer_failure(exc: BaseException) -> str | None:
     )
 
 
+# Set by ``launch_torchrun`` for its ranks: a folder where a rank that meets a user error leaves
+# its one line (``user_error_file``), for the launcher to print. torchrun stops the other ranks as
+# soon as the first one exits, so a line printed by rank 0 itself could be lost when a faster rank
+# exits first (seen under load); a file written before the rank exits cannot be.
+ERROR_DIR_ENV = "DEEPATLAS_RANK_ERRORS"
+
+
+def user_error_file() -> str | None:
+    """Where this rank should leave its user-error line, or None outside ``launch_torchrun``."""
+    folder = os.environ.get(ERROR_DIR_ENV)
+    if not folder or "RANK" not in os.environ:
+        return None
+    return os.path.join(folder, f"rank{int(os.environ['RANK'])}.txt")
+
+
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Re-run this ``deepatlas`` command under ``torchrun`` with ``nproc`` local processes."""
+    import tempfile
+
     if nproc < 1:
         raise InputError(f"--nproc must be a positive int. Got {nproc} instead.")
     args = ["--standalone", f"--nproc-per-node={nproc}", "-m", "deepatlas", *argv]
     code = f"import sys; from deepatlas.training.distributed import run_torchrun; sys.exit(run_torchrun({args!r}))"
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    return subprocess.call([sys.executable, "-c", code], env=env)
+    with tempfile.TemporaryDirectory(prefix="deepatlas-ranks-") as folder:
+        env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), **{ERROR_DIR_ENV: folder})
+        status = subprocess.call([sys.executable, "-c", code], env=env)
+        if status == 2:  # a rank met a user error: say the lowest rank's line, once
+            lines = sorted(os.listdir(folder), key=lambda name: int(name[4:-4]))
+            if lines:
+                with open(os.path.join(folder, lines[0]), encoding="utf-8") as fh:
+                    print(fh.read().rstrip("\n"), file=sys.stderr)
+        return status
 
 
 def run_torchrun(args: list[str]) -> int:
     """torchrun (``torch.distributed.run``) with ``args``, without its traceback and failure
-    report: when a rank meets a user error it says so in one line (rank 0) and exits 2, and so
-    does this launcher, silently; any other failure of a rank (whose own traceback is above)
-    ends in one line here and exit 1."""
+    report: when a rank meets a user error it leaves its one line for ``launch_torchrun`` and
+    exits 2, and so does this launcher, silently; any other failure of a rank (whose own
+    traceback is above) ends in one line here and exit 1."""
     import logging
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
