@@ -21,6 +21,18 @@ from deepatlas.registry import register_model
 from deepatlas.rl.networks import adam
 from deepatlas.rl.policy_gradient import OnPolicyAgent
 
+# rl-baselines3-zoo's PPO settings for LunarLander (discrete and continuous alike).
+_LUNAR_LANDER = dict(
+    n_timesteps=1_000_000,
+    n_envs=16,
+    n_steps=1024,
+    batch_size=64,
+    gae_lambda=0.98,
+    gamma=0.999,
+    n_epochs=4,
+    ent_coef=0.01,
+)
+
 
 @register_model(
     "ppo",
@@ -106,6 +118,11 @@ class PPO(OnPolicyAgent):
             lr=1e-3,
             clip_range=0.2,
         ),
+        # The zoo's LunarLander-v2 entries (the same for both action spaces; Gymnasium's -v3 fixes the
+        # v2 engine's bugs, the task is the same): with them `deepatlas rl train ppo --env
+        # LunarLander-v3` solves the game (docs/results-rl.md).
+        "LunarLander-v3": _LUNAR_LANDER,
+        "LunarLanderContinuous-v3": _LUNAR_LANDER,
         # highway-env's own Stable-Baselines3 settings (its scripts/sb3_highway_ppo.py: 6 copies,
         # n_steps = 64 * 12 // 6; the zoo has no highway entry), kept under the same flag.
         "highway-fast-v0": dict(
