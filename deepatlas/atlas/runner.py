@@ -392,3 +392,45 @@ def run_report(
     write_json(out / "results.json", {"meta": meta, "claims": [{k: e.get(k) for k in RESULT_KEYS} for e in results]})
     write_html(out / "index.html", results, figures, meta)
     return results
+
+
+def read_merge_target(into: str | Path, quick: bool) -> dict:
+    """The committed report ``into`` that a run of this mode will be merged into, or one line
+    saying why it cannot be (checked before the run, so that no run is wasted)."""
+    from deepatlas.errors import InputError
+
+    try:
+        old = read_json(into)
+        old["meta"]["mode"], old["claims"][0]["id"]  # noqa: B018 (the shape of a results.json)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InputError(
+            f"--merge-into must be an atlas results.json. Could not read {str(into)!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    if bool(old["meta"].get("quick")) != quick:
+        raise InputError(
+            f"--merge-into {str(into)!r} holds a {old['meta']['mode']} report, but this run is "
+            f"{'quick' if quick else 'full'}: merge reports of one mode."
+        )
+    return old
+
+
+def merge_results(new: dict, into: str | Path, note: str = "") -> dict:
+    """Put the claims of ``new`` (a report's results.json, usually of ``--only``) into the committed
+    report ``into``, in the claim registry's order, and write it back: ``into`` keeps its own meta
+    (the run most entries come from), and ``meta.rerun`` gains one entry naming the claims replaced,
+    when, and the re-run's timing and load (each claim's own ``seconds`` stays in its entry). Both
+    must be of one mode: a quick entry in a full report would mix budgets."""
+    old = read_merge_target(into, bool(new["meta"].get("quick")))
+    by_id = {c["id"]: c for c in old["claims"]}
+    replaced = [c["id"] for c in new["claims"]]
+    by_id.update({c["id"]: c for c in new["claims"]})
+    order = [cid for cid in CLAIMS if cid in by_id] + [cid for cid in by_id if cid not in CLAIMS]
+    run = new["meta"]
+    entry = {"ids": replaced, "date": run.get("date"), "only": run.get("only"), "jobs": run.get("jobs")}
+    entry.update(seconds=run.get("seconds"), load_before=run.get("load_before"), load_after=run.get("load_after"))
+    if note:
+        entry["note"] = note
+    meta = dict(old["meta"], rerun=[*old["meta"].get("rerun", []), entry])
+    merged = {"meta": meta, "claims": [by_id[cid] for cid in order]}
+    write_json(into, merged)
+    return merged

@@ -9,12 +9,15 @@ from deepatlas.errors import InputError
 
 
 def cmd_report(args) -> int:
-    from deepatlas.atlas.runner import default_jobs, run_report
+    from deepatlas._io import read_json
+    from deepatlas.atlas.runner import default_jobs, merge_results, read_merge_target, run_report
 
     if args.jobs is None:
         args.jobs = default_jobs()
     if args.jobs < 1:
         raise InputError(f"--jobs must be a positive int. Got {args.jobs} instead.")
+    if args.merge_into is not None:
+        read_merge_target(args.merge_into, args.quick)  # a target that cannot take the results: before the run
     start = time.perf_counter()
     results = run_report(args.out, quick=args.quick, only=args.only, jobs=args.jobs, progress=not args.quiet)
     if not results:
@@ -28,7 +31,16 @@ def cmd_report(args) -> int:
     failed = [r["id"] for r in results if r["summary"].startswith("The experiment failed")]
     if failed:
         print(f"experiments that failed (shown as pending): {', '.join(failed)}")
+        if args.merge_into is not None:
+            print(f"not merged into {args.merge_into}: an experiment failed")
         return 1
+    pending = [r["id"] for r in results if r["verdict"] == "pending"]
+    if args.merge_into is not None and pending:
+        print(f"not merged into {args.merge_into}: pending {', '.join(pending)} would replace measured entries")
+        return 1
+    if args.merge_into is not None:
+        merge_results(read_json(f"{args.out}/results.json"), args.merge_into)
+        print(f"merged {len(results)} claims into {args.merge_into} (meta.rerun names them)")
     return 0
 
 
@@ -47,4 +59,10 @@ def add_parser(sub) -> None:
         help="experiments to run in parallel processes (default: one per CPU this process may use)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-experiment progress lines")
+    p.add_argument(
+        "--merge-into",
+        metavar="FILE",
+        help="also put this run's claims into the report FILE (a results.json of the same mode, e.g. "
+        "docs/atlas-results.json), replacing their entries; its meta.rerun records the run",
+    )
     p.set_defaults(func=cmd_report)
