@@ -334,3 +334,31 @@ def test_cli_errors_exit_2_with_one_line(one_thread_cli, tmp_path):
         and no_steps.stderr == "deepatlas rl: error: --steps must be a positive int. Got 0 instead.\n"
     )
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+# ---- the game and the road (Box2D, highway-env: the rl-apps extra) ---------------------------------
+@pytest.mark.slow  # 1,000,000 steps: about 150 s of CPU on one thread
+@pytest.mark.parametrize("env_id", ["LunarLander-v3", "LunarLanderContinuous-v3"])
+def test_ppo_with_its_default_preset_solves_lunar_lander(env_id):
+    pytest.importorskip("Box2D", reason="LunarLander needs Box2D: pip install 'deepatlas[rl-apps]'")
+    params, steps = PPO.zoo_params(env_id)  # what `deepatlas rl train ppo --env LunarLander-v3` starts from
+    agent = PPO(env_id, seed=0, device="cpu", **params).learn(steps)
+    assert agent.evaluate(100)["mean_reward"] >= 200  # "solved": 100 seeded episodes
+
+
+@pytest.mark.slow  # importing highway-env and stepping it: seconds
+@pytest.mark.parametrize("driver", [None, "dummy"])  # SDL_VIDEODRIVER=dummy: highway-env alone would draw nothing
+def test_highway_episode_is_recorded_with_the_road_drawn(driver, monkeypatch, tmp_path):
+    pytest.importorskip("highway_env", reason="highway-env is not installed: pip install 'deepatlas[rl-apps]'")
+    if driver is None:
+        monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    else:
+        monkeypatch.setenv("SDL_VIDEODRIVER", driver)
+    from PIL import Image, ImageSequence
+
+    agent = DQN("highway-fast-v0", seed=0, hidden_sizes=(16,), learning_starts=10, device="cpu").learn(20)
+    result = agent.record(tmp_path / "drive.gif", every=1)
+    with Image.open(tmp_path / "drive.gif") as gif:
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
+    assert result["frames"] >= 2 and len(result["returns"]) == 1
+    assert all(f.shape == (75, 300, 3) and f.std() > 5 for f in frames)  # lanes and cars, not a blank frame

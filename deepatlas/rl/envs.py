@@ -104,13 +104,33 @@ def make_env(env, *, render_mode: str | None = None):
         hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
         raise InputError(f"Unknown Gymnasium environment {env!r}.{hint}")
     try:
-        return gym.make(env, render_mode=render_mode) if render_mode else gym.make(env)
+        built = gym.make(env, render_mode=render_mode) if render_mode else gym.make(env)
     except (gym.error.DependencyNotInstalled, ImportError) as exc:
         entry = str(gym.envs.registry[env].entry_point)
         engine = next((what for prefix, what in _ENGINES.items() if entry.startswith(prefix)), None)
         if engine is not None and render_mode is None:
             raise _needs_extra(env, engine) from None
         raise InputError(f"Environment {env!r} needs a package that is not installed: {exc}") from None
+    if render_mode == "rgb_array":
+        _draw_offscreen(built)
+    return built
+
+
+def _draw_offscreen(env) -> None:
+    """highway-env's viewer draws nothing (black frames) when ``SDL_VIDEODRIVER=dummy``, the usual
+    setting on a machine without a display, although its ``rgb_array`` frames come from an
+    offscreen surface that needs none: build the viewer now and let it draw."""
+    import os
+
+    base = env.unwrapped
+    if os.environ.get("SDL_VIDEODRIVER") != "dummy" or not type(base).__module__.startswith("highway_env."):
+        return
+    from highway_env.envs.common.graphics import EnvViewer
+
+    if getattr(base, "viewer", None) is None:
+        base.viewer = EnvViewer(base)
+    if base.viewer.offscreen:
+        base.viewer.enabled = True
 
 
 def make_vec_env(env, n_envs: int):
