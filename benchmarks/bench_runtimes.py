@@ -9,6 +9,7 @@ best runtime at batch 1 >= 5x faster than torch eager.
 
     python benchmarks/bench_runtimes.py [--data digits fashion-mnist] [--models mlp cnn] [--threads 2]
     python benchmarks/bench_runtimes.py --quant-table   # deepatlas export RUN --format F --quantize M, all F, M
+    python benchmarks/bench_runtimes.py --quant-table --exporter torchscript   # the legacy ONNX exporter
 """
 
 from __future__ import annotations
@@ -47,19 +48,22 @@ def targets(rows: list[dict]) -> dict:
     return result
 
 
-def quant_table(run: Path, modes=("int8", "dynamic")) -> list[dict]:
-    """``deepatlas export RUN --exporter torchscript --format F --quantize M`` for every format and mode."""
+def quant_table(run: Path, modes=("int8", "dynamic"), exporter: str = "dynamo") -> list[dict]:
+    """``deepatlas export RUN --exporter E --format F --quantize M`` for every format and mode (E: the
+    CLI's default, dynamo, unless asked); each row also gets the export's CPU seconds."""
     from deepatlas.export import export
 
     rows = []
     for fmt in ("onnx", "openvino", "tflite"):
         for mode in modes:
-            q = export(run, format=fmt, quantize=mode, exporter="torchscript").quantized
+            cpu = time.process_time()
+            q = export(run, format=fmt, quantize=mode, exporter=exporter).quantized
+            q["cpu_s"], q["exporter"] = time.process_time() - cpu, exporter
             rows.append(q)
             print(
                 f"| {run.name} | {fmt} | {mode} | {q['float']:.4f} | {q['quantized']:.4f} | "
-                f"{100 * (q['quantized'] - q['float']):+.2f} | {q['float_bytes'] / 1024:.0f} | "
-                f"{q['quantized_bytes'] / 1024:.0f} | {q['size_ratio']:.3f} |",
+                f"{100 * (q['quantized'] - q['float']):+.2f} | {q['float_bytes']:,} | "
+                f"{q['quantized_bytes']:,} | {q['size_ratio']:.3f} | {q['cpu_s']:.0f} |",
                 flush=True,
             )
     return rows
@@ -77,6 +81,7 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true", help="accuracy and sizes only (one short timing round)")
     parser.add_argument("--quant-table", action="store_true", help="every format x --modes; no timing")
     parser.add_argument("--modes", nargs="+", default=["int8", "dynamic"], choices=["int8", "dynamic"])
+    parser.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"], help="--quant-table's")
     args = parser.parse_args()
     results = []
     for data in args.data:
@@ -89,7 +94,7 @@ def main() -> None:
                 train_run(MODELS[name](**params), ds, run, data_spec=data)
             trained = time.perf_counter() - start
             if args.quant_table:
-                results.append({"model": name, "data": data, "rows": quant_table(run, args.modes)})
+                results.append({"model": name, "data": data, "rows": quant_table(run, args.modes, args.exporter)})
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.out).write_text(json.dumps(results, indent=1, default=float))
                 continue

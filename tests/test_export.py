@@ -98,12 +98,98 @@ def test_every_spine_model_exports_with_parity(kind, exporter, digits, tmp_path)
         np.testing.assert_allclose(out["prediction"], est.predict(X3), rtol=1e-5, atol=1e-3)
 
     side = json.loads(sidecar_path(result.path).read_text())
-    assert side["input"] == {"name": "input", "shape": ["batch", *X_held.shape[1:]], "dtype": "float32"}
+    shape = list(X_held.shape[1:])
+    if kind.startswith("cnn"):  # a channel axis, then any length or height and width (global pooling)
+        shape[1:] = ["height", "width"] if len(shape) == 3 else ["length"]
+    assert side["input"] == {"name": "input", "shape": ["batch", *shape], "dtype": "float32"}
     assert side["kind"] == ("regressor" if "regressor" in kind else "classifier")
     assert side["package_version"] and side["sha256"] == ox.sha256(result.path)
-    np.testing.assert_allclose(side["preprocessing"]["mean"], np.ravel(est.mean_), rtol=1e-6)
+    per_channel = kind.startswith("cnn")  # the CNN's statistics are per channel, repeated for every position
+    mean = np.ravel(est.mean_)[: 1 if per_channel else None]
+    np.testing.assert_allclose(side["preprocessing"]["mean"], mean, rtol=1e-6)
     if kind != "perceptron" and "classifier" in kind:
         assert side["classes"] == list(range(10)) and side["decision"] == "argmax"
+
+
+def _framed(X, pad: int):
+    """Digits on a larger canvas: ``pad`` background pixels (zeros) around each image."""
+    return np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+
+
+CLEAN_CNN_GRAPH = ["Sub", "Div", "Conv", "Relu", "MaxPool", "ReduceMean", "Gemm", "Softmax"]
+
+
+def test_the_cnn_graph_takes_any_image_size(digits, tmp_path):
+    """Issue #19: the image CNN's ONNX (and OpenVINO) graph has dynamic height and width, its
+    standardisation per channel inside, and equals predict_proba at the training size (8x8) and at
+    others (12x12, 8x5); the channel count stays fixed."""
+    pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
+    from deepatlas.export.openvino import CompiledModel
+
+    est, X_held = _fitted("cnn-classifier", digits)
+    result = export(est, tmp_path / "cnn.xml", format="openvino", X=X_held)  # the default (dynamo) exporter
+    assert result.exporter == ox.DYNAMO and result.notes == []
+    for key in ("random", "openvino_random"):  # 1 + 64 rows at 8x8, then 3 at 11x11
+        assert result.parity[key]["rows"] == 68 and result.parity[key]["max_scaled_diff"] <= 1e-4, key
+    model = onnx.load(str(result.onnx_path))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, "height", "width"]
+    # one ReduceMean after the last block, no shape ops (global mean instead of pool + flatten)
+    assert [n.op_type for n in model.graph.node] == CLEAN_CNN_GRAPH
+    sess, compiled = ox.session(result.onnx_path), CompiledModel(result.path)
+    compiled.output_names = ["logits", "probabilities"]
+    for X in (X_held[:40], _framed(X_held[:40], 2), X_held[:40, :, :, :5]):
+        X = np.ascontiguousarray(X, np.float32)
+        expected = est.predict_proba(X)
+        np.testing.assert_allclose(ox.run_session(sess, X)["probabilities"], expected, atol=1e-5)
+        np.testing.assert_allclose(compiled.run(X)["probabilities"], expected, atol=1e-5)
+    side = json.loads(sidecar_path(result.onnx_path).read_text())
+    assert side["sample_shape"] == side["metadata"]["training_shape"] == [1, 8, 8]
+    assert side["preprocessing"]["per"] == "channel"
+    assert side["preprocessing"]["mean"] == [float(np.float32(est.mean_[0]))]
+    assert side["preprocessing"]["scale"] == [float(np.float32(est.scale_[0]))]
+    # Another channel count: the estimator's one line; the file's channel axis is fixed.
+    three = np.ascontiguousarray(np.repeat(X_held[:2], 3, axis=1), np.float32)
+    with pytest.raises(InputError) as err:
+        est.predict_proba(three)
+    assert str(err.value) == "X has 3 channels, but CNNClassifier was trained on 1."
+    with pytest.raises(Exception, match="index: 1 Got: 3 Expected: 1"):
+        ox.run_session(sess, three)
+    # The estimator's own network is untouched (its pool and flatten, so saved runs load as they did).
+    assert type(est.module_[-3]).__name__ == "AdaptiveAvgPool2d" and type(est.module_[-2]).__name__ == "Flatten"
+
+
+def test_the_cnn_graph_of_signals_takes_any_length(tmp_path):
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(160, 2, 24)) * 2 + 3).astype(np.float32)
+    y = (X[:, 0].mean(axis=1) > X[:, 1].mean(axis=1)).astype(int)
+    est = CNNClassifier(channels=(4,), epochs=2, seed=0).fit(X, y)
+    result = export(est, tmp_path / "signal.onnx", X=X[:40], exporter="torchscript")
+    assert result.parity["random"]["rows"] == 1 + 64 + 3  # the last 3 are 3 steps longer
+    sess = ox.session(result.path)
+    assert sess.get_inputs()[0].shape == ["batch", 2, "length"]
+    for length in (24, 40, 7):  # the training length, then others
+        Xl = np.ascontiguousarray((rng.normal(size=(20, 2, length)) * 2 + 3).astype(np.float32))
+        np.testing.assert_allclose(ox.run_session(sess, Xl)["probabilities"], est.predict_proba(Xl), atol=1e-5)
+    side = json.loads(sidecar_path(result.path).read_text())
+    assert side["metadata"]["training_shape"] == side["sample_shape"] == [2, 24]
+    assert len(side["preprocessing"]["mean"]) == 2 and side["preprocessing"]["per"] == "channel"
+
+
+def test_a_cnn_with_per_position_statistics_keeps_its_training_size(digits, tmp_path):
+    """Runs saved when the CNN's statistics were per position: predict uses them at the training size
+    (and their channel averages elsewhere), which one graph cannot do, so the file keeps 8x8."""
+    import copy
+
+    est, X_held = _fitted("cnn-classifier", digits)
+    old = copy.deepcopy(est)
+    old.mean_ = (est.mean_ + np.linspace(-0.05, 0.05, est.mean_.size)).astype(est.mean_.dtype)
+    result = export(old, tmp_path / "old.onnx", X=X_held, exporter="torchscript")
+    assert result.parity["held_out"]["max_scaled_diff"] <= 1e-4
+    assert result.parity["random"]["rows"] == 1 + 64  # no other size
+    assert ox.session(result.path).get_inputs()[0].shape == ["batch", 1, 8, 8]
+    side = json.loads(sidecar_path(result.path).read_text())
+    assert "per" not in side["preprocessing"] and len(side["preprocessing"]["mean"]) == 64
 
 
 class _Encoder(nn.Module):

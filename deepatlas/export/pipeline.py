@@ -269,10 +269,12 @@ def export(
         raise InputError(f"{where} no inference path to export: it defines no _export_module() (see {DOCS}).")
     spec = inference_spec(estimator, part)
     onnx_out = out if format == "onnx" else out.with_suffix(".onnx")
-    if format == "tflite":
+    tfl_spec = None
+    if format == "tflite":  # a resizable model (an image CNN) is converted at its training size
         from deepatlas.export.tflite import check_convertible
 
-        check_convertible(spec, type(estimator).__name__)
+        tfl_spec = spec.at_example_size() if spec.resizable else spec
+        check_convertible(tfl_spec, type(estimator).__name__)
 
     label = "given inputs"
     ds = None
@@ -375,10 +377,12 @@ def export(
             sidecar_ov["openvino_version"] = ov_version
         tfl_path = None
         if format == "tflite":
-            tfl_path, converter = _tflite(Path(tmp), spec, held_out, label, random_X, parity, tolerance)
+            fixed_X = random_X[:2] if tfl_spec is not spec else random_X  # not the other input size
+            tfl_path, converter = _tflite(Path(tmp), tfl_spec, held_out, label, fixed_X, parity, tolerance)
             from deepatlas.export.tflite import BATCHES, versions
 
             sidecar_tfl = dict(sidecar, format="tflite", file=out.name, onnx_file=onnx_out.name, sha256=None)
+            sidecar_tfl["input"] = fixed_input(sidecar["input"], tfl_spec)
             sidecar_tfl.update(converter=converter, signatures={f"batch_{b}": b for b in BATCHES}, **versions())
             sidecar_tfl["output_names"] = list(spec.output_names)
         os.replace(tmp_onnx, onnx_out)
@@ -429,8 +433,19 @@ def _quantize(format, out, onnx_out, mode, calibration, X_test, y_test, sidecar,
     side["parity"] = {"tolerance": None, "note": "a quantised file is judged by its test score, not by parity"}
     if format == "tflite":
         side["output_names"] = list(spec.output_names)
+        side["input"] = fixed_input(sidecar["input"], spec.at_example_size() if spec.resizable else spec)
     write_json(sidecar_path(q_out), to_jsonable(side))
     return report
+
+
+def fixed_input(onnx_input: dict | None, spec) -> dict | None:
+    """The ONNX file's input description with the axes ``spec`` keeps fixed at the example's size
+    (a TFLite file of a resizable model: its height and width are the training size's)."""
+    if onnx_input is None:
+        return None
+    shape = [name if ax in spec.dynamic_axes else dim for ax, (name, dim) in
+             enumerate(zip(onnx_input["shape"], [None, *spec.sample_shape]))]  # fmt: skip
+    return dict(onnx_input, shape=shape)
 
 
 def max_abs_diff(a, b, scaled: bool = False) -> float:

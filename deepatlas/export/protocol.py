@@ -19,7 +19,7 @@ preprocessing inside the graph, plus an example input and metadata. Two ways to 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,10 @@ class ExportSpec:
     random_input : ``(rng, n) -> array`` of ``n`` random raw inputs on the data's scale; default:
         standard normal in the example's shape and dtype. It may take ``grow=k`` to lengthen
         the dynamic non-batch axes by ``k`` (to check another sequence length).
+    resizable : the non-batch dynamic axes are sizes the model takes but does not need (an image
+        CNN's height and width, freed by its global pooling), so a format that fixes every axis
+        (TFLite) fixes them at the example's size, the training size, instead of refusing; a
+        sequence's time axis is not (an unrolled recurrence). Default ``False``.
     held_out : ``(X, label) -> (inputs, label)`` or ``None``: turns a run's held-out data inputs
         ``X`` (``None`` when the run records no data) into this path's inputs, e.g. a decoder's
         codes ``encoder(X_test)``, or observations from a policy's own rollouts; ``None`` when
@@ -63,10 +67,15 @@ class ExportSpec:
     reference: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
     random_input: Callable[[np.random.Generator, int], np.ndarray] | None = None
     held_out: Callable[[np.ndarray | None, str], tuple[np.ndarray, str] | None] | None = None
+    resizable: bool = False
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.example_input.shape[1:])
+
+    def at_example_size(self) -> ExportSpec:
+        """This path with only the batch axis dynamic (a :attr:`resizable` model for TFLite)."""
+        return replace(self, dynamic_axes={0: self.dynamic_axes.get(0, "batch")})
 
     def random_inputs(self, rng: np.random.Generator, n: int, grow: int = 0) -> np.ndarray:
         """``n`` random inputs; ``grow`` lengthens the dynamic non-batch axes (default sampler only)."""
