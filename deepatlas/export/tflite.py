@@ -11,7 +11,9 @@ size reaches its lowering as ``-2**63``), and a graph converted at one batch siz
 into its reshapes, so resizing the input at run time fails. The file therefore holds one
 signature per batch size in :data:`BATCHES` (``batch_1`` and ``batch_64``; the weights are
 shared), and :class:`LiteRTModel` runs any number of rows as full batches of 64 followed by
-single rows. A graph with another dynamic axis (a sequence's time axis) is refused with one line.
+single rows. A graph with another dynamic axis (a sequence's time axis) is refused with one line;
+a resizable one (``ExportSpec.resizable``: an image CNN's height and width) is converted at its
+training size by the export pipeline, and the sidecar's ``input`` says so.
 
 Quantisation (:func:`quantize_file`) goes through Google's ``ai-edge-quantizer`` (installed with
 litert-torch): ``dynamic`` is int8 weights with float activations (:func:`dynamic_recipe`),
@@ -86,7 +88,8 @@ def require_interpreter():
 
 
 def check_convertible(spec: ExportSpec, owner: str) -> None:
-    """Refuse a graph whose inputs vary along an axis other than the batch (one line)."""
+    """Refuse a graph whose inputs vary along an axis other than the batch (one line); the pipeline
+    passes a resizable model's spec at its example size (:meth:`ExportSpec.at_example_size`)."""
     other = {ax: name for ax, name in spec.dynamic_axes.items() if ax != 0}
     if other:
         axes = ", ".join(f"axis {ax} ({name})" for ax, name in other.items())
