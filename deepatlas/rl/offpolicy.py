@@ -35,6 +35,10 @@ from deepatlas.rl.networks import ACTIVATIONS, mlp, mlp_forward
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the range of the Gaussian's log standard deviation (SB3's)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+# The hidden activations applied in place on a layer's fresh output (what neither the product's
+# backward nor the activation's needs: relu's and tanh's backward read their result): the same
+# numbers without one more (B, width) tensor per layer.
+_IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_}
 # The registry cards' smoke run (tests/test_contract.py): a few updates of a tiny network.
 SMOKE = {
     "data": "Pendulum-v1",
@@ -66,6 +70,14 @@ REPLAY_CONSTRAINTS: dict = {
 }
 
 
+def _activations_in_place(net: nn.Sequential) -> nn.Sequential:
+    """Let ``net``'s ReLUs overwrite the fresh output of the ``Linear`` before them (see ``_IN_PLACE``)."""
+    for layer in net:
+        if isinstance(layer, nn.ReLU):
+            layer.inplace = True
+    return net
+
+
 class SquashedGaussianActor(nn.Module):
     """Observations (B, O) -> a Gaussian over (B, D) pre-squash actions; ``tanh`` squashes a sample
     into ``[-1, 1]^D`` (SAC's policy). One output layer gives the mean and the log standard
@@ -73,7 +85,7 @@ class SquashedGaussianActor(nn.Module):
 
     def __init__(self, obs_dim: int, hidden_sizes, act_dim: int, activation: str) -> None:
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, 2 * act_dim, activation)
+        self.net = _activations_in_place(mlp(obs_dim, hidden_sizes, 2 * act_dim, activation))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = mlp_forward(self.net, obs).chunk(2, dim=-1)  # (B, D) each
@@ -95,7 +107,7 @@ class DeterministicActor(nn.Module):
 
     def __init__(self, obs_dim: int, hidden_sizes, act_dim: int, activation: str) -> None:
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, act_dim, activation)
+        self.net = _activations_in_place(mlp(obs_dim, hidden_sizes, act_dim, activation))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(mlp_forward(self.net, obs))
@@ -127,7 +139,7 @@ class Critics(nn.Module):
             nn.Parameter(torch.stack([layers[i].bias.detach()[None] for layers in linears]))
             for i in range(len(linears[0]))
         )  # layer i: (n, 1, out)
-        self.act = ACTIVATIONS[activation]()
+        self.act = _IN_PLACE[activation]
         self._register_load_state_dict_pre_hook(self._from_separate_networks)
 
     @staticmethod
