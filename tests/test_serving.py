@@ -403,3 +403,26 @@ def test_a_run_without_an_onnx_file_is_exported_at_start(digits, tmp_path):
     c = TestClient(create_app(loaded=loaded))
     preds = c.post("/v1/predict", json={"instances": digits.X_test[:3].tolist()}).json()["predictions"]
     assert [p["label"] for p in preds] == load(out).predict(digits.X_test[:3]).tolist()
+
+
+def test_a_cnn_file_takes_any_size_nested_and_its_training_size_flattened(digits, tmp_path):
+    """A CNN's ONNX graph has dynamic height and width: nested images of any size are served, and a
+    flattened instance is folded back at the training size the sidecar records (8x8 here)."""
+    from deepatlas.models.cnn import CNNClassifier
+
+    out = tmp_path / "cnn"
+    train_run(CNNClassifier(channels=(8,), epochs=1, seed=0), digits, out, data_spec="digits")
+    export(out, exporter="torchscript")
+    est, c = load(out), TestClient(create_app(out, max_batch=8))
+    X = digits.X_test[:4]
+    assert X.shape[1:] == (1, 8, 8)
+    nested = c.post("/v1/predict", json={"instances": X.tolist()})
+    flat = c.post("/v1/predict", json={"instances": X.reshape(4, -1).tolist()})
+    assert nested.status_code == flat.status_code == 200, (nested.text, flat.text)
+    assert nested.json() == flat.json()
+    assert [p["label"] for p in flat.json()["predictions"]] == est.predict(X).tolist()
+    big = np.pad(X, ((0, 0), (0, 0), (2, 2), (2, 2)))  # 12x12
+    r = c.post("/v1/predict", json={"instances": big.tolist()})
+    assert r.status_code == 200, r.text
+    assert [p["label"] for p in r.json()["predictions"]] == est.predict(big).tolist()
+    assert c.post("/v1/predict", json={"instances": big.reshape(4, -1).tolist()}).status_code == 422

@@ -160,14 +160,17 @@ def _fixed(shape) -> bool:
     return all(isinstance(d, int) and d > 0 for d in shape)
 
 
-def request_model(sample_shape, dtype: str, max_batch: int, columns=None, audio: bool = False) -> type[BaseModel]:
+def request_model(
+    sample_shape, dtype: str, max_batch: int, columns=None, audio: bool = False, flat_shape=None
+) -> type[BaseModel]:
     """``{"instances": [...]}`` with each instance in ``sample_shape`` (or flattened); with
     ``columns`` (a model trained on a CSV's raw columns) an instance may also be a named record
     ``{"column": value, ...}`` holding those columns (a value: number, string or null)."""
     leaf = _leaf(dtype)
     instance = _nested(leaf, sample_shape)
-    if len(sample_shape) > 1 and _fixed(sample_shape):
-        instance = instance | _nested(leaf, [int(np.prod(sample_shape))])
+    flat_shape = sample_shape if flat_shape is None else flat_shape
+    if len(flat_shape) > 1 and _fixed(flat_shape):  # also flattened (a resizable CNN: at its training size)
+        instance = instance | _nested(leaf, [int(np.prod(flat_shape))])
     if columns:
         instance = instance | dict[str, StrictFloat | StrictInt | StrictStr | None]
     if audio:  # a speech model also takes a WAV file's bytes, base64-encoded
@@ -268,7 +271,10 @@ def create_app(
     tabular = loaded.tabular
     columns = list(tabular.feature_names_in_) if tabular is not None else None
     audio = (info.get("preprocessing") or {}).get("audio")  # speech models: waveform in
-    Request = request_model(sample_shape, dtype, max_batch, columns, audio=bool(audio))
+    # A file with dynamic height and width (a CNN) folds flattened instances at its training size.
+    flat_shape = sample_shape if _fixed(sample_shape) else (info.get("metadata") or {}).get("training_shape")
+    flat_shape = list(flat_shape or [])
+    Request = request_model(sample_shape, dtype, max_batch, columns, audio=bool(audio), flat_shape=flat_shape)
     translator = info.get("kind") == "translator"  # a seq2seq export (part translate): texts in, texts out
     if translator:
         Request = create_model(
@@ -281,7 +287,7 @@ def create_app(
                 Field(description=f"one to {max_batch} texts (strings) to translate"),
             ),
         )
-    n_flat = int(np.prod(sample_shape)) if _fixed(sample_shape) else None
+    n_flat = int(np.prod(flat_shape)) if flat_shape and _fixed(flat_shape) else None
     words = (info.get("preprocessing") or {}).get("kind") in ("word-ids", "word-and-char-ids")
     if words:  # a language model of deepatlas.models.text: raw strings in, tokenized by the sidecar
         Request = create_model(
@@ -490,8 +496,8 @@ def create_app(
             X = np.asarray(instances, dtype=np.dtype(dtype))
         except (ValueError, TypeError):
             raise HTTPException(422, "All instances in a request must have the same shape.") from None
-        if n_flat is not None and X.ndim == 2 and len(sample_shape) > 1:
-            X = X.reshape(len(X), *sample_shape)
+        if n_flat is not None and X.ndim == 2 and len(flat_shape) > 1:
+            X = X.reshape(len(X), *flat_shape)
         if X.ndim != 1 + len(sample_shape):
             raise HTTPException(422, f"Each instance must have shape {sample_shape}. Got {list(X.shape[1:])}.")
         if X.size > max_elements:
