@@ -70,7 +70,7 @@ def test_cli_checks_the_target_before_running_and_merges_after(tmp_path, monkeyp
         report["claims"][0]["summary"] = "measured"
         (tmp_path / "out").mkdir(exist_ok=True)
         (tmp_path / "out" / "results.json").write_text(json.dumps(report))
-        return report["claims"]
+        return [dict(c, cached=len(ran) > 1) for c in report["claims"]]  # the second run finds the cache
 
     monkeypatch.setattr(runner, "run_report", fake_run)
     into = tmp_path / "atlas-results.json"
@@ -80,4 +80,8 @@ def test_cli_checks_the_target_before_running_and_merges_after(tmp_path, monkeyp
     assert ran == [] and "this run is quick: merge reports of one mode." in capsys.readouterr().err
     assert main(argv) == 0
     assert ran == [IDS[2]] and f"merged 1 claims into {into}" in capsys.readouterr().out
-    assert [c["verdict"] for c in json.loads(into.read_text())["claims"]] == ["conditional", "conditional", "refuted"]
+    merged = json.loads(into.read_text())
+    assert [c["verdict"] for c in merged["claims"]] == ["conditional", "conditional", "refuted"]
+    assert "cached" not in merged["meta"]["rerun"][0]
+    assert main(argv) == 0
+    assert json.loads(into.read_text())["meta"]["rerun"][1]["cached"] == [IDS[2]]

@@ -414,12 +414,14 @@ def read_merge_target(into: str | Path, quick: bool) -> dict:
     return old
 
 
-def merge_results(new: dict, into: str | Path, note: str = "") -> dict:
+def merge_results(new: dict, into: str | Path, note: str = "", cached: list[str] | tuple[str, ...] = ()) -> dict:
     """Put the claims of ``new`` (a report's results.json, usually of ``--only``) into the committed
     report ``into``, in the claim registry's order, and write it back: ``into`` keeps its own meta
     (the run most entries come from), and ``meta.rerun`` gains one entry naming the claims replaced,
     when, and the re-run's timing and load (each claim's own ``seconds`` stays in its entry). Both
-    must be of one mode: a quick entry in a full report would mix budgets."""
+    must be of one mode: a quick entry in a full report would mix budgets. ``cached`` names the
+    claims the run took from its folder's cache (measured by an earlier run into that folder, whose
+    date, timing and load the entry then does not give)."""
     old = read_merge_target(into, bool(new["meta"].get("quick")))
     by_id = {c["id"]: c for c in old["claims"]}
     replaced = [c["id"] for c in new["claims"]]
@@ -428,6 +430,8 @@ def merge_results(new: dict, into: str | Path, note: str = "") -> dict:
     run = new["meta"]
     entry = {"ids": replaced, "date": run.get("date"), "only": run.get("only"), "jobs": run.get("jobs")}
     entry.update(seconds=run.get("seconds"), load_before=run.get("load_before"), load_after=run.get("load_after"))
+    if cached:
+        entry["cached"] = list(cached)
     if note:
         entry["note"] = note
     meta = dict(old["meta"], rerun=[*old["meta"].get("rerun", []), entry])

@@ -39,7 +39,8 @@ def cmd_report(args) -> int:
         print(f"not merged into {args.merge_into}: pending {', '.join(pending)} would replace measured entries")
         return 1
     if args.merge_into is not None:
-        merge_results(read_json(f"{args.out}/results.json"), args.merge_into)
+        cached = [r["id"] for r in results if r.get("cached")]
+        merge_results(read_json(f"{args.out}/results.json"), args.merge_into, cached=cached)
         print(f"merged {len(results)} claims into {args.merge_into} (meta.rerun names them)")
     return 0
 
