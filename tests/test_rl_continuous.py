@@ -248,6 +248,16 @@ def test_preset_for_an_unknown_environment():
     assert "Pendulum-v1" in str(err.value)
 
 
+def test_mujoco_presets_are_the_zoos():
+    # The zoo's SAC MuJoCo entries set only the budget and learning_starts, so SB3's learning
+    # rate (3e-4) applies, not our default 1e-3; its TD3 entries set 1e-3 and the rest.
+    params, n = SAC.zoo_params("Hopper-v5")
+    assert (params, n) == ({"learning_starts": 10_000, "lr": 3e-4}, 1_000_000)
+    params, n = TD3.zoo_params("HalfCheetah-v5")
+    assert n == 1_000_000 and params["lr"] == 1e-3 and params["hidden_sizes"] == (400, 300)
+    assert (params["learning_starts"], params["action_noise"], params["batch_size"]) == (10_000, 0.1, 256)
+
+
 def test_unbounded_action_box_is_refused():
     class Free(Target):
         action_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
