@@ -34,11 +34,12 @@ from deepatlas._params import SPACE_BATCH, SPACE_LR
 from deepatlas._validation import Interval, Options
 from deepatlas.data.figures import JOINTS, KEYPOINT_TASK, LIMB_COLOURS, LIMBS
 from deepatlas.errors import InputError
+from deepatlas.export.adapters import ChannelStandardize
 from deepatlas.export.protocol import ExportSpec
 from deepatlas.models.base import FitData
 from deepatlas.models.cnn import conv_stack
 from deepatlas.models.recognition.metrics import pck
-from deepatlas.models.vision.base import ChannelStandardize, VisionEstimator
+from deepatlas.models.vision.base import VisionEstimator
 from deepatlas.models.vision.nets import UNet
 from deepatlas.registry import register_model
 
@@ -111,7 +112,7 @@ class KeypointModule(nn.Module):
 
     def __init__(self, net: nn.Module, mean, scale, head: str, size: tuple[int, int]):
         super().__init__()
-        self.standardize = ChannelStandardize(mean, scale)
+        self.standardize = ChannelStandardize(mean, scale, spatial=2)
         self.net, self.head = net, head
         self.register_buffer("size", torch.tensor([size[1], size[0]], dtype=torch.float32))
 

@@ -8,24 +8,11 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from deepatlas._validation import TupleOf
 from deepatlas.data.scenes import check_targets
 from deepatlas.errors import InputError
 from deepatlas.models.base import TorchEstimator, check_features, column_statistics
-
-
-class ChannelStandardize(nn.Module):
-    """``(x - mean[c]) / scale[c]`` per channel, at any height and width."""
-
-    def __init__(self, mean, scale):
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)).view(1, -1, 1, 1))
-        self.register_buffer("scale", torch.as_tensor(np.asarray(scale, np.float32)).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.scale
 
 
 @dataclass(eq=False, repr=False, kw_only=True)

@@ -30,9 +30,10 @@ from deepatlas._params import SPACE_BATCH, SPACE_LR
 from deepatlas._validation import Interval
 from deepatlas.data.scenes import boxes_from_masks
 from deepatlas.errors import InputError
+from deepatlas.export.adapters import ChannelStandardize
 from deepatlas.export.protocol import ExportSpec
 from deepatlas.models.base import FitData
-from deepatlas.models.vision.base import ChannelStandardize, VisionEstimator
+from deepatlas.models.vision.base import VisionEstimator
 from deepatlas.models.vision.metrics import coco_map
 from deepatlas.models.vision.nets import CenterNetHead
 from deepatlas.registry import register_model
@@ -137,7 +138,7 @@ class DetectorModule(nn.Module):
 
     def __init__(self, net: nn.Module, mean, scale, n_classes: int):
         super().__init__()
-        self.standardize = ChannelStandardize(mean, scale)
+        self.standardize = ChannelStandardize(mean, scale, spatial=2)
         self.net = net
         self.n_classes = n_classes
 

@@ -30,9 +30,10 @@ from torch.nn import functional as F
 from deepatlas._io import write_json
 from deepatlas._params import SPACE_BATCH, SPACE_LR
 from deepatlas._validation import Options
+from deepatlas.export.adapters import ChannelStandardize
 from deepatlas.export.protocol import ExportSpec
 from deepatlas.models.base import FitData
-from deepatlas.models.vision.base import ChannelStandardize, VisionEstimator
+from deepatlas.models.vision.base import VisionEstimator
 from deepatlas.models.vision.metrics import segmentation_scores
 from deepatlas.models.vision.nets import FCN, UNet
 from deepatlas.registry import register_model
@@ -49,7 +50,7 @@ class SegmenterModule(nn.Module):
 
     def __init__(self, net: nn.Module, mean, scale):
         super().__init__()
-        self.standardize = ChannelStandardize(mean, scale)
+        self.standardize = ChannelStandardize(mean, scale, spatial=2)
         self.net = net
 
     def forward(self, x: torch.Tensor):
