@@ -128,6 +128,7 @@ class SAC(OffPolicyContinuous):
         self._opt = adam(params, device, lr=self.lr)
         self._critic_opt = adam(self.critic_.parameters(), device, lr=self.lr)
         self._actor_step, self._critic_step = AdamStep(self._opt), AdamStep(self._critic_opt)
+        self._targets, self._onlines = list(self.critic_target_.parameters()), list(self.critic_.parameters())
         self._n_updates = 0
 
     def _networks(self):
@@ -163,15 +164,15 @@ class SAC(OffPolicyContinuous):
         alpha = log_alpha.detach().exp()  # this step uses the value before its own change
         with torch.no_grad():
             next_actions, next_log_prob = self.actor_.sample(next_obs, self._gen)
-            next_q = self.critic_target_(next_obs, next_actions).min(dim=0).values - alpha * next_log_prob
+            next_q = self.critic_target_.forward(next_obs, next_actions).min(dim=0).values - alpha * next_log_prob
             target = rewards + self.gamma * (1.0 - dones) * next_q  # (B,)
-        q = self.critic_(obs, actions)  # (2, B)
+        q = self.critic_.forward(obs, actions)  # (2, B)
         critic_loss = 0.5 * ((q - target) ** 2).mean(dim=1).sum()
         self._critic_step.zero_grad()
         critic_loss.backward()
         self._critic_step()
         # The actor climbs the (just updated) critics; their gradients are not formed.
-        q_pi = self.critic_(obs, pi_actions, frozen=True).min(dim=0).values
+        q_pi = self.critic_.forward(obs, pi_actions, frozen=True).min(dim=0).values
         actor_loss = (alpha * log_prob - q_pi).mean()
         loss = actor_loss
         if self.ent_coef == "auto":
@@ -185,5 +186,5 @@ class SAC(OffPolicyContinuous):
         self._actor_step()
         self._n_updates += 1
         if self._n_updates % self.target_update_interval == 0:
-            polyak(self.critic_target_, self.critic_, self.tau)
+            polyak(self._targets, self._onlines, self.tau)
         return torch.stack([critic_loss.detach(), actor_loss.detach(), alpha, -log_prob.detach().mean()])

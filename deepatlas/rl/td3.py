@@ -117,6 +117,9 @@ class TD3(OffPolicyContinuous):
         self._opt = adam(self.actor_.parameters(), device, lr=self.lr)
         self._critic_opt = adam(self.critic_.parameters(), device, lr=self.lr)
         self._actor_step, self._critic_step = AdamStep(self._opt), AdamStep(self._critic_opt)
+        # both target networks follow in one fused Polyak call (loading a state copies into these tensors)
+        self._targets = [*self.critic_target_.parameters(), *self.actor_target_.parameters()]
+        self._onlines = [*self.critic_.parameters(), *self.actor_.parameters()]
         self._n_updates = 0
 
     def _networks(self):
@@ -142,27 +145,26 @@ class TD3(OffPolicyContinuous):
 
     def _update(self, batches, n_steps):
         obs, actions, rewards, next_obs, dones = batches  # (S, B, O), (S, B, D), (S, B), (S, B, O), (S, B)
-        critic_losses = torch.zeros(n_steps, device=self.device_)
-        actor_losses = []
+        critic_losses, actor_losses = [], []
         for s in range(n_steps):
             critic_loss, actor_loss = self.train_step(obs[s], actions[s], rewards[s], next_obs[s], dones[s])
-            critic_losses[s] = critic_loss
+            critic_losses.append(critic_loss)
             if actor_loss is not None:
                 actor_losses.append(actor_loss)
-        logs = {"critic_loss": float(critic_losses.mean())}
+        logs = {"critic_loss": float(torch.stack(critic_losses).mean())}
         if actor_losses:
             logs["actor_loss"] = float(torch.stack(actor_losses).mean())
         return logs
 
     def target_q(self, rewards, next_obs, dones) -> torch.Tensor:
         """``r + gamma (1 - done) min_i Q'_i(s', clip(mu'(s') + clip(eps, -c, c), -1, 1))``, (B,)."""
-        with torch.no_grad():
-            next_actions = self.actor_target_(next_obs)
+        with torch.no_grad():  # (modules called through forward: Module.__call__'s dispatch costs a small layer)
+            next_actions = self.actor_target_.forward(next_obs)
             if self.target_policy_noise > 0:
                 noise = torch.randn(next_actions.shape, generator=self._gen, device=next_actions.device)
                 noise = (noise * self.target_policy_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
                 next_actions = (next_actions + noise).clamp(-1.0, 1.0)
-            next_q = self.critic_target_(next_obs, next_actions).min(dim=0).values
+            next_q = self.critic_target_.forward(next_obs, next_actions).min(dim=0).values
             return rewards + self.gamma * (1.0 - dones) * next_q
 
     def train_step(self, obs, actions, rewards, next_obs, dones):
@@ -170,7 +172,7 @@ class TD3(OffPolicyContinuous):
         both target updates; returns (critic loss, actor loss or None)."""
         self._n_updates += 1
         target = self.target_q(rewards, next_obs, dones)
-        q = self.critic_(obs, actions)  # (n, B)
+        q = self.critic_.forward(obs, actions)  # (n, B)
         critic_loss = ((q - target) ** 2).mean(dim=1).sum()
         self._critic_step.zero_grad()
         critic_loss.backward()
@@ -178,12 +180,11 @@ class TD3(OffPolicyContinuous):
         if self._n_updates % self.policy_delay:
             return critic_loss.detach(), None
         # The actor climbs the first (just updated) critic; the critic's gradients are not formed.
-        actor_loss = -self.critic_.single(0, obs, self.actor_(obs), frozen=True).mean()
+        actor_loss = -self.critic_.single(0, obs, self.actor_.forward(obs), frozen=True).mean()
         self._actor_step.zero_grad()
         actor_loss.backward()
         self._actor_step()
-        polyak(self.critic_target_, self.critic_, self.tau)
-        polyak(self.actor_target_, self.actor_, self.tau)
+        polyak(self._targets, self._onlines, self.tau)
         return critic_loss.detach(), actor_loss.detach()
 
 
