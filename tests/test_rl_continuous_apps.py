@@ -88,6 +88,37 @@ def test_record_writes_an_mp4(tmp_path):
     assert iio.imread(out).shape[0] == 11  # every frame kept
 
 
+def test_a_filmed_mujoco_runner_stays_in_the_picture(monkeypatch):
+    """HalfCheetah's default view follows nothing; frames come through the model's tracking camera
+    (and through EGL when there is no display), so the body is still in view 20 m further on."""
+    need("mujoco")
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    from deepatlas.rl.envs import make_env
+
+    def body_share(frame):  # the cheetah's brown: red > green > blue by a margin; the floor and sky are not
+        r, g, b = (frame[..., i].astype(int) for i in range(3))
+        return float(((r > g + 20) & (g > b + 20)).mean())
+
+    def filmed(follow: bool):
+        env = make_env("HalfCheetah-v5", render_mode="rgb_array")
+        base = env.unwrapped
+        if not follow:
+            base.mujoco_renderer.camera_id = -1  # Gymnasium's own free view
+        env.reset(seed=0)
+        start = env.render()
+        qpos, qvel = base.data.qpos.copy(), base.data.qvel.copy()
+        qpos[0] += 20.0
+        base.set_state(qpos, qvel)
+        return body_share(start), body_share(env.render())
+
+    at_start, far = filmed(follow=True)
+    assert at_start > 0.01 and far > 0.5 * at_start, (at_start, far)
+    free_start, free_far = filmed(follow=False)
+    assert free_start > 0.005 and free_far < 0.1 * free_start, (free_start, free_far)  # what the default did
+
+
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_onnx_export_squashes_and_scales_in_the_graph(algo, tmp_path):
     need("onnxruntime")

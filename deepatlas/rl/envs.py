@@ -113,7 +113,42 @@ def make_env(env, *, render_mode: str | None = None):
         raise InputError(f"Environment {env!r} needs a package that is not installed: {exc}") from None
     if render_mode == "rgb_array":
         _draw_offscreen(built)
+        _follow_the_body(built)
     return built
+
+
+def _follow_the_body(env) -> None:
+    """Film a MuJoCo task through its model's ``track`` camera when the default view follows nothing.
+
+    Gymnasium 1.x renders MuJoCo tasks from a free camera set by the task's default camera settings;
+    HalfCheetah-v5's and Ant-v5's give only a distance, so a body that runs forward leaves the
+    picture within a few hundred steps. Their models carry a camera named ``track`` that follows the
+    body; tasks whose settings name a body to track (Hopper, Walker2d, Humanoid) keep their view."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    if renderer is None:
+        return
+    _headless_gl()
+    if getattr(renderer, "camera_id", None) != -1:
+        return
+    if "trackbodyid" in (renderer.default_cam_config or {}):
+        return
+    import mujoco
+
+    track = mujoco.mj_name2id(renderer.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    if track != -1:
+        renderer.camera_id = track
+
+
+def _headless_gl() -> None:
+    """On Linux without a display, let MuJoCo draw through EGL unless the user chose (``MUJOCO_GL``).
+
+    Gymnasium reads ``MUJOCO_GL`` when the first frame is drawn; unset, it tries GLFW first, which
+    needs a display and fails inside MuJoCo with a bare ``FatalError``."""
+    import os
+    import sys
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _draw_offscreen(env) -> None:
