@@ -116,20 +116,19 @@ class DeterministicActor(nn.Module):
     deterministic = forward
 
 
-# ---- the critics' output layer on a CPU ----------------------------------------------------------------
-# With two or more stacked critics, ``baddbmm``/``bmm`` on a CPU hand the whole batch to MKL's batched
-# product. For a one-column result (the output layer (B, K) x (K, 1), and the weight gradient of its
-# backward pass) that product adds the K terms one after another in single precision, each term
-# rounded before it is added, no fused multiply-add: ``((b + x_1 w_1) + x_2 w_2) + ...``, at about one
-# term per clock cycle (0.15-0.18 ms for twin critics of 256-300 inputs at batch 256, as much as all
-# the rest of the layer). NumPy's ``add.reduce`` over an outer axis adds whole rows in exactly that
-# order, vectorised across the other axes: the same sums, bit for bit, in about half the time when the
-# rows lie in memory that way. They do for the weight gradient (rows: the batch), and for the forward
-# pass when the hidden layers are computed transposed (``Critics._q_t``, passes without gradients:
-# the target critics). The input gradient is an outer product (one term each: ``0 + g w``), an
-# elementwise product. ``_OutputLayer`` and ``_q_t`` are used wherever ``_sequential_output_ok`` has
-# checked them against ``baddbmm`` on this machine (at the first use of each shape); anywhere else
-# the layer is ``baddbmm`` as before.
+# ---- the target critics' output layer on a CPU ------------------------------------------------------
+# With two or more stacked critics, ``baddbmm`` on a CPU hands the whole batch to MKL's batched product.
+# For a one-column result (the output layer, (B, K) x (K, 1)) that product adds the K terms one after
+# another in single precision, each product rounded before it is added, no fused multiply-add, bias
+# first: ``((b + x_1 w_1) + x_2 w_2) + ...``, at about one term per clock cycle (0.15-0.18 ms for twin
+# critics of 256-300 inputs at batch 256, as much as the rest of the layer). NumPy's ``add.reduce`` over
+# an outer axis adds whole rows in exactly that order, vectorised across the batch: the same sums, bit
+# for bit, when the rows lie in memory that way. In a pass without gradients (the target critics),
+# ``Critics._q_t`` computes the hidden layers transposed, (n, width, B) (the same MKL products, bit for
+# bit), so they do. ``_sequential_output_ok`` checks this against ``baddbmm`` on this machine at the
+# first use of each shape; anywhere else (one critic, a GPU, no MKL, a mismatch) the pass is as before.
+# (The same sums for the passes with gradients, and the backward pass's products, were measured too:
+# no gain there once the activations are no longer in cache.)
 _SCRATCH = threading.local()
 
 
@@ -152,53 +151,12 @@ def _output_forward_t(h_t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> to
     return torch.from_numpy(np.add.reduce(p, axis=1))
 
 
-def _output_weight_grad(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``bmm(x^T, g)`` for (n, B, K) and (n, B, 1): from zero, each product added in order, (n, K, 1)."""
-    n, rows, k = x.shape
-    p = _scratch((rows + 1, n, k))
-    p[0] = 0.0
-    np.multiply(x.detach().numpy().transpose(1, 0, 2), g.detach().numpy().transpose(1, 0, 2), out=p[1:])
-    return torch.from_numpy(np.add.reduce(p, axis=0)[..., None])
-
-
-def _contiguous_or_transposed(t: torch.Tensor) -> bool:
-    """Whether ``bmm`` hands this operand's matrices to the BLAS as they are (ATen's own test)."""
-    (_, s1, s2), (_, n1, n2) = t.stride(), t.shape
-    return (s2 == 1 and s1 >= n2) or (s1 == 1 and s2 >= n1)
-
-
-class _OutputLayer(torch.autograd.Function):
-    """``baddbmm(b, x, w).squeeze(-1)`` for the critics' output layer, (n, B, K), (n, K, 1), (n, 1, 1)
-    -> (n, B), with its backward pass's products computed as above (the same numbers)."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        return torch.baddbmm(b, x, w).squeeze(-1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, w = ctx.saved_tensors
-        g = grad.unsqueeze(-1)  # (n, B, 1), what the squeeze's backward would hand baddbmm's
-        gx = gw = gb = None
-        if not _contiguous_or_transposed(g):  # bmm would not take MKL's batched product: do as it does
-            gx = torch.bmm(g, w.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-            gw = torch.bmm(x.transpose(1, 2), g) if ctx.needs_input_grad[1] else None
-        else:
-            gx = torch.mul(g, w.transpose(1, 2)).add_(0.0) if ctx.needs_input_grad[0] else None  # 0 + g w
-            gw = _output_weight_grad(x, g) if ctx.needs_input_grad[1] else None
-        if ctx.needs_input_grad[2]:
-            gb = g.sum(dim=1, keepdim=True)  # what autograd reduces the broadcast bias's gradient with
-        return gx, gw, gb
-
-
 _CHECKED: dict = {}
 
 
 def _sequential_output_ok(n: int, sizes: tuple, rows: int, activation: str, device: torch.device) -> bool:
-    """Whether ``_OutputLayer`` and ``Critics._q_t`` give ``baddbmm``'s numbers bit for bit here, for
-    ``n`` critics of layer widths ``sizes`` (input first) at batch ``rows``: checked once per shape and
-    thread count (``_check_sequential_output``)."""
+    """Whether ``Critics._q_t`` gives ``baddbmm``'s numbers bit for bit here, for ``n`` critics of layer
+    widths ``sizes`` (input first) at batch ``rows``: checked once per shape and thread count."""
     key = (n, sizes, rows, activation, device.type, torch.get_num_threads())
     ok = _CHECKED.get(key)
     if ok is None:
@@ -206,9 +164,9 @@ def _sequential_output_ok(n: int, sizes: tuple, rows: int, activation: str, devi
     return ok
 
 
+@torch.no_grad()
 def _check_sequential_output(n: int, sizes: tuple, rows: int, activation: str, device: torch.device) -> bool:
-    """Run both ways on random numbers (a generator of its own: no global random state is touched):
-    a forward pass without gradients, and the output layer's forward and backward passes."""
+    """Both passes on random numbers (a generator of its own: no global random state is touched)."""
     if n < 2 or device.type != "cpu" or not torch.backends.mkl.is_available() or rows * sizes[-2] < 400:
         return False  # not MKL's batched product: nothing to reproduce
     gen = torch.Generator().manual_seed(0)
@@ -220,17 +178,7 @@ def _check_sequential_output(n: int, sizes: tuple, rows: int, activation: str, d
     for w, b in zip(ws[:-1], bs[:-1]):
         h = act(torch.baddbmm(b, h, w))
         h_t = act(torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h_t))
-    if not torch.equal(_output_forward_t(h_t, ws[-1], bs[-1]), torch.baddbmm(bs[-1], h, ws[-1]).squeeze(-1)):
-        return False
-    g = torch.randn(n, rows, generator=gen)
-    got = []
-    for fast in (False, True):
-        with torch.enable_grad():  # the caller's pass may be one without gradients
-            leaves = [t.clone().requires_grad_(True) for t in (h, ws[-1], bs[-1])]
-            q = _OutputLayer.apply(*leaves) if fast else torch.baddbmm(leaves[2], leaves[0], leaves[1]).squeeze(-1)
-            q.backward(g)
-        got.append([q.detach(), *(t.grad for t in leaves)])
-    return all(torch.equal(a, b) for a, b in zip(*got))
+    return torch.equal(_output_forward_t(h_t, ws[-1], bs[-1]), torch.baddbmm(bs[-1], h, ws[-1]).squeeze(-1))
 
 
 class Critics(nn.Module):
@@ -241,10 +189,9 @@ class Critics(nn.Module):
     tensor and one (n, 1, out) bias, and a forward pass is one batched product (``baddbmm``) per
     layer for all ``n`` critics. The arithmetic is that of ``n`` separate networks; the stacked form
     halves the number of operations (and of autograd nodes, optimiser and Polyak tensors) of twin
-    critics, which at these sizes cost about as much as their matrix products on a CPU. On a CPU the
-    output layer of two or more critics runs as ``_OutputLayer`` (the same sums, faster), and a pass
-    without gradients runs the hidden layers transposed (``_q_t``: the same products, bit for bit, laid
-    out so that the output layer's rows are in place).
+    critics, which at these sizes cost about as much as their matrix products on a CPU. On a CPU a
+    pass without gradients runs the hidden layers transposed (``_q_t``: the same products, bit for
+    bit, laid out so that the output layer's sums run as NumPy row additions, faster).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes, activation: str, n: int) -> None:
@@ -290,8 +237,6 @@ class Critics(nn.Module):
         last = len(weights) - 1
         for i in range(last):
             x = self.act(torch.baddbmm(biases[i], x, weights[i]))
-        if _sequential_output_ok(x.shape[0], self._sizes, x.shape[1], self.activation, x.device):
-            return _OutputLayer.apply(x, weights[last], biases[last])
         return torch.baddbmm(biases[last], x, weights[last]).squeeze(-1)
 
     def _q_t(self, x: torch.Tensor, weights, biases) -> torch.Tensor:
