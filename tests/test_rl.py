@@ -337,7 +337,7 @@ def test_cli_errors_exit_2_with_one_line(one_thread_cli, tmp_path):
 
 
 # ---- the game and the road (Box2D, highway-env: the rl-apps extra) ---------------------------------
-@pytest.mark.slow  # 1,000,000 steps: about 150 s of CPU on one thread
+@pytest.mark.slow  # 1,000,000 steps: 135-200 s of CPU on one thread (docs/results-rl-games.md)
 @pytest.mark.parametrize("env_id", ["LunarLander-v3", "LunarLanderContinuous-v3"])
 def test_ppo_with_its_default_preset_solves_lunar_lander(env_id):
     pytest.importorskip("Box2D", reason="LunarLander needs Box2D: pip install 'deepatlas[rl-apps]'")
