@@ -328,60 +328,16 @@ def test_direct_adam_step_equals_optimizer_step_and_follows_a_loaded_state():
             torch.testing.assert_close(s_direct["state"][k][name], s_opt["state"][k][name], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_critics_pass_without_gradients_equals_baddbmm_bit_for_bit(activation):
-    """Where the stacked critics' pass without gradients (the target critics) runs transposed with the
-    output layer as ordered NumPy sums (``_q_t``), its numbers are ``baddbmm``'s exactly; the passes
-    with gradients (the critics' update, the actor's through frozen critics) are unchanged."""
-    from deepatlas.rl.offpolicy import _IN_PLACE, Critics
+def test_polyak_on_parameter_lists_equals_polyak_on_modules():
+    from deepatlas.rl.offpolicy import polyak
 
     torch.manual_seed(0)
-    critics = Critics(3, 1, (64, 32), activation, 2)
-    obs, actions = torch.randn(64, 3), torch.rand(64, 1) * 2 - 1
-    obs[:5] = 0.0
-
-    def reference(obs, actions, frozen=False):
-        x = torch.cat([obs, actions], -1).expand(2, *obs.shape[:1], 4)
-        ws, bs = list(critics.weights), list(critics.biases)
-        if frozen:
-            ws, bs = [w.detach() for w in ws], [b.detach() for b in bs]
-        for w, b in zip(ws[:-1], bs[:-1]):
-            x = _IN_PLACE[activation](torch.baddbmm(b, x, w))
-        return torch.baddbmm(bs[-1], x, ws[-1]).squeeze(-1)
-
-    with torch.no_grad():
-        assert torch.equal(critics(obs, actions), reference(obs, actions))
-    assert torch.equal(critics(obs, actions, frozen=True), reference(obs, actions))  # nothing needs a gradient
-
-    def grads(fn):
-        critics.zero_grad(set_to_none=True)
-        q = fn(obs, actions)
-        (q * torch.linspace(-1, 1, q.numel()).reshape(q.shape)).sum().backward()
-        return [q.detach()] + [p.grad.clone() for p in critics.parameters()]
-
-    for got, want in zip(grads(critics), grads(reference)):
-        assert torch.equal(got, want)
-    a1, a2 = actions.clone().requires_grad_(True), actions.clone().requires_grad_(True)
-    q1, q2 = critics(obs, a1, frozen=True), reference(obs, a2, frozen=True)
-    q1.min(dim=0).values.mean().backward()
-    q2.min(dim=0).values.mean().backward()
-    assert torch.equal(q1, q2) and torch.equal(a1.grad, a2.grad)
-
-
-def test_ordered_sums_of_the_output_layer():
-    """``_output_forward_t`` is ``((b + x_1 w_1) + x_2 w_2) + ...`` in float32 with each product rounded,
-    from the output layer's input laid out (n, K, B), whatever the layout it was given in."""
-    from deepatlas.rl.offpolicy import _output_forward_t
-
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 5, 40, generator=gen).relu_()
-    w, b = torch.randn(2, 40, 1, generator=gen), torch.randn(2, 1, 1, generator=gen)
-    xn, wn, bn = x.numpy(), w.numpy()[..., 0], b.numpy()[:, 0, 0]
-    want = np.empty((2, 5), np.float32)
-    for c in range(2):
-        acc = np.full(5, bn[c], np.float32)
-        for k in range(40):
-            acc = acc + xn[c, :, k] * wn[c, k]
-        want[c] = acc
-    assert torch.equal(_output_forward_t(x.transpose(1, 2).contiguous(), w, b), torch.from_numpy(want))
-    assert torch.equal(_output_forward_t(x.transpose(1, 2), w, b), torch.from_numpy(want))
+    nets = [torch.nn.Linear(3, 2) for _ in range(2)]  # target, online
+    polyak(nets[0], nets[1], 0.1)
+    torch.manual_seed(0)
+    again = [torch.nn.Linear(3, 2) for _ in range(2)]
+    params = [*again[0].parameters()]
+    polyak(params, [*again[1].parameters()], 0.1)
+    for a, b in zip(nets[0].parameters(), params):
+        assert torch.equal(a, b)
+    assert not torch.equal(params[0], again[1].weight)  # it moved toward the online one, not onto it

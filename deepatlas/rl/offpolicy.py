@@ -18,7 +18,6 @@ Methods" (TD3); Haarnoja et al. (2018), "Soft Actor-Critic Algorithms and Applic
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -116,71 +115,6 @@ class DeterministicActor(nn.Module):
     deterministic = forward
 
 
-# ---- the target critics' output layer on a CPU ------------------------------------------------------
-# With two or more stacked critics, ``baddbmm`` on a CPU hands the whole batch to MKL's batched product.
-# For a one-column result (the output layer, (B, K) x (K, 1)) that product adds the K terms one after
-# another in single precision, each product rounded before it is added, no fused multiply-add, bias
-# first: ``((b + x_1 w_1) + x_2 w_2) + ...``, at about one term per clock cycle (0.15-0.18 ms for twin
-# critics of 256-300 inputs at batch 256, as much as the rest of the layer). NumPy's ``add.reduce`` over
-# an outer axis adds whole rows in exactly that order, vectorised across the batch: the same sums, bit
-# for bit, when the rows lie in memory that way. In a pass without gradients (the target critics),
-# ``Critics._q_t`` computes the hidden layers transposed, (n, width, B) (the same MKL products, bit for
-# bit), so they do. ``_sequential_output_ok`` checks this against ``baddbmm`` on this machine at the
-# first use of each shape; anywhere else (one critic, a GPU, no MKL, a mismatch) the pass is as before.
-# (The same sums for the passes with gradients, and the backward pass's products, were measured too:
-# no gain there once the activations are no longer in cache.)
-_SCRATCH = threading.local()
-
-
-def _scratch(shape: tuple) -> np.ndarray:
-    """A float32 array of this shape kept for reuse by this thread (a fresh one each call would be
-    memory the allocator maps in and out again, with a page fault per 4 KiB)."""
-    arrays = _SCRATCH.__dict__.setdefault("arrays", {})
-    if shape not in arrays:
-        arrays[shape] = np.empty(shape, np.float32)
-    return arrays[shape]
-
-
-def _output_forward_t(h_t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The output layer from the last hidden layer laid out (n, K, B), (n, K, 1) and (n, 1, 1) -> (n, B):
-    the bias, then each product (rounded), added in order."""
-    n, k, rows = h_t.shape
-    p = _scratch((n, k + 1, rows))
-    p[:, 0] = b.detach().numpy()[:, 0]
-    np.multiply(h_t.numpy(), w.detach().numpy(), out=p[:, 1:])
-    return torch.from_numpy(np.add.reduce(p, axis=1))
-
-
-_CHECKED: dict = {}
-
-
-def _sequential_output_ok(n: int, sizes: tuple, rows: int, activation: str, device: torch.device) -> bool:
-    """Whether ``Critics._q_t`` gives ``baddbmm``'s numbers bit for bit here, for ``n`` critics of layer
-    widths ``sizes`` (input first) at batch ``rows``: checked once per shape and thread count."""
-    key = (n, sizes, rows, activation, device.type, torch.get_num_threads())
-    ok = _CHECKED.get(key)
-    if ok is None:
-        ok = _CHECKED[key] = _check_sequential_output(n, sizes, rows, activation, device)
-    return ok
-
-
-@torch.no_grad()
-def _check_sequential_output(n: int, sizes: tuple, rows: int, activation: str, device: torch.device) -> bool:
-    """Both passes on random numbers (a generator of its own: no global random state is touched)."""
-    if n < 2 or device.type != "cpu" or not torch.backends.mkl.is_available() or rows * sizes[-2] < 400:
-        return False  # not MKL's batched product: nothing to reproduce
-    gen = torch.Generator().manual_seed(0)
-    act = _IN_PLACE[activation]
-    ws = [torch.randn(n, a, b, generator=gen) / a**0.5 for a, b in zip(sizes[:-1], sizes[1:])]
-    bs = [0.1 * torch.randn(n, 1, b, generator=gen) for b in sizes[1:]]
-    x = torch.randn(rows, sizes[0], generator=gen).expand(n, rows, sizes[0])
-    h, h_t = x, x.transpose(1, 2)
-    for w, b in zip(ws[:-1], bs[:-1]):
-        h = act(torch.baddbmm(b, h, w))
-        h_t = act(torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h_t))
-    return torch.equal(_output_forward_t(h_t, ws[-1], bs[-1]), torch.baddbmm(bs[-1], h, ws[-1]).squeeze(-1))
-
-
 class Critics(nn.Module):
     """``n`` independent Q-networks on (observation, normalised action): (B, O), (B, D) -> (n, B).
 
@@ -189,9 +123,7 @@ class Critics(nn.Module):
     tensor and one (n, 1, out) bias, and a forward pass is one batched product (``baddbmm``) per
     layer for all ``n`` critics. The arithmetic is that of ``n`` separate networks; the stacked form
     halves the number of operations (and of autograd nodes, optimiser and Polyak tensors) of twin
-    critics, which at these sizes cost about as much as their matrix products on a CPU. On a CPU a
-    pass without gradients runs the hidden layers transposed (``_q_t``: the same products, bit for
-    bit, laid out so that the output layer's sums run as NumPy row additions, faster).
+    critics, which at these sizes cost about as much as their matrix products on a CPU.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes, activation: str, n: int) -> None:
@@ -207,9 +139,7 @@ class Critics(nn.Module):
             nn.Parameter(torch.stack([layers[i].bias.detach()[None] for layers in linears]))
             for i in range(len(linears[0]))
         )  # layer i: (n, 1, out)
-        self.activation = activation
         self.act = _IN_PLACE[activation]
-        self._sizes = (obs_dim + act_dim, *hidden_sizes, 1)
         self._register_load_state_dict_pre_hook(self._from_separate_networks)
 
     @staticmethod
@@ -235,30 +165,20 @@ class Critics(nn.Module):
     def _q(self, x: torch.Tensor, weights, biases) -> torch.Tensor:
         """(m, B, O + D) -> (m, B) through the critics whose layers are given."""
         last = len(weights) - 1
-        for i in range(last):
-            x = self.act(torch.baddbmm(biases[i], x, weights[i]))
-        return torch.baddbmm(biases[last], x, weights[last]).squeeze(-1)
-
-    def _q_t(self, x: torch.Tensor, weights, biases) -> torch.Tensor:
-        """``_q`` without gradients, each hidden layer computed as its transpose (n, out, B): the same
-        products (checked by ``_sequential_output_ok``), and the output layer's rows contiguous."""
-        h = x.transpose(1, 2)
-        for w, b in zip(weights[:-1], biases[:-1]):
-            h = self.act(torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h))
-        return _output_forward_t(h, weights[-1], biases[-1])
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = self.act(x)
+        return x.squeeze(-1)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
         """(n, B) Q-values; ``frozen`` keeps the critics' parameters out of the graph (gradients
         reach the inputs only: the actor's update)."""
         x = torch.cat([obs, actions], dim=-1)  # (B, O + D)
         ws, bs = self._layers()
-        x = x.expand(self.n, *x.shape)
-        if not torch.is_grad_enabled() or not (x.requires_grad or (ws[0].requires_grad and not frozen)):
-            if _sequential_output_ok(self.n, self._sizes, x.shape[1], self.activation, x.device):
-                return self._q_t(x, [w.detach() for w in ws], [b.detach() for b in bs])
         if frozen:
             ws, bs = [w.detach() for w in ws], [b.detach() for b in bs]
-        return self._q(x, ws, bs)
+        return self._q(x.expand(self.n, *x.shape), ws, bs)
 
     def single(self, i: int, obs: torch.Tensor, actions: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
         """Critic ``i`` only, (B,): TD3's and DDPG's actor climbs the first one."""
