@@ -28,7 +28,13 @@ import time
 import numpy as np
 import torch
 
-SOLVED = {"Pendulum-v1": -200.0, "InvertedPendulum-v5": 950.0, "LunarLander-v3": 200.0, "CartPole-v1": 475.0}
+SOLVED = {
+    "Pendulum-v1": -200.0,
+    "InvertedPendulum-v5": 950.0,
+    "LunarLander-v3": 200.0,
+    "LunarLanderContinuous-v3": 200.0,
+    "CartPole-v1": 475.0,
+}
 
 
 def evaluate_policy(predict, env_id: str, n_episodes: int, seed: int) -> dict:
