@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         line = f"deepatlas {args.command}: error: {exc}"
         # Under ``--nproc`` every rank meets the same user error: each leaves its line in a file
         # and the launcher says one. Under a bare torchrun, rank 0 says it.
-        if _rank_error_file() is not None:
+        if (error_file := _rank_error_file()) is not None:
             from deepatlas._io import atomic_write_text
 
-            atomic_write_text(_rank_error_file(), line + "\n")
+            atomic_write_text(error_file, line + "\n")
         elif int(os.environ.get("RANK", "0")) == 0:
             print(line, file=sys.stderr)
         return 2

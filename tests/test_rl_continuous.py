@@ -328,16 +328,13 @@ def test_direct_adam_step_equals_optimizer_step_and_follows_a_loaded_state():
             torch.testing.assert_close(s_direct["state"][k][name], s_opt["state"][k][name], rtol=0, atol=0)
 
 
-def test_polyak_on_parameter_lists_equals_polyak_on_modules():
+def test_polyak_moves_each_target_parameter_a_tau_share_toward_the_online_one():
     from deepatlas.rl.offpolicy import polyak
 
     torch.manual_seed(0)
-    nets = [torch.nn.Linear(3, 2) for _ in range(2)]  # target, online
-    polyak(nets[0], nets[1], 0.1)
-    torch.manual_seed(0)
-    again = [torch.nn.Linear(3, 2) for _ in range(2)]
-    params = [*again[0].parameters()]
-    polyak(params, [*again[1].parameters()], 0.1)
-    for a, b in zip(nets[0].parameters(), params):
-        assert torch.equal(a, b)
-    assert not torch.equal(params[0], again[1].weight)  # it moved toward the online one, not onto it
+    target, online = ([*torch.nn.Linear(3, 2).parameters()] for _ in range(2))
+    before = [t.detach().clone() for t in target]
+    polyak(target, online, 0.1)
+    for t, b, o in zip(target, before, online, strict=True):
+        torch.testing.assert_close(t.detach(), 0.9 * b + 0.1 * o.detach(), rtol=0, atol=1e-7)
+        assert not torch.equal(t, b)

@@ -16,6 +16,7 @@ import numpy as np
 from deepatlas.export.adapters import (
     PerceptronModule,
     example_and_random,
+    input_shape_of,
     preprocessing_of,
     require_fitted,
     supervised_spec,
@@ -48,7 +49,7 @@ def channel_statistics(est) -> tuple[np.ndarray, np.ndarray] | None:
     """A CNN's ``(mean, scale)`` per channel, or None where its graph keeps the training size: inputs
     ``(n, L)``, or statistics that differ between the positions of a channel (runs saved before
     they were per channel)."""
-    shape = tuple(int(s) for s in est.input_shape_)
+    shape = input_shape_of(est)
     if len(shape) < 2:
         return None
     mean = np.asarray(est.mean_, np.float32).reshape(shape[0], -1)

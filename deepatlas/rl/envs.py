@@ -113,24 +113,21 @@ def make_env(env, *, render_mode: str | None = None):
         raise InputError(f"Environment {env!r} needs a package that is not installed: {exc}") from None
     if render_mode == "rgb_array":
         _draw_offscreen(built)
-        _follow_the_body(built)
+        renderer = getattr(built.unwrapped, "mujoco_renderer", None)
+        if renderer is not None:
+            _headless_gl()
+            _follow_the_body(renderer)
     return built
 
 
-def _follow_the_body(env) -> None:
+def _follow_the_body(renderer) -> None:
     """Film a MuJoCo task through its model's ``track`` camera when the default view follows nothing.
 
     Gymnasium 1.x renders MuJoCo tasks from a free camera set by the task's default camera settings;
     HalfCheetah-v5's and Ant-v5's give only a distance, so a body that runs forward leaves the
     picture within a few hundred steps. Their models carry a camera named ``track`` that follows the
     body; tasks whose settings name a body to track (Hopper, Walker2d, Humanoid) keep their view."""
-    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
-    if renderer is None:
-        return
-    _headless_gl()
-    if getattr(renderer, "camera_id", None) != -1:
-        return
-    if "trackbodyid" in (renderer.default_cam_config or {}):
+    if getattr(renderer, "camera_id", None) != -1 or "trackbodyid" in (renderer.default_cam_config or {}):
         return
     import mujoco
 

@@ -211,11 +211,9 @@ class ScaledPolicy(nn.Module):
 
 
 @torch.no_grad()
-def polyak(target: nn.Module | list, online: nn.Module | list, tau: float) -> None:
-    """``target <- (1 - tau) target + tau online``, every parameter in one fused call (modules, or
-    lists of their parameters made once: walking the modules costs more than the call)."""
-    if isinstance(target, nn.Module):
-        target, online = list(target.parameters()), list(online.parameters())
+def polyak(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
+    """``target <- (1 - tau) target + tau online`` for paired parameter lists, in one fused call (the
+    agents make the lists once: walking the modules every update costs more than the call)."""
     torch._foreach_lerp_(target, online, tau)
 
 
