@@ -1,7 +1,7 @@
 """Continuous control, driving and a game against Stable-Baselines3, on the same settings.
 
-For each seed, our agent and SB3's are trained back to back in this process (one torch thread
-each, so both see the same machine load), with the same hyperparameters (the rl-baselines3-zoo's
+For each seed, our agent and SB3's are trained back to back in this process (so both see the
+same machine load, with the same number of torch threads: torch's default unless ``--threads``), with the same hyperparameters (the rl-baselines3-zoo's
 where our ``--preset zoo`` has them, else each side's defaults as documented below), the same
 number of steps, timed on ``learn`` only, and scored on the same seeded evaluation episodes
 (episode ``i`` reset with seed ``10_000 + seed + i``, deterministic actions). On highway-env the
@@ -199,6 +199,18 @@ def summarise(results: dict) -> list[str]:
     return lines
 
 
+def _commit() -> str | None:
+    """The checkout's commit (with ``+`` when it has uncommitted changes), for the JSON lines."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--algo", nargs="+", default=["sac", "td3"])
@@ -206,17 +218,24 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, help="override the preset's budget (both sides)")
     ap.add_argument("--episodes", type=int, default=20)
-    ap.add_argument("--no-peer", action="store_true", help="skip Stable-Baselines3")
+    side = ap.add_mutually_exclusive_group()
+    side.add_argument("--no-peer", action="store_true", help="skip Stable-Baselines3")
+    side.add_argument("--peer-only", action="store_true", help="run Stable-Baselines3's half only")
     ap.add_argument(
         "--preset", choices=("zoo", "none"), default="zoo",
         help="zoo: the rl-baselines3-zoo settings where our preset has them; none: our defaults on both sides",
     )  # fmt: skip
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--threads", type=int,
+        help="torch threads on both sides (default: torch's own, what a user gets; 1 gives the steadiest CPU ratios)",
+    )  # fmt: skip
     ap.add_argument("--log", default="bench_rl_sb3.jsonl", help="append one JSON line per run here")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     PRESET["name"] = args.preset
-    runners = [("deepatlas", run_ours)] + ([] if args.no_peer else [("sb3", run_sb3)])
+    runners = ([] if args.peer_only else [("deepatlas", run_ours)]) + ([] if args.no_peer else [("sb3", run_sb3)])
+    provenance = {"commit": _commit(), "threads": torch.get_num_threads()}
     results: dict[tuple, list[dict]] = {}
     for algo in args.algo:
         for seed in args.seeds:
@@ -231,7 +250,8 @@ def main() -> None:
                     "steps": args.steps,
                     "preset": args.preset,
                 }
-                rec.update(seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2), **score)
+                rec.update(seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2), **score, **provenance)
+                rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 results.setdefault((algo, args.env, who), []).append(rec)
                 print(json.dumps(rec), flush=True)
                 with open(args.log, "a", encoding="utf-8") as f:
