@@ -1,7 +1,8 @@
 """Continuous control, driving and a game against Stable-Baselines3, on the same settings.
 
 For each seed, our agent and SB3's are trained back to back in this process (so both see the
-same machine load, with the same number of torch threads: torch's default unless ``--threads``), with the same hyperparameters (the rl-baselines3-zoo's
+same machine load; ``--threads N`` gives both N torch threads, else each runs at its own default: one
+thread for ours, torch's one per core for SB3), with the same hyperparameters (the rl-baselines3-zoo's
 where our ``--preset zoo`` has them, else each side's defaults as documented below), the same
 number of steps, timed on ``learn`` only, and scored on the same seeded evaluation episodes
 (episode ``i`` reset with seed ``10_000 + seed + i``, deterministic actions). On highway-env the
@@ -66,6 +67,7 @@ def evaluate_policy(predict, env_id: str, n_episodes: int, seed: int) -> dict:
 
 
 PRESET = {"name": "zoo"}  # --preset
+THREADS = {"n": None}  # --threads: None leaves each side at its default
 
 
 def _params(algo: str, env_id: str, steps: int | None) -> tuple[dict, int]:
@@ -76,6 +78,8 @@ def _params(algo: str, env_id: str, steps: int | None) -> tuple[dict, int]:
         params, n = cls.zoo_params(env_id)
     else:  # no preset: both sides on our defaults (which are SB3's, see each agent's docstring)
         params, n = {}, 20_000
+    if THREADS["n"] is not None:  # our agents set their own count for learn (default: one thread)
+        params = dict(params, threads=THREADS["n"])
     return params, steps or n
 
 
@@ -227,15 +231,17 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument(
         "--threads", type=int,
-        help="torch threads on both sides (default: torch's own, what a user gets; 1 gives the steadiest CPU ratios)",
+        help="torch threads for both sides' training; default: each side's own (ours: one thread, its "
+        "threads='auto'; SB3: torch's default, one per core). 1 gives the steadiest CPU ratios",
     )  # fmt: skip
     ap.add_argument("--log", default="bench_rl_sb3.jsonl", help="append one JSON line per run here")
     args = ap.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+        THREADS["n"] = args.threads
     PRESET["name"] = args.preset
     runners = ([] if args.peer_only else [("deepatlas", run_ours)]) + ([] if args.no_peer else [("sb3", run_sb3)])
-    provenance = {"commit": _commit(), "threads": torch.get_num_threads()}
+    provenance = {"commit": _commit(), "threads": args.threads or f"defaults (SB3 {torch.get_num_threads()})"}
     results: dict[tuple, list[dict]] = {}
     for algo in args.algo:
         for seed in args.seeds:
