@@ -44,6 +44,7 @@ def evaluate_policy(predict, env_id: str, n_episodes: int, seed: int) -> float:
 
 
 EVAL = {"freq": 0, "episodes": 10}  # --eval-freq: keep the best policy of periodic evaluations, both sides
+THREADS = {"n": 1}  # --threads: both sides
 
 
 def run_ours(algo: str, env_id: str, seed: int, steps: int | None):
@@ -51,6 +52,7 @@ def run_ours(algo: str, env_id: str, seed: int, steps: int | None):
 
     cls = get_model_class(algo, "rl")
     params, n = cls.zoo_params(env_id)
+    params = dict(params, threads=THREADS["n"])  # the same count as SB3's (ours sets its own for learn)
     agent = cls(env_id, seed=seed, device="cpu", eval_freq=EVAL["freq"], eval_episodes=EVAL["episodes"], **params)
     start, cpu = time.perf_counter(), time.process_time()
     agent.learn(steps or n)
@@ -143,6 +145,7 @@ def main() -> None:
     args = ap.parse_args()
     EVAL["freq"] = args.eval_freq
     torch.set_num_threads(args.threads)
+    THREADS["n"] = args.threads
     threshold = SOLVED.get(args.env, float("inf"))
     runners = [("deepatlas", run_ours)] + ([] if args.no_peer else [("sb3", run_sb3)])
     results: dict[tuple[str, str], list[dict]] = {}

@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--log", default="bench_rl_highway.jsonl", help="append one JSON line per run here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    pair.THREADS["n"] = args.threads  # our agent too (it sets its own count for learn)
     pair.PRESET["name"] = args.preset
     time_simulator(args.env)
     runners = [("deepatlas", lambda *a: run_ours(*a, args.save))]
