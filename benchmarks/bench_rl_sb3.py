@@ -206,10 +206,12 @@ def summarise(results: dict) -> list[str]:
 def _commit() -> str | None:
     """The checkout's commit (with ``+`` when it has uncommitted changes), for the JSON lines."""
     import subprocess
+    from pathlib import Path
 
+    git = ["git", "-C", str(Path(__file__).resolve().parent)]  # this checkout, wherever the script is run from
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
